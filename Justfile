@@ -1,0 +1,25 @@
+# conductor's developer recipes. `just` alone runs lint and the whole test suite.
+
+default: lint test
+
+# The whole test suite; extra arguments go to pytest (e.g. `just test -k ledger`).
+test *args:
+    python -m pytest -n 2 {{args}}
+
+# ruff (lint and format) and mypy (strict on conductor/ and projections/).
+lint:
+    python -m ruff check .
+    python -m ruff format --check .
+    python -m mypy
+
+# Enqueue the demo jobs into ./conductor.db and show them.
+demo:
+    conductor demo
+
+# Regenerate docs/cli.md from the click commands (tests fail when it drifts).
+docs:
+    python -m conductor.clidocs > docs/cli.md
+
+# Ledger benchmarks: enqueue rates, replay of 1,000,000 events, stats/jobs at 1,000,000 jobs.
+bench *args:
+    python tests/benchmarks/ledger_bench.py {{args}}

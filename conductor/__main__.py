@@ -1,0 +1,5 @@
+"""`python -m conductor` runs the CLI."""
+
+from conductor.cli import main
+
+main()

@@ -1,0 +1,582 @@
+"""The `conductor` command: a thin click shell over `conductor.Conductor`.
+
+Errors a user can cause become one line on stderr (`error: ...`) with exit code 1, or 2
+for usage errors; never a traceback. Listings print aligned tables, or JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from conductor import job as decide
+from conductor.client import STATUSES, Conductor
+from conductor.config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    MAX_RETRIES_CAP,
+    PRIORITIES,
+    PRIORITY_NAMES,
+    Settings,
+    parse_duration,
+    parse_time,
+)
+from conductor.errors import ConductorError, InvalidInput
+from conductor.events import EVENT_TYPES, JobEnqueued, RecordedEvent
+from conductor.render import duration, facts, table, to_json, when
+from projections.job_status import JobRow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LIMIT = 100
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(message.split("\n"))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"error: {_one_line(message)}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every expected failure into one stderr line."""
+    try:
+        code = cli.main(args=argv, prog_name="conductor", standalone_mode=False)
+    except ConductorError as e:
+        _fail(str(e), 1)
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        _fail(e.format_message() + hint, e.exit_code)
+    except click.ClickException as e:
+        _fail(e.format_message(), e.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
+    except (RecursionError, MemoryError) as e:
+        _fail(f"input too large or deeply nested ({type(e).__name__}); expected smaller input", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _db_option(function: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        metavar="PATH",
+        envvar="CONDUCTOR_DB",
+        help="Database file (default ./conductor.db; env CONDUCTOR_DB).",
+    )(function)
+
+
+def _json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(
+        function
+    )
+
+
+def _open(db: str | None, *, create: bool) -> Conductor:
+    return Conductor(settings=Settings.from_env(db), create=create)
+
+
+def _echo(text: str) -> None:
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _note(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _limit(value: int) -> int | None:
+    return None if value == 0 else value
+
+
+def _truncation_note(shown: int, limit: int | None, what: str) -> None:
+    if limit is not None and shown == limit:
+        _note(f"(showing the newest {limit} {what}; --limit 0 shows all)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="conductor", prog_name="conductor")
+def cli() -> None:
+    """conductor: background jobs on an append-only, hash-chained event ledger."""
+
+
+# -- enqueue ---------------------------------------------------------------------------
+def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    if path == "-":
+        stream = sys.stdin.buffer
+        yield from enumerate(stream, start=1)
+        return
+    file = Path(path)
+    if file.is_dir():
+        raise InvalidInput(f"invalid --file {path!r}: is a directory; expected a file")
+    try:
+        with file.open("rb") as handle:
+            yield from enumerate(handle, start=1)
+    except OSError as e:
+        raise InvalidInput(f"cannot read --file {path!r}: {e.strerror}; expected a readable file") from None
+
+
+def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
+    payloads = []
+    for number, raw in _read_lines(path):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            payloads.append(decide.parse_payload(line, max_bytes))
+        except InvalidInput as e:
+            raise InvalidInput(f"line {number}: {e}") from None
+    if not payloads:
+        raise InvalidInput(f"--file {path!r} holds no payloads; expected one JSON object per line")
+    return payloads
+
+
+@cli.command()
+@click.option("--payload", metavar="JSON", help='The job: a JSON object naming its "task".')
+@click.option(
+    "--file",
+    "file",
+    metavar="PATH",
+    help="One JSON payload per line (- for stdin); all enqueued in one transaction, or none.",
+)
+@click.option("--delay", metavar="DURATION", help="Run no sooner than this from now: 30s, 5m, 2h.")
+@click.option("--at", "at", metavar="TIME", help="Run no sooner than this ISO-8601 time (UTC if no zone).")
+@click.option(
+    "--priority",
+    type=click.Choice(tuple(PRIORITIES), case_sensitive=False),
+    default="medium",
+    show_default=True,
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, MAX_RETRIES_CAP),
+    default=DEFAULT_MAX_RETRIES,
+    show_default=True,
+    help="Retries after the first attempt fails.",
+)
+@click.option("--queue", default=DEFAULT_QUEUE, show_default=True, help="Queue name.")
+@_json_option
+@_db_option
+def enqueue(
+    payload: str | None,
+    file: str | None,
+    delay: str | None,
+    at: str | None,
+    priority: str,
+    max_retries: int,
+    queue: str,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Add a job (or a file of jobs) and print its id."""
+    if (payload is None) == (file is None):
+        raise click.UsageError("give exactly one of --payload JSON or --file PATH")
+    if delay is not None and at is not None:
+        raise click.UsageError("give --delay or --at, not both")
+    settings = Settings.from_env(db)
+    wait = None if delay is None else parse_duration(delay, "delay")
+    start = None if at is None else _parse_at(at)
+    items = (
+        [decide.parse_payload(payload, settings.max_payload_bytes)]
+        if payload is not None
+        else _file_payloads(file or "-", settings.max_payload_bytes)
+    )
+    with Conductor(settings=settings, create=True) as app:
+        ids = app.enqueue_many(
+            items, queue=queue, priority=priority, max_retries=max_retries, delay=wait, at=start
+        )
+    if as_json:
+        _echo(json.dumps({"ids": ids}))
+    elif len(ids) == 1:
+        _echo(str(ids[0]))
+    else:
+        _echo(f"enqueued {len(ids)} jobs: {ids[0]}-{ids[-1]}")
+
+
+def _parse_at(text: str) -> dt.datetime:
+    try:
+        when_ = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"invalid --at {text!r}: expected an ISO-8601 time like 2026-11-28T09:30:00Z"
+        ) from None
+    return when_ if when_.tzinfo else when_.replace(tzinfo=dt.UTC)
+
+
+# -- listings --------------------------------------------------------------------------
+def _job_json(row: JobRow) -> dict[str, Any]:
+    return {
+        **row,
+        "priority": PRIORITY_NAMES[row["priority"]],
+        "payload": json.loads(row["payload"]),
+    }
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this status.")
+@click.option("--task", help="Only jobs of this task.")
+@click.option("--queue", help="Only jobs in this queue.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0, None),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Show the newest N (0 for all), oldest first.",
+)
+@_json_option
+@_db_option
+def jobs(
+    status: str | None,
+    task: str | None,
+    queue: str | None,
+    limit: int,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """List jobs: ID, task, status, retries used."""
+    with _open(db, create=False) as app:
+        rows = app.jobs(status=status, task=task, queue=queue, limit=_limit(limit))
+    if as_json:
+        _echo(to_json([_job_json(row) for row in rows]))
+        return
+    _echo(
+        table(
+            ("ID", "Task", "Status", "Retries", "Queue", "Priority", "Run at", "Updated"),
+            [
+                (
+                    row["id"],
+                    row["task"],
+                    row["status"],
+                    f"{row['retries']}/{row['max_retries']}",
+                    row["queue"],
+                    PRIORITY_NAMES[row["priority"]],
+                    when(row["run_at"]) if row["status"] == "pending" else "",
+                    when(row["updated_at"]),
+                )
+                for row in rows
+            ],
+        )
+    )
+    _truncation_note(len(rows), _limit(limit), "jobs")
+
+
+@cli.command()
+@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@_json_option
+@_db_option
+def show(job_id: int, as_json: bool, db: str | None) -> None:
+    """Show one job: payload, status, attempts, and each failure with its traceback."""
+    with _open(db, create=False) as app:
+        row = app.job(job_id)
+        failures = app.failures(job_id)
+    if as_json:
+        _echo(
+            to_json(
+                {
+                    **_job_json(row),
+                    "failures": [
+                        {"seq": rec.seq, "at": rec.at, **json.loads(ev.encode())}
+                        for rec, ev in failures
+                    ],
+                }
+            )
+        )
+        return
+    lines = [
+        f"Job {row['id']}",
+        f"  Task:        {row['task']}",
+        f"  Status:      {row['status']}",
+        f"  Queue:       {row['queue']}",
+        f"  Priority:    {PRIORITY_NAMES[row['priority']]}",
+        f"  Attempts:    {row['attempts']}",
+        f"  Retries:     {row['retries']} of {row['max_retries']}",
+        f"  Run at:      {when(row['run_at'])}",
+        f"  Created:     {when(row['created_at'])}",
+        f"  Updated:     {when(row['updated_at'])}",
+    ]
+    if row["worker"]:
+        lines.append(f"  Worker:      {row['worker']} (lease until {when(row['lease_expires_at'])})")
+    if row["last_error"]:
+        lines.append(f"  Last error:  {row['last_error']}")
+    lines.append("  Payload:")
+    lines.extend("    " + line for line in to_json(json.loads(row["payload"])).splitlines())
+    for rec, ev in failures:
+        lines.append(
+            f"  Attempt {ev.attempt} failed at {when(rec.at)}: {ev.error_type}: {ev.message}"
+        )
+        lines.extend("    " + line for line in ev.traceback.rstrip().splitlines())
+    _echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@_json_option
+@_db_option
+def history(job_id: int, as_json: bool, db: str | None) -> None:
+    """Every event of one job, in order, with the time between them."""
+    with _open(db, create=False) as app:
+        entries = app.history(job_id)
+    if as_json:
+        _echo(
+            to_json(
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "type": e.type,
+                        "since_previous": e.since_previous,
+                        "facts": e.facts,
+                        "trace": e.trace,
+                    }
+                    for e in entries
+                ]
+            )
+        )
+        return
+    _echo(
+        table(
+            ("Seq", "Time", "Since prev", "Event", "Details"),
+            [
+                (e.seq, when(e.at), duration(e.since_previous), e.type, facts(e.facts))
+                for e in entries
+            ],
+        )
+    )
+
+
+def _event_json(rec: RecordedEvent) -> dict[str, Any]:
+    return {
+        "seq": rec.seq,
+        "job_id": rec.job_id,
+        "type": rec.type,
+        "version": rec.event.VERSION,
+        "at": rec.at,
+        "data": json.loads(rec.event.encode()),
+        "trace": rec.trace,
+        "hash": rec.hash,
+    }
+
+
+def _event_details(rec: RecordedEvent) -> str:
+    data = json.loads(rec.event.encode())
+    if isinstance(rec.event, JobEnqueued):
+        data.pop("payload")
+    data.pop("traceback", None)
+    return facts(data)
+
+
+@cli.command()
+@click.option("--job", "job_id", type=click.IntRange(1, None), help="Only this job's events.")
+@click.option(
+    "--type",
+    "types",
+    type=click.Choice(EVENT_TYPES),
+    multiple=True,
+    help="Only events of this type (repeatable).",
+)
+@click.option("--task", help="Only events of jobs of this task.")
+@click.option("--since", metavar="TIME", help="At or after: ISO-8601, or an age like 1h, 30m.")
+@click.option("--until", metavar="TIME", help="Before: ISO-8601, or an age like 10m.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0, None),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Show the newest N matches (0 for all), oldest first.",
+)
+@_json_option
+@_db_option
+def events(
+    job_id: int | None,
+    types: tuple[str, ...],
+    task: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Query the audit trail: the event log, filtered."""
+    now = dt.datetime.now(dt.UTC)
+    lower = None if since is None else parse_time(since, now, "--since")
+    upper = None if until is None else parse_time(until, now, "--until")
+    with _open(db, create=False) as app:
+        found = app.events(
+            job_id=job_id, types=types, task=task, since=lower, until=upper, limit=_limit(limit)
+        )
+    if as_json:
+        _echo(to_json([_event_json(rec) for rec in found]))
+        return
+    _echo(
+        table(
+            ("Seq", "Time", "Job", "Event", "Details"),
+            [(rec.seq, when(rec.at), rec.job_id, rec.type, _event_details(rec)) for rec in found],
+        )
+    )
+    _truncation_note(len(found), _limit(limit), "events")
+
+
+@cli.command()
+@_json_option
+@_db_option
+def stats(as_json: bool, db: str | None) -> None:
+    """Job counts by status, overall and per queue."""
+    with _open(db, create=False) as app:
+        result = app.stats()
+    if as_json:
+        _echo(to_json(result.as_dict()))
+        return
+    rows = [("all", *result.overall.as_dict().values())]
+    rows += [(name, *counts.as_dict().values()) for name, counts in sorted(result.queues.items())]
+    _echo(
+        table(
+            ("Queue", "Total", "Pending", "In progress", "Completed", "Failed", "Cancelled"),
+            rows,
+        )
+    )
+
+
+# -- operator actions ------------------------------------------------------------------
+@cli.command()
+@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@_db_option
+def cancel(job_id: int, db: str | None) -> None:
+    """Cancel a pending or in-progress job."""
+    with _open(db, create=False) as app:
+        app.cancel(job_id)
+    _echo(f"job {job_id} cancelled")
+
+
+@cli.command()
+@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@_db_option
+def retry(job_id: int, db: str | None) -> None:
+    """Send a failed or cancelled job back to pending with a fresh retry budget."""
+    with _open(db, create=False) as app:
+        app.retry(job_id)
+    _echo(f"job {job_id} requeued")
+
+
+# -- maintenance -----------------------------------------------------------------------
+@cli.command()
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Rebuild into scratch tables, print differences from the live ones, change nothing.",
+)
+@_db_option
+def replay(verify: bool, db: str | None) -> None:
+    """Rebuild every projection from the event log (seq 1 onwards)."""
+    with _open(db, create=False) as app:
+        if not verify:
+            count = app.replay()
+            _echo(f"rebuilt projections from {count} events")
+            return
+        differences = app.verify_projections()
+        last = app.ledger.last_seq()
+    if not differences:
+        _echo(f"projections match the log ({last} events)")
+        return
+    for diff in differences:
+        if diff.live is None or diff.rebuilt is None:
+            side = "missing from live tables" if diff.live is None else "not in the log"
+            _echo(f"{diff.table} {diff.key}: {side}")
+            continue
+        changed = [
+            f"{key}: live={diff.live[key]!r} log={diff.rebuilt.get(key)!r}"
+            for key in diff.live
+            if diff.live[key] != diff.rebuilt.get(key)
+        ]
+        _echo(f"{diff.table} {diff.key}: " + "; ".join(changed))
+    raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def audit() -> None:
+    """Check the integrity of the event log."""
+
+
+@audit.command("verify")
+@_json_option
+@_db_option
+def audit_verify(as_json: bool, db: str | None) -> None:
+    """Walk the hash chain; name the first event altered, removed or reordered."""
+    with _open(db, create=False) as app:
+        report = app.audit()
+    if as_json:
+        _echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "head_seq": report.head_seq,
+                    "head_hash": report.head_hash,
+                    "first_bad_seq": report.first_bad_seq,
+                    "problem": report.problem,
+                }
+            )
+        )
+    elif report.ok:
+        _echo(
+            f"chain verified: {report.events} events; head seq {report.head_seq} "
+            f"hash {report.head_hash}"
+        )
+    else:
+        _echo(f"chain broken at seq {report.first_bad_seq}: {report.problem}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+# -- demo ------------------------------------------------------------------------------
+DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    *(
+        ({"task": "send_email", "email": f"user{n}@example.com", "subject": "Welcome"}, {})
+        for n in range(1, 9)
+    ),
+    ({"task": "data_import", "source": "customers.csv", "rows": 500}, {"priority": "high"}),
+    ({"task": "data_import", "source": "orders.csv", "rows": 2000}, {"priority": "low"}),
+    ({"task": "send_email", "email": "later@example.com"}, {"delay": dt.timedelta(seconds=3)}),
+    ({"task": "sleep", "seconds": 1}, {"delay": dt.timedelta(seconds=2)}),
+    ({"task": "flaky", "p": 0.5}, {"max_retries": 5}),
+    ({"task": "fail", "message": "the demo's failing job"}, {"max_retries": 2}),
+]
+
+
+@cli.command()
+@_db_option
+def demo(db: str | None) -> None:
+    """Enqueue a realistic mix of jobs, then print `jobs` and `stats`."""
+    with _open(db, create=True) as app:
+        for payload, options in DEMO_JOBS:
+            app.enqueue(payload, **options)
+        _echo(f"enqueued {len(DEMO_JOBS)} demo jobs into {app.settings.db}\n")
+    context = click.get_current_context()
+    context.invoke(jobs, db=db, limit=DEFAULT_LIMIT)
+    _echo("")
+    context.invoke(stats, db=db)
+
+
+@functools.cache
+def commands() -> dict[str, click.Command]:
+    """Every command path (e.g. `audit verify`) and its click command, for the docs."""
+    found: dict[str, click.Command] = {}
+
+    def walk(prefix: str, command: click.Command) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in sorted(command.commands.items()):
+                walk(f"{prefix} {name}".strip(), sub)
+        else:
+            found[prefix] = command
+
+    walk("", cli)
+    return found

@@ -1,0 +1,286 @@
+"""The Python API: enqueue and inspect jobs, run operator actions, audit the log.
+
+A thin layer: it parses and validates input, asks `conductor.job` for the events, and
+hands them to the ledger. The CLI is a shell over this class, so everything the CLI can
+do a program can do too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final
+
+import attrs
+
+from conductor import job as decide
+from conductor.clock import Clock, SystemClock, stamp
+from conductor.config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    Settings,
+    parse_priority,
+)
+from conductor.errors import InvalidInput, LedgerError, UnknownJob
+from conductor.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
+from conductor.job import Payload
+from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
+from conductor.ledger.chain import ChainReport
+from conductor.states import JobState
+from projections import history as history_projection
+from projections.history import HistoryEntry
+from projections.job_status import JobRow
+
+STATUSES: Final = tuple(state.value for state in JobState)
+
+PayloadInput = Payload | Mapping[str, Any] | str | bytes
+
+
+def open_ledger(settings: Settings, *, create: bool) -> Ledger:
+    """The backend for `settings.db`: SQLite for paths and `file:` URIs."""
+    if settings.db.startswith(("postgresql://", "postgres://")):
+        raise LedgerError(
+            "PostgreSQL ledgers are not available in this version; expected a SQLite file path"
+        )
+    from conductor.ledger.sqlite import SqliteLedger
+
+    return SqliteLedger(settings, create=create)
+
+
+@attrs.frozen(kw_only=True)
+class StatusCounts:
+    """How many jobs are in each status, and in all."""
+
+    pending: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.in_progress + self.completed + self.failed + self.cancelled
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, **attrs.asdict(self)}
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    overall: StatusCounts
+    queues: dict[str, StatusCounts]
+    tasks: dict[str, StatusCounts]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.overall.as_dict(),
+            "queues": {name: counts.as_dict() for name, counts in self.queues.items()},
+            "tasks": {name: counts.as_dict() for name, counts in self.tasks.items()},
+        }
+
+
+def _sum(counts: dict[str, dict[str, int]], key: str, status: str, n: int) -> None:
+    bucket = counts.setdefault(key, {})
+    bucket[status] = bucket.get(status, 0) + n
+
+
+class Conductor:
+    """A handle on one ledger. Use as a context manager, or call `close()`.
+
+    `create=False` opens an existing database only (read commands never create one).
+    """
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        create: bool = True,
+    ) -> None:
+        self.settings = settings or Settings.from_env(db)
+        self.clock: Clock = clock or SystemClock()
+        self.ledger: Ledger = open_ledger(self.settings, create=create)
+
+    def __enter__(self) -> Conductor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    # -- enqueue -----------------------------------------------------------------------
+    def _payload(self, raw: PayloadInput) -> Payload:
+        if isinstance(raw, Payload):
+            return raw
+        return decide.parse_payload(
+            dict(raw) if isinstance(raw, Mapping) else raw, self.settings.max_payload_bytes
+        )
+
+    def enqueue(
+        self,
+        payload: PayloadInput,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        priority: str = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        delay: dt.timedelta | None = None,
+        at: dt.datetime | None = None,
+        trace: str | None = None,
+    ) -> int:
+        """Enqueue one job and return its id. The payload is a JSON object naming its task."""
+        return self.enqueue_many(
+            [payload],
+            queue=queue,
+            priority=priority,
+            max_retries=max_retries,
+            delay=delay,
+            at=at,
+            trace=trace,
+        )[0]
+
+    def enqueue_many(
+        self,
+        payloads: Iterable[PayloadInput],
+        *,
+        queue: str = DEFAULT_QUEUE,
+        priority: str = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        delay: dt.timedelta | None = None,
+        at: dt.datetime | None = None,
+        trace: str | None = None,
+    ) -> list[int]:
+        """Enqueue many jobs in one transaction: all of them, or none if any is invalid."""
+        if delay is not None and at is not None:
+            raise InvalidInput("invalid schedule: got both a delay and a time; expected one")
+        if delay is not None and delay < dt.timedelta(0):
+            raise InvalidInput(f"invalid delay {delay}: expected a non-negative duration")
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        now = self.clock.now()
+        run_at = now + delay if delay is not None else at
+        level = parse_priority(priority)
+        events = []
+        for index, raw in enumerate(payloads, start=1):
+            try:
+                parsed = self._payload(raw)
+            except InvalidInput as e:
+                raise InvalidInput(f"item {index}: {e}") from None
+            events.append(
+                decide.enqueue(
+                    parsed,
+                    queue=queue,
+                    priority=level,
+                    max_retries=max_retries,
+                    run_at=run_at,
+                    now=now,
+                    trace=trace,
+                )
+            )
+        return [rec.job_id for rec in self.ledger.append(events)]
+
+    # -- operator actions --------------------------------------------------------------
+    def cancel(self, job_id: int, *, by: str = "operator", reason: str = "cancelled") -> None:
+        """Cancel a pending or in-progress job (a running handler sees it at its next check)."""
+        row = self.job(job_id)
+        self.ledger.append([decide.cancel(row, by=by, reason=reason, now=self.clock.now())])
+
+    def retry(self, job_id: int, *, by: str = "operator") -> None:
+        """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""
+        row = self.job(job_id)
+        self.ledger.append([decide.requeue(row, by=by, now=self.clock.now())])
+
+    # -- queries -----------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRow:
+        row = self.ledger.job(job_id)
+        if row is None:
+            raise UnknownJob(job_id)
+        return row
+
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+    ) -> list[JobRow]:
+        """Jobs in id order; with `limit`, the newest `limit` of them."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"invalid status {status!r}: expected one of {', '.join(STATUSES)}")
+        return self.ledger.jobs(JobFilter(status=status, task=task, queue=queue), limit=limit)
+
+    def stats(self) -> Stats:
+        overall: dict[str, int] = {}
+        queues: dict[str, dict[str, int]] = {}
+        tasks: dict[str, dict[str, int]] = {}
+        for queue, task, status, n in self.ledger.counts():
+            overall[status] = overall.get(status, 0) + n
+            _sum(queues, queue, status, n)
+            _sum(tasks, task, status, n)
+        return Stats(
+            overall=StatusCounts(**overall),
+            queues={name: StatusCounts(**counts) for name, counts in queues.items()},
+            tasks={name: StatusCounts(**counts) for name, counts in tasks.items()},
+        )
+
+    def history(self, job_id: int) -> tuple[HistoryEntry, ...]:
+        events = self.ledger.history(job_id)
+        if not events:
+            raise UnknownJob(job_id)
+        return history_projection.timeline(events)
+
+    def failures(self, job_id: int) -> list[tuple[RecordedEvent, JobAttemptFailed]]:
+        """Every failed attempt of a job, with its traceback, oldest first."""
+        events = self.ledger.read(EventFilter(job_id=job_id, types=(JobAttemptFailed.TYPE,)))
+        return [(rec, rec.event) for rec in events if isinstance(rec.event, JobAttemptFailed)]
+
+    def events(
+        self,
+        *,
+        job_id: int | None = None,
+        types: Iterable[str] = (),
+        task: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Audit-trail query over the log; with `limit`, the newest `limit` matches."""
+        wanted = tuple(types)
+        for name in wanted:
+            if name not in EVENT_TYPES:
+                raise InvalidInput(
+                    f"invalid event type {name!r}: expected one of {', '.join(EVENT_TYPES)}"
+                )
+        return self.ledger.read(
+            EventFilter(
+                job_id=job_id,
+                types=wanted,
+                task=task,
+                since=None if since is None else stamp(since),
+                until=None if until is None else stamp(until),
+            ),
+            limit=limit,
+        )
+
+    # -- maintenance -------------------------------------------------------------------
+    def replay(self) -> int:
+        """Rebuild every read model from seq 1; returns the number of events folded."""
+        return self.ledger.rebuild_projections()
+
+    def verify_projections(self) -> list[RowDifference]:
+        """Rows where the live read models differ from a rebuild (empty means they agree)."""
+        return self.ledger.diff_projections()
+
+    def audit(self) -> ChainReport:
+        """Walk the hash chain; the report names the first bad seq, if any."""
+        return self.ledger.verify_chain()

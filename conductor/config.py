@@ -1,0 +1,132 @@
+"""Settings and the parsing of user-supplied values.
+
+Every parser raises `InvalidInput` with a message of the form "invalid X 'value': expected
+Y", which the CLI prints as its one line. Settings are frozen; they come from arguments
+first, then `CONDUCTOR_*` environment variables, then defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+from typing import Final, Literal
+
+import attrs
+
+from conductor.errors import InvalidInput
+
+DEFAULT_DB: Final = "conductor.db"
+DEFAULT_QUEUE: Final = "default"
+DEFAULT_PRIORITY: Final = "medium"
+DEFAULT_MAX_RETRIES: Final = 3
+MAX_RETRIES_CAP: Final = 10_000
+DEFAULT_BUSY_TIMEOUT: Final = 5.0
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+
+PRIORITIES: Final = {"high": 0, "medium": 1, "low": 2}
+PRIORITY_NAMES: Final = {number: name for name, number in PRIORITIES.items()}
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_MAX_DURATION: Final = dt.timedelta(days=3650)
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def parse_duration(text: str, what: str = "duration") -> dt.timedelta:
+    """`30s`, `5m`, `2h`, `1d`, `250ms`, or plain seconds; never negative, at most 10 years."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InvalidInput(
+            f"invalid {what} {text!r}: expected a non-negative number with an optional unit "
+            "(ms, s, m, h, d, w), e.g. 30s, 5m, 2h"
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > _MAX_DURATION.total_seconds():
+        raise InvalidInput(f"invalid {what} {text!r}: expected at most 10 years")
+    return dt.timedelta(seconds=seconds)
+
+
+def parse_time(text: str, now: dt.datetime, what: str = "time") -> dt.datetime:
+    """An ISO-8601 time (naive means UTC) or a relative age such as `1h` (that long ago)."""
+    if _DURATION.match(text):
+        return now - parse_duration(text, what)
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"invalid {what} {text!r}: expected ISO-8601 like 2026-11-28T09:30:00Z "
+            "or an age like 30m, 1h"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+def parse_priority(text: str) -> int:
+    try:
+        return PRIORITIES[text.strip().lower()]
+    except KeyError:
+        raise InvalidInput(f"invalid priority {text!r}: expected high, medium or low") from None
+
+
+def check_queue(name: str) -> str:
+    if not _QUEUE_NAME.match(name):
+        raise InvalidInput(f"invalid queue {name!r}: expected 1-100 letters, digits or _ . : -")
+    return name
+
+
+def check_max_retries(value: int) -> int:
+    if not 0 <= value <= MAX_RETRIES_CAP:
+        raise InvalidInput(
+            f"invalid max retries {value}: expected a whole number from 0 to {MAX_RETRIES_CAP}"
+        )
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """How to reach and treat the ledger."""
+
+    db: str = DEFAULT_DB
+    """A SQLite file path (or `file:` URI). `postgresql://` URLs arrive with that backend."""
+    synchronous: Synchronous = "FULL"
+    """FULL: an acknowledged write survives power loss. NORMAL: survives a process crash;
+    the last transactions before an OS crash or power cut may be lost (never corrupted)."""
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    """Seconds a writer waits for another writer's lock before giving up."""
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+
+    @classmethod
+    def from_env(cls, db: str | None = None) -> Settings:
+        """Settings from an explicit db (e.g. `--db`) and `CONDUCTOR_*` variables."""
+        env = os.environ
+        sync = env.get("CONDUCTOR_SYNCHRONOUS", "FULL").strip().upper()
+        if sync not in ("FULL", "NORMAL"):
+            raise InvalidInput(f"invalid CONDUCTOR_SYNCHRONOUS {sync!r}: expected FULL or NORMAL")
+        busy = _positive_float(env.get("CONDUCTOR_BUSY_TIMEOUT"), "CONDUCTOR_BUSY_TIMEOUT")
+        cap = _positive_float(env.get("CONDUCTOR_MAX_PAYLOAD_BYTES"), "CONDUCTOR_MAX_PAYLOAD_BYTES")
+        location = db if db is not None else env.get("CONDUCTOR_DB") or DEFAULT_DB
+        if not location.strip():
+            raise InvalidInput("invalid database '': expected a file path")
+        return cls(
+            db=location,
+            synchronous="FULL" if sync == "FULL" else "NORMAL",
+            busy_timeout=DEFAULT_BUSY_TIMEOUT if busy is None else busy,
+            max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES if cap is None else int(cap),
+        )
+
+
+def _positive_float(raw: str | None, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInput(f"invalid {name} {raw!r}: expected a non-negative number")
+    return value

@@ -1,0 +1,72 @@
+"""One small exception tree.
+
+Every error a user can cause or meet derives from `ConductorError`; the CLI turns it into
+one line on stderr and exit code 1. Messages name what was wrong and what is expected, so
+callers never need to add context. Storage errors (sqlite3, later psycopg) are translated
+into these at the ledger boundary, `raise ... from e`, so nothing above it sees a driver
+exception.
+"""
+
+from __future__ import annotations
+
+
+class ConductorError(Exception):
+    """Base of every error conductor raises on purpose."""
+
+
+class InvalidInput(ConductorError):
+    """A value given by a user or caller is malformed (payload, duration, priority, ...)."""
+
+
+class UnknownJob(ConductorError):
+    """No job has the given id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}; expected an id shown by `conductor jobs`")
+        self.job_id = job_id
+
+
+class InvalidTransition(ConductorError):
+    """An event would move a job along an edge the state table does not have."""
+
+    def __init__(
+        self, job_id: int, state: str | None, event_type: str, allowed_from: tuple[str, ...] = ()
+    ) -> None:
+        where = "does not exist" if state is None else f"is {state}"
+        expected = f" (expected a job that is {' or '.join(allowed_from)})" if allowed_from else ""
+        super().__init__(f"job {job_id} {where}; cannot apply {event_type!r}{expected}")
+        self.job_id = job_id
+        self.state = state
+        self.event_type = event_type
+
+
+class LedgerError(ConductorError):
+    """The ledger could not be opened, read or written."""
+
+
+class DatabaseNotFound(LedgerError):
+    """A read command was pointed at a database that does not exist (reads never create)."""
+
+
+class NotAConductorDatabase(LedgerError):
+    """The file exists but is not SQLite, or is SQLite holding something else."""
+
+
+class SchemaTooNew(LedgerError):
+    """The database was written by a newer conductor whose schema this one cannot read."""
+
+
+class DatabaseBusy(LedgerError):
+    """Another writer held the database lock past the busy timeout."""
+
+
+class ReadOnlyDatabase(LedgerError):
+    """A write was attempted on a database opened, mounted or stored read-only."""
+
+
+class DiskFull(LedgerError):
+    """The filesystem holding the database has no room for the write."""
+
+
+class CorruptDatabase(LedgerError):
+    """SQLite reports the file as malformed."""

@@ -1,0 +1,265 @@
+"""The event catalogue: every fact the ledger can record about a job.
+
+Events are frozen, keyword-only attrs classes named in the past tense. Each has a stored
+`TYPE` (the name users filter on, e.g. `conductor events --type attempt_failed`) and a
+`VERSION`. A type never changes meaning: a new shape bumps `VERSION` and registers an
+upcaster that turns older stored data into the current shape on read, so projections only
+ever see current events. docs/events.md describes each type for operators.
+
+Serialisation is deliberately boring: `data` is compact JSON with sorted keys, so the same
+event always has the same bytes and the hash chain can be recomputed from stored columns.
+A payload is carried as JSON text end to end (validated and normalised once, at enqueue)
+and spliced into `data` as an object, so it is never re-encoded on the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from conductor.clock import Timestamp
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Event:
+    """Shared behaviour of event classes: encode to and decode from stored `data`."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int]
+
+    def encode(self) -> str:
+        """The stored `data` JSON for this event."""
+        return _dumps(attrs.asdict(self))  # type: ignore[arg-type]
+
+    @classmethod
+    def decode(cls, data: str) -> Any:
+        """Rebuild the event from current-version stored `data`."""
+        return cls(**json.loads(data))
+
+
+@attrs.frozen(kw_only=True)
+class JobEnqueued(_Event):
+    """A job was accepted: what to run, where, when, and how often it may be retried."""
+
+    TYPE: ClassVar[str] = "enqueued"
+    VERSION: ClassVar[int] = 1
+
+    task: str
+    queue: str
+    priority: int
+    """0 high, 1 medium, 2 low: lower runs first, like Oban."""
+    max_retries: int
+    run_at: Timestamp
+    """Not before this time; equal to the event's `at` for immediate jobs."""
+    payload: str
+    """The job's payload object as canonical JSON text (it names the task)."""
+
+    def encode(self) -> str:
+        head = _dumps(
+            {
+                "max_retries": self.max_retries,
+                "priority": self.priority,
+                "queue": self.queue,
+                "run_at": self.run_at,
+                "task": self.task,
+            }
+        )
+        return f'{head[:-1]},"payload":{self.payload}}}'
+
+    @classmethod
+    def decode(cls, data: str) -> JobEnqueued:
+        # The payload is spliced in last (see encode); the keys before it are fixed and their
+        # values JSON-escaped, so the first `,"payload":` is the splice point.
+        cut = data.index(',"payload":')
+        head = json.loads(data[:cut] + "}")
+        return cls(payload=data[cut + 11 : -1], **head)
+
+
+@attrs.frozen(kw_only=True)
+class JobStarted(_Event):
+    """A worker claimed the job for one attempt and holds a lease on it until expiry.
+
+    `attempt` numbers every attempt of the job from 1 and never repeats, so it is also the
+    attempt's fencing token: a result carrying an older attempt is stale.
+    """
+
+    TYPE: ClassVar[str] = "started"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    worker: str
+    """Who holds the lease: `host:pid:actor`."""
+    lease_expires_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobCompleted(_Event):
+    """The attempt's handler returned; the job is done for good."""
+
+    TYPE: ClassVar[str] = "completed"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+
+
+@attrs.frozen(kw_only=True)
+class JobAttemptFailed(_Event):
+    """The attempt's handler raised (or timed out, or could not run). Always followed, in
+    the same append, by `retry_scheduled` or `failed`."""
+
+    TYPE: ClassVar[str] = "attempt_failed"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    error_type: str
+    message: str
+    traceback: str
+
+
+@attrs.frozen(kw_only=True)
+class JobRetryScheduled(_Event):
+    """Attempts remain: the job waits for its backoff and becomes due at `run_at`."""
+
+    TYPE: ClassVar[str] = "retry_scheduled"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    """The attempt that failed."""
+    run_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobFailed(_Event):
+    """The job will not run again on its own: retries are exhausted or it cannot run."""
+
+    TYPE: ClassVar[str] = "failed"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class JobCancelled(_Event):
+    """Someone cancelled the job; it is never retried unless an operator requeues it."""
+
+    TYPE: ClassVar[str] = "cancelled"
+    VERSION: ClassVar[int] = 1
+
+    by: str
+    """Who asked: `operator` from the CLI, or the API caller's label."""
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class JobRequeued(_Event):
+    """An operator sent a failed or cancelled job back to pending with a fresh retry budget."""
+
+    TYPE: ClassVar[str] = "requeued"
+    VERSION: ClassVar[int] = 1
+
+    by: str
+    run_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobRescued(_Event):
+    """The attempt's worker lost its lease (process died or lease expired); the job is due
+    again. Delivery is at-least-once: the interrupted attempt may have had side effects."""
+
+    TYPE: ClassVar[str] = "rescued"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    reason: str
+
+
+Event = (
+    JobEnqueued
+    | JobStarted
+    | JobCompleted
+    | JobAttemptFailed
+    | JobRetryScheduled
+    | JobFailed
+    | JobCancelled
+    | JobRequeued
+    | JobRescued
+)
+
+EVENT_CLASSES: Final[dict[str, type[Event]]] = {
+    cls.TYPE: cls
+    for cls in (
+        JobEnqueued,
+        JobStarted,
+        JobCompleted,
+        JobAttemptFailed,
+        JobRetryScheduled,
+        JobFailed,
+        JobCancelled,
+        JobRequeued,
+        JobRescued,
+    )
+}
+EVENT_TYPES: Final = tuple(EVENT_CLASSES)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {}
+"""(type, stored version) -> function turning that version's data into version + 1's.
+
+Empty while every type is at version 1; the first shape change adds an entry here instead
+of reinterpreting old rows."""
+
+
+def decode_event(event_type: str, version: int, data: str) -> Event:
+    """Turn a stored row into the current-version event, upcasting older versions."""
+    cls = EVENT_CLASSES[event_type]
+    if version == cls.VERSION:
+        return cls.decode(data)  # type: ignore[no-any-return]
+    if version > cls.VERSION:
+        raise ValueError(
+            f"event type {event_type!r} version {version} is newer than this conductor "
+            f"understands (up to {cls.VERSION})"
+        )
+    fields = json.loads(data)
+    while version < cls.VERSION:
+        fields = UPCASTERS[(event_type, version)](fields)
+        version += 1
+    if event_type == JobEnqueued.TYPE:
+        fields["payload"] = _dumps(fields["payload"])
+    return cls(**fields)
+
+
+@attrs.frozen(kw_only=True)
+class NewEvent:
+    """An event on its way into the ledger: not yet numbered or hashed.
+
+    `job_id` is None only for `enqueued`, whose id the ledger assigns in the append.
+    """
+
+    job_id: int | None
+    at: Timestamp
+    event: Event
+    trace: str | None = None
+    """W3C traceparent of the span that produced the event, when there is one."""
+
+
+@attrs.frozen(kw_only=True)
+class RecordedEvent:
+    """An event as stored: numbered, timestamped, chained."""
+
+    seq: int
+    job_id: int
+    at: Timestamp
+    event: Event
+    trace: str | None
+    hash: str
+
+    @property
+    def type(self) -> str:
+        return self.event.TYPE

@@ -1,0 +1,164 @@
+"""The storage contract every ledger backend fulfils.
+
+The ledger is the only writer of history. It stores events append-only, in one global
+order (`seq`), each chained to the previous by hash, and it applies the projections
+(`projections/`) to the read models in the *same transaction* as the append, so a reader
+never sees an event without its effect or an effect without its event.
+
+Four groups of operations:
+
+* **append** - validate and store events atomically (all or nothing), updating the read
+  models. Illegal transitions raise `InvalidTransition` and store nothing.
+* **claim** - atomically pick due pending jobs and start them with a lease, for workers.
+  Each attempt is claimed by exactly one caller, however many processes share the ledger.
+* **read** - the log itself, in seq order, filtered.
+* **query** - the read models: one job, a page of jobs, the counters.
+
+Plus maintenance: rebuild the read models from the log, diff them against a rebuild, and
+verify the hash chain. The contract tests in `tests/contract/` run against every backend.
+
+Backends translate their driver's errors into `conductor.errors` at this boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from conductor.events import NewEvent, RecordedEvent
+from conductor.ledger.chain import ChainReport
+from projections.job_status import JobRow
+
+
+@attrs.frozen(kw_only=True)
+class ClaimedJob:
+    """What a worker needs to run one attempt, as handed out by `Ledger.claim`."""
+
+    id: int
+    task: str
+    queue: str
+    payload: str
+    """The payload object as JSON text (decode it once, in the worker)."""
+    attempt: int
+    """The attempt number, also the fencing token for reporting its outcome."""
+    retries: int
+    max_retries: int
+    lease_expires_at: str
+    trace: str | None
+    """The traceparent stored with the job's `enqueued` event."""
+
+
+@attrs.frozen(kw_only=True)
+class EventFilter:
+    """Which events `Ledger.read` returns; every given field must match."""
+
+    job_id: int | None = None
+    types: tuple[str, ...] = ()
+    task: str | None = None
+    since: str | None = None
+    """Inclusive lower bound on `at` (a stored timestamp)."""
+    until: str | None = None
+    """Exclusive upper bound on `at`."""
+    after_seq: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class JobFilter:
+    """Which jobs `Ledger.jobs` returns; every given field must match."""
+
+    status: str | None = None
+    task: str | None = None
+    queue: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RowDifference:
+    """One read-model row where the live table and a rebuild from the log disagree."""
+
+    table: str
+    key: str
+    live: dict[str, object] | None
+    rebuilt: dict[str, object] | None
+
+
+class Ledger(Protocol):
+    """An event ledger with its read models. Not thread-safe: one per thread."""
+
+    location: str
+    """Where it lives, for messages (a path, or a URL without credentials)."""
+
+    # -- append ------------------------------------------------------------------------
+    def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        """Store `events` in order in one transaction and fold them into the read models.
+
+        `enqueued` events with `job_id=None` get the next job ids. Returns the stored
+        events with their seq, job id and hash. Raises `InvalidTransition` (nothing is
+        stored) if any event is illegal for its job's state at that point.
+        """
+        ...
+
+    # -- claim -------------------------------------------------------------------------
+    def claim(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> list[ClaimedJob]:
+        """Start up to `limit` due pending jobs from `queues` for `worker`.
+
+        Due means `run_at <= now`. Order: priority (high first), then run_at, then id, so
+        jobs of one priority run first-in first-out. Appends one `started` event per job,
+        with attempt = previous attempts + 1 and a lease until `now + lease`.
+        """
+        ...
+
+    # -- read --------------------------------------------------------------------------
+    def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
+        """Events matching `where` in seq order. With `limit`, the newest `limit` of them
+        (still in seq order), like `tail`."""
+        ...
+
+    def history(self, job_id: int) -> list[RecordedEvent]:
+        """Every event of one job in seq order; empty if there is no such job."""
+        ...
+
+    # -- query -------------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRow | None:
+        """The job's row, or None."""
+        ...
+
+    def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
+        """Jobs matching `where` in id order; with `limit`, the newest `limit` of them."""
+        ...
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        """(queue, task, status, count) for every non-empty bucket."""
+        ...
+
+    def last_seq(self) -> int:
+        """The seq of the newest event (0 for an empty log)."""
+        ...
+
+    # -- maintenance -------------------------------------------------------------------
+    def rebuild_projections(self) -> int:
+        """Replace every read model with a fold of the whole log; returns events folded."""
+        ...
+
+    def diff_projections(self) -> list[RowDifference]:
+        """Rebuild into scratch space and list every row that differs from the live
+        read models (empty when they agree). Changes nothing."""
+        ...
+
+    def verify_chain(self) -> ChainReport:
+        """Walk the whole log and report the first event that breaks the hash chain."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; the ledger is unusable afterwards."""
+        ...

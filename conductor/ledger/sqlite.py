@@ -1,0 +1,548 @@
+"""The SQLite ledger: the only module that speaks SQL to SQLite.
+
+WAL mode, explicit `BEGIN IMMEDIATE` for every write (so writers queue on the database
+lock up front instead of failing on upgrade), and a busy timeout. sqlite-utils serves the
+schema inspection and row-shaped reads; the append and claim paths use the connection's
+own cursor with `executemany`, which measurement showed to matter there.
+
+Every sqlite3 error is translated into a `conductor.errors` exception naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+import stat
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import sqlite_utils
+
+from conductor import job as decide
+from conductor.clock import stamp
+from conductor.config import Settings
+from conductor.errors import (
+    CorruptDatabase,
+    DatabaseBusy,
+    DatabaseNotFound,
+    DiskFull,
+    LedgerError,
+    NotAConductorDatabase,
+    ReadOnlyDatabase,
+    SchemaTooNew,
+)
+from conductor.events import JobEnqueued, NewEvent, RecordedEvent, decode_event
+from conductor.ledger import chain
+from conductor.ledger.base import ClaimedJob, EventFilter, JobFilter, RowDifference
+from conductor.ledger.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from projections import base as projections_base
+from projections import runner
+from projections.counters import Bucket, from_rows
+from projections.job_status import COLUMNS, JobRow
+
+_JOB_COLUMNS: Final = ", ".join(COLUMNS)
+_JOB_PLACEHOLDERS: Final = ", ".join("?" for _ in COLUMNS)
+_JOB_UPSERT: Final = (
+    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_JOB_PLACEHOLDERS}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+)
+_EVENT_INSERT: Final = (
+    "INSERT INTO events (seq, job_id, type, version, at, data, trace, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENT_COLUMNS: Final = "seq, job_id, type, version, at, data, trace, hash"
+_COUNTER_UPSERT: Final = (
+    "INSERT INTO counters (queue, task, status, n) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (queue, task, status) DO UPDATE SET n = n + excluded.n"
+)
+_CHUNK: Final = 500  # bound parameters per IN (...) list
+_PRIORITY_LEVELS: Final = (0, 1, 2)
+
+
+def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    seq, job_id, event_type, version, at, data, trace, hash_ = row
+    return RecordedEvent(
+        seq=seq,
+        job_id=job_id,
+        at=at,
+        event=decode_event(event_type, version, data),
+        trace=trace,
+        hash=hash_,
+    )
+
+
+class SqliteLedger:
+    """A ledger in one SQLite file. One instance per thread (sqlite3's rule)."""
+
+    def __init__(self, settings: Settings, *, create: bool) -> None:
+        self.location = settings.db
+        self._settings = settings
+        self._conn = self._connect(settings.db, create=create)
+        self._db = sqlite_utils.Database(self._conn)
+        with self._translate():
+            self._prepare(create=create)
+
+    # -- opening -----------------------------------------------------------------------
+    def _connect(self, location: str, *, create: bool) -> sqlite3.Connection:
+        is_uri = location.startswith("file:")
+        if not is_uri:
+            path = Path(location)
+            if path.is_dir():
+                raise LedgerError(f"{location} is a directory; expected a database file path")
+            if not path.exists():
+                if not create:
+                    raise DatabaseNotFound(
+                        f"no conductor database at {location}; expected an existing file "
+                        "(enqueue a job to create one, or pass --db / set CONDUCTOR_DB)"
+                    )
+                self._create_private_file(path)
+            elif not stat.S_ISREG(path.stat().st_mode):
+                raise NotAConductorDatabase(
+                    f"{location} is not a regular file; expected a database file"
+                )
+        try:
+            conn = sqlite3.connect(
+                location,
+                timeout=self._settings.busy_timeout,
+                isolation_level=None,
+                uri=is_uri,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise LedgerError(
+                f"cannot open {location}: {e}; expected a readable database file"
+            ) from e
+        return conn
+
+    @staticmethod
+    def _create_private_file(path: Path) -> None:
+        # 0600: job payloads are nobody else's business. SQLite gives -wal and -shm the
+        # database file's permissions.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        except OSError as e:
+            raise LedgerError(
+                f"cannot create {path}: {e.strerror}; expected a writable directory"
+            ) from e
+        os.close(fd)
+
+    def _prepare(self, *, create: bool) -> None:
+        conn = self._conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == 0 and version == 0:
+            has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if has_tables:
+                raise NotAConductorDatabase(
+                    f"{self.location} is a SQLite database but not a conductor one; "
+                    "expected a file created by conductor"
+                )
+            if not create:
+                raise DatabaseNotFound(
+                    f"{self.location} holds no conductor data yet; expected a database "
+                    "created by `conductor enqueue`"
+                )
+        elif app_id != APPLICATION_ID:
+            raise NotAConductorDatabase(
+                f"{self.location} is a SQLite database but not a conductor one "
+                f"(application_id {app_id}); expected a file created by conductor"
+            )
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self.location} has schema version {version}, newer than this conductor "
+                f"understands ({SCHEMA_VERSION}); expected an upgraded conductor"
+            )
+        conn.execute(f"PRAGMA synchronous = {self._settings.synchronous}")
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+        projections_version = self._meta("projections_version")
+        if projections_version != str(projections_base.VERSION) and create:
+            self.rebuild_projections()
+
+    def _migrate(self, version: int) -> None:
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        with self._transaction():
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._set_meta("projections_version", str(projections_base.VERSION))
+            self._set_meta("projected_seq", "0")
+
+    # -- plumbing ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._translated(e) from e
+
+    def _translated(self, e: sqlite3.Error) -> LedgerError:
+        name = getattr(e, "sqlite_errorname", "")
+        where = self.location
+        if name.startswith("SQLITE_BUSY") or "locked" in str(e):
+            return DatabaseBusy(
+                f"{where} is locked by another writer (waited {self._settings.busy_timeout:g}s); "
+                "expected it to be free - retry, or raise CONDUCTOR_BUSY_TIMEOUT"
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return ReadOnlyDatabase(
+                f"{where} is read-only; expected a writable database for this command"
+            )
+        if name.startswith("SQLITE_FULL"):
+            return DiskFull(f"disk full writing {where}; expected free space on its filesystem")
+        if name.startswith("SQLITE_NOTADB"):
+            return NotAConductorDatabase(
+                f"{where} is not a SQLite database; expected a conductor database file"
+            )
+        if name.startswith("SQLITE_CORRUPT"):
+            return CorruptDatabase(
+                f"{where} is corrupt ({e}); expected an intact file - restore a backup, "
+                f"or salvage it with `sqlite3 {where} .recover`"
+            )
+        if name.startswith("SQLITE_CANTOPEN") or name.startswith("SQLITE_IOERR"):
+            return LedgerError(f"cannot open or read {where} ({e}); expected an accessible file")
+        return LedgerError(f"{where}: {e}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _rows(self, ids: Sequence[int]) -> dict[int, JobRow]:
+        found: dict[int, JobRow] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            for values in self._conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk
+            ):
+                row: JobRow = dict(zip(COLUMNS, values, strict=True))  # type: ignore[assignment]
+                found[row["id"]] = row
+        return found
+
+    # -- append ------------------------------------------------------------------------
+    def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        if not events:
+            return []
+        with self._translate(), self._transaction():
+            return self._append(events, known={})
+
+    def _append(
+        self, events: Sequence[NewEvent], *, known: Mapping[int, JobRow]
+    ) -> list[RecordedEvent]:
+        """Number, chain, fold and store `events`; the caller holds the transaction."""
+        conn = self._conn
+        head = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = head if head is not None else (0, chain.GENESIS)
+        next_job_id: int | None = None
+        stored: list[tuple[Any, ...]] = []
+        recorded: list[RecordedEvent] = []
+        touched: set[int] = set()
+        event_hash = chain.event_hash
+        for new in events:
+            event = new.event
+            job_id = new.job_id
+            if job_id is None:
+                if not isinstance(event, JobEnqueued):
+                    raise ValueError(f"{event.TYPE} event needs a job_id")
+                if next_job_id is None:
+                    top = conn.execute("SELECT max(job_id) FROM events").fetchone()[0]
+                    next_job_id = (top or 0) + 1
+                job_id = next_job_id
+                next_job_id += 1
+            else:
+                touched.add(job_id)
+            seq += 1
+            data = event.encode()
+            digest = event_hash(
+                prev_hash, seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace
+            )
+            stored.append(
+                (seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace, prev_hash, digest)
+            )
+            recorded.append(
+                RecordedEvent(
+                    seq=seq, job_id=job_id, at=new.at, event=event, trace=new.trace, hash=digest
+                )
+            )
+            prev_hash = digest
+        missing = [job_id for job_id in touched if job_id not in known]
+        current = {**known, **self._rows(missing)} if missing else known
+        effect = runner.apply_batch(current, recorded)
+        conn.executemany(_EVENT_INSERT, stored)
+        conn.executemany(_JOB_UPSERT, [tuple(row.values()) for row in effect.rows.values()])
+        self._write_counters(effect.counter_deltas)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'projected_seq'", (str(seq),))
+        return recorded
+
+    def _write_counters(self, deltas: Counter[Bucket]) -> None:
+        if not deltas:
+            return
+        self._conn.executemany(_COUNTER_UPSERT, [(*key, n) for key, n in deltas.items()])
+        if any(n < 0 for n in deltas.values()):
+            self._conn.execute("DELETE FROM counters WHERE n = 0")
+
+    # -- claim -------------------------------------------------------------------------
+    def claim(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> list[ClaimedJob]:
+        if limit <= 0 or not queues:
+            return []
+        due = stamp(now)
+        with self._translate(), self._transaction():
+            picked: list[JobRow] = []
+            for priority in _PRIORITY_LEVELS:
+                wanted = limit - len(picked)
+                if wanted <= 0:
+                    break
+                candidates: list[JobRow] = []
+                for queue in queues:
+                    # One range seek on jobs_due per (queue, priority): cost is independent
+                    # of how many jobs wait, and future-scheduled ones are never scanned.
+                    for values in self._conn.execute(
+                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
+                        "AND queue = ? AND priority = ? AND run_at <= ? "
+                        "ORDER BY run_at, id LIMIT ?",
+                        (queue, priority, due, wanted),
+                    ):
+                        candidates.append(dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
+                if len(queues) > 1:
+                    candidates.sort(key=lambda row: (row["run_at"], row["id"]))
+                picked.extend(candidates[:wanted])
+            if not picked:
+                return []
+            starts = [decide.start(row, worker=worker, now=now, lease=lease) for row in picked]
+            recorded = self._append(starts, known={row["id"]: row for row in picked})
+        claimed = []
+        for row, rec in zip(picked, recorded, strict=True):
+            started = rec.event
+            claimed.append(
+                ClaimedJob(
+                    id=row["id"],
+                    task=row["task"],
+                    queue=row["queue"],
+                    payload=row["payload"],
+                    attempt=started.attempt,  # type: ignore[union-attr]
+                    retries=row["retries"],
+                    max_retries=row["max_retries"],
+                    lease_expires_at=started.lease_expires_at,  # type: ignore[union-attr]
+                    trace=row["trace"],
+                )
+            )
+        return claimed
+
+    # -- read --------------------------------------------------------------------------
+    def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
+        clauses = ["seq > ?"]
+        params: list[Any] = [where.after_seq]
+        if where.job_id is not None:
+            clauses.append("job_id = ?")
+            params.append(where.job_id)
+        if where.types:
+            clauses.append(f"type IN ({', '.join('?' for _ in where.types)})")
+            params.extend(where.types)
+        if where.task is not None:
+            clauses.append("job_id IN (SELECT id FROM jobs WHERE task = ?)")
+            params.append(where.task)
+        if where.since is not None:
+            clauses.append("at >= ?")
+            params.append(where.since)
+        if where.until is not None:
+            clauses.append("at < ?")
+            params.append(where.until)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+        with self._translate():
+            if limit is None:
+                rows = self._conn.execute(sql + " ORDER BY seq", params).fetchall()
+            else:
+                rows = self._conn.execute(
+                    sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]
+                ).fetchall()
+                rows.reverse()
+        return [_recorded(row) for row in rows]
+
+    def history(self, job_id: int) -> list[RecordedEvent]:
+        return self.read(EventFilter(job_id=job_id))
+
+    # -- query -------------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRow | None:
+        with self._translate():
+            return self._rows([job_id]).get(job_id)
+
+    def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("status", "task", "queue"):
+            value = getattr(where, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        with self._translate():
+            if limit is None:
+                rows = list(self._db.query(sql + " ORDER BY id", params))
+            else:
+                rows = list(self._db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
+                rows.reverse()
+        return rows  # type: ignore[return-value]
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        with self._translate():
+            return [
+                (queue, task, status, n)
+                for queue, task, status, n in self._conn.execute(
+                    "SELECT queue, task, status, n FROM counters WHERE n != 0 "
+                    "ORDER BY queue, task, status"
+                )
+            ]
+
+    def last_seq(self) -> int:
+        with self._translate():
+            row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    # -- maintenance -------------------------------------------------------------------
+    def _events_by_job(self) -> Iterator[RecordedEvent]:
+        cursor = self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY job_id, seq")
+        while batch := cursor.fetchmany(10_000):
+            for row in batch:
+                yield _recorded(row)
+
+    def _fill(self, jobs_table: str, counters_table: str) -> int:
+        """Fold the whole log into the given (empty) tables; returns events folded."""
+        counts: Counter[Bucket] = Counter()
+        insert = f"INSERT INTO {jobs_table} ({_JOB_COLUMNS}) VALUES ({_JOB_PLACEHOLDERS})"
+        batch: list[tuple[Any, ...]] = []
+        folded = 0
+        for row in runner.rebuild_rows(self._events_by_job()):
+            counts.update(from_rows((row,)))
+            batch.append(tuple(row.values()))
+            folded = max(folded, row["last_seq"])
+            if len(batch) >= 10_000:
+                self._conn.executemany(insert, batch)
+                batch.clear()
+        self._conn.executemany(insert, batch)
+        self._conn.executemany(
+            f"INSERT INTO {counters_table} (queue, task, status, n) VALUES (?, ?, ?, ?)",
+            [(*key, n) for key, n in counts.items() if n],
+        )
+        return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[no-any-return]
+
+    def rebuild_projections(self) -> int:
+        with self._translate(), self._transaction():
+            self._conn.execute("DELETE FROM jobs")
+            self._conn.execute("DELETE FROM counters")
+            folded = self._fill("jobs", "counters")
+            self._set_meta("projections_version", str(projections_base.VERSION))
+            self._set_meta("projected_seq", str(self.last_seq()))
+        return folded
+
+    def diff_projections(self) -> list[RowDifference]:
+        conn = self._conn
+        with self._translate():
+            conn.execute("DROP TABLE IF EXISTS temp.rebuilt_jobs")
+            conn.execute("DROP TABLE IF EXISTS temp.rebuilt_counters")
+            conn.execute("CREATE TEMP TABLE rebuilt_jobs AS SELECT * FROM main.jobs WHERE 0")
+            conn.execute(
+                "CREATE TEMP TABLE rebuilt_counters AS SELECT * FROM main.counters WHERE 0"
+            )
+            conn.execute("BEGIN")
+            try:
+                self._fill("temp.rebuilt_jobs", "temp.rebuilt_counters")
+                differences = self._differences()
+            finally:
+                conn.execute("ROLLBACK")
+            conn.execute("DROP TABLE temp.rebuilt_jobs")
+            conn.execute("DROP TABLE temp.rebuilt_counters")
+        return differences
+
+    def _differences(self) -> list[RowDifference]:
+        differences: list[RowDifference] = []
+        ids = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT id FROM (SELECT * FROM main.jobs EXCEPT SELECT * FROM temp.rebuilt_jobs) "
+                "UNION SELECT id FROM "
+                "(SELECT * FROM temp.rebuilt_jobs EXCEPT SELECT * FROM main.jobs) ORDER BY id"
+            )
+        ]
+        for job_id in ids:
+            live = self._one(f"SELECT {_JOB_COLUMNS} FROM main.jobs WHERE id = ?", job_id)
+            rebuilt = self._one(
+                f"SELECT {_JOB_COLUMNS} FROM temp.rebuilt_jobs WHERE id = ?", job_id
+            )
+            differences.append(
+                RowDifference(table="jobs", key=str(job_id), live=live, rebuilt=rebuilt)
+            )
+        live_counts = self._counter_rows("main.counters")
+        rebuilt_counts = self._counter_rows("temp.rebuilt_counters")
+        for key in sorted(live_counts.keys() | rebuilt_counts.keys()):
+            if live_counts.get(key) != rebuilt_counts.get(key):
+                differences.append(
+                    RowDifference(
+                        table="counters",
+                        key="/".join(key),
+                        live=None if key not in live_counts else {"n": live_counts[key]},
+                        rebuilt=None if key not in rebuilt_counts else {"n": rebuilt_counts[key]},
+                    )
+                )
+        return differences
+
+    def _one(self, sql: str, key: int) -> dict[str, object] | None:
+        values = self._conn.execute(sql, (key,)).fetchone()
+        return None if values is None else dict(zip(COLUMNS, values, strict=True))
+
+    def _counter_rows(self, table: str) -> dict[Bucket, int]:
+        return {
+            (queue, task, status): n
+            for queue, task, status, n in self._conn.execute(
+                f"SELECT queue, task, status, n FROM {table} WHERE n != 0"
+            )
+        }
+
+    def verify_chain(self) -> chain.ChainReport:
+        with self._translate():
+            cursor = self._conn.execute(
+                "SELECT seq, job_id, type, version, at, data, trace, prev_hash, hash "
+                "FROM events ORDER BY seq"
+            )
+            return chain.verify(
+                row for batch in iter(lambda: cursor.fetchmany(10_000), []) for row in batch
+            )
+
+    def close(self) -> None:
+        self._conn.close()

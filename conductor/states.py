@@ -1,0 +1,68 @@
+"""Job states and the one transition table.
+
+Every event that changes a job's status is checked here; nothing else decides legality.
+Each state documents who moves jobs into it and out of it, so the table reads as the
+lifecycle (in the manner of river's `rivertype`).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from conductor.errors import InvalidTransition
+
+
+class JobState(enum.StrEnum):
+    """The status of a job as the `jobs` projection records it."""
+
+    PENDING = "pending"
+    """In: `enqueued`, `retry_scheduled`, `requeued`, `rescued`.
+    Out: `started` (a worker claims it once run_at is due), `cancelled`."""
+
+    IN_PROGRESS = "in_progress"
+    """In: `started` (a claim, carrying worker, attempt and lease expiry).
+    Out: `completed`, `retry_scheduled`, `failed`, `cancelled`, `rescued` (lease lost).
+    `attempt_failed` records a failure without leaving this state; the same append
+    always carries the `retry_scheduled` or `failed` that decides where the job goes."""
+
+    COMPLETED = "completed"
+    """In: `completed`. Terminal: nothing moves a completed job."""
+
+    FAILED = "failed"
+    """In: `failed` (retries exhausted or the job cannot run). Out: `requeued`."""
+
+    CANCELLED = "cancelled"
+    """In: `cancelled` (operator). Out: `requeued`."""
+
+
+TERMINAL_STATES: Final = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+# (state before, event type) -> state after. `None` stands for "no job yet".
+TRANSITIONS: Final[dict[tuple[JobState | None, str], JobState]] = {
+    (None, "enqueued"): JobState.PENDING,
+    (JobState.PENDING, "started"): JobState.IN_PROGRESS,
+    (JobState.PENDING, "cancelled"): JobState.CANCELLED,
+    (JobState.IN_PROGRESS, "completed"): JobState.COMPLETED,
+    (JobState.IN_PROGRESS, "attempt_failed"): JobState.IN_PROGRESS,
+    (JobState.IN_PROGRESS, "retry_scheduled"): JobState.PENDING,
+    (JobState.IN_PROGRESS, "failed"): JobState.FAILED,
+    (JobState.IN_PROGRESS, "cancelled"): JobState.CANCELLED,
+    (JobState.IN_PROGRESS, "rescued"): JobState.PENDING,
+    (JobState.FAILED, "requeued"): JobState.PENDING,
+    (JobState.CANCELLED, "requeued"): JobState.PENDING,
+}
+
+
+def next_state(job_id: int, state: JobState | None, event_type: str) -> JobState:
+    """Return the state `event_type` moves the job to, or raise `InvalidTransition`."""
+    try:
+        return TRANSITIONS[(state, event_type)]
+    except KeyError:
+        allowed = tuple(str(frm) for frm, typ in TRANSITIONS if typ == event_type and frm)
+        raise InvalidTransition(job_id, state, event_type, allowed) from None
+
+
+def can_apply(state: JobState | None, event_type: str) -> bool:
+    """Whether the table has an edge for `event_type` out of `state`."""
+    return (state, event_type) in TRANSITIONS

@@ -78,9 +78,7 @@ def _db_option(function: F) -> F:
 
 
 def _json_option(function: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(
-        function
-    )
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(function)
 
 
 def _open(db: str | None, *, create: bool) -> Conductor:
@@ -123,7 +121,9 @@ def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
         with file.open("rb") as handle:
             yield from enumerate(handle, start=1)
     except OSError as e:
-        raise InvalidInput(f"cannot read --file {path!r}: {e.strerror}; expected a readable file") from None
+        raise InvalidInput(
+            f"cannot read --file {path!r}: {e.strerror}; expected a readable file"
+        ) from None
 
 
 def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
@@ -150,7 +150,9 @@ def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
     help="One JSON payload per line (- for stdin); all enqueued in one transaction, or none.",
 )
 @click.option("--delay", metavar="DURATION", help="Run no sooner than this from now: 30s, 5m, 2h.")
-@click.option("--at", "at", metavar="TIME", help="Run no sooner than this ISO-8601 time (UTC if no zone).")
+@click.option(
+    "--at", "at", metavar="TIME", help="Run no sooner than this ISO-8601 time (UTC if no zone)."
+)
 @click.option(
     "--priority",
     type=click.Choice(tuple(PRIORITIES), case_sensitive=False),
@@ -305,7 +307,9 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
         f"  Updated:     {when(row['updated_at'])}",
     ]
     if row["worker"]:
-        lines.append(f"  Worker:      {row['worker']} (lease until {when(row['lease_expires_at'])})")
+        lines.append(
+            f"  Worker:      {row['worker']} (lease until {when(row['lease_expires_at'])})"
+        )
     if row["last_error"]:
         lines.append(f"  Last error:  {row['last_error']}")
     lines.append("  Payload:")

@@ -220,7 +220,7 @@ def decode_event(event_type: str, version: int, data: str) -> Event:
     """Turn a stored row into the current-version event, upcasting older versions."""
     cls = EVENT_CLASSES[event_type]
     if version == cls.VERSION:
-        return cls.decode(data)  # type: ignore[no-any-return]
+        return cls.decode(data)
     if version > cls.VERSION:
         raise ValueError(
             f"event type {event_type!r} version {version} is newer than this conductor "

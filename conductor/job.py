@@ -52,7 +52,8 @@ def parse_payload(raw: str | bytes | dict[str, Any], max_bytes: int) -> Payload:
             value = json.loads(raw, parse_constant=_reject_constant)
         except json.JSONDecodeError as e:
             raise InvalidInput(
-                f"invalid payload JSON: {e.msg} at line {e.lineno} column {e.colno}; expected a JSON object"
+                f"invalid payload JSON: {e.msg} at line {e.lineno} column {e.colno}; "
+                "expected a JSON object"
             ) from None
         except RecursionError:
             raise InvalidInput(

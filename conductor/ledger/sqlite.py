@@ -208,7 +208,7 @@ class SqliteLedger:
                 f"{where} is corrupt ({e}); expected an intact file - restore a backup, "
                 f"or salvage it with `sqlite3 {where} .recover`"
             )
-        if name.startswith("SQLITE_CANTOPEN") or name.startswith("SQLITE_IOERR"):
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")):
             return LedgerError(f"cannot open or read {where} ({e}); expected an accessible file")
         return LedgerError(f"{where}: {e}")
 

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real database file on disk and the installed `conductor` executable."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from conductor import Conductor, ManualClock
+from conductor.config import Settings
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "conductor.db"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def app(db_path: Path, clock: ManualClock) -> Iterator[Conductor]:
+    with Conductor(settings=Settings(db=str(db_path)), clock=clock) as handle:
+        yield handle
+
+
+@attrs.frozen
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+CONDUCTOR = shutil.which("conductor") or "conductor"
+
+
+def run_cli(
+    *args: str, db: Path | None = None, stdin: str | None = None, env: dict[str, str] | None = None
+) -> CliResult:
+    """Run the installed `conductor` executable in a subprocess."""
+    argv = [CONDUCTOR, *args]
+    if db is not None:
+        argv += ["--db", str(db)]
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CONDUCTOR_DB", None) if db is not None else None
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, env=full_env, timeout=60, check=False
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def db_snapshot(path: Path) -> str:
+    """A digest of every row of every table (or "absent"), to assert a command changed
+    nothing. Logical rather than byte-level: closing a WAL database checkpoints it, which
+    rewrites pages without changing a row."""
+    if not path.exists():
+        return "absent"
+    digest = hashlib.sha256()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        ]
+        for table in tables:
+            digest.update(table.encode())
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                digest.update(repr(row).encode())
+    finally:
+        conn.close()
+    return digest.hexdigest()

@@ -1,0 +1,276 @@
+"""The storage contract (conductor/ledger/base.py), against every backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conductor import job as decide
+from conductor.clock import stamp
+from conductor.errors import InvalidTransition
+from conductor.events import (
+    JobAttemptFailed,
+    JobCompleted,
+    JobFailed,
+    JobStarted,
+    NewEvent,
+)
+from conductor.ledger.base import EventFilter, JobFilter, Ledger
+
+T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+LEASE = dt.timedelta(seconds=30)
+CAP = 1 << 20
+
+
+def enqueue(
+    ledger: Ledger,
+    task: str = "t",
+    *,
+    queue: str = "default",
+    priority: int = 1,
+    run_at: dt.datetime | None = None,
+    now: dt.datetime = T0,
+    count: int = 1,
+) -> list[int]:
+    payload = decide.parse_payload({"task": task}, CAP)
+    events = [
+        decide.enqueue(
+            payload, queue=queue, priority=priority, max_retries=2, run_at=run_at, now=now
+        )
+        for _ in range(count)
+    ]
+    return [rec.job_id for rec in ledger.append(events)]
+
+
+def at(seconds: float) -> str:
+    return stamp(T0 + dt.timedelta(seconds=seconds))
+
+
+def test_append_numbers_events_and_jobs_consecutively(ledger: Ledger) -> None:
+    assert enqueue(ledger, count=3) == [1, 2, 3]
+    assert enqueue(ledger) == [4]
+    events = ledger.read(EventFilter())
+    assert [rec.seq for rec in events] == [1, 2, 3, 4]
+    assert [rec.job_id for rec in events] == [1, 2, 3, 4]
+    assert ledger.last_seq() == 4
+
+
+def test_append_returns_what_read_returns(ledger: Ledger) -> None:
+    enqueue(ledger)
+    appended = ledger.append(
+        [
+            NewEvent(
+                job_id=1, at=at(1), event=JobStarted(attempt=1, worker="w", lease_expires_at=at(31))
+            )
+        ]
+    )
+    assert ledger.read(EventFilter(after_seq=1)) == appended
+
+
+def test_append_is_all_or_nothing_when_one_event_is_illegal(ledger: Ledger) -> None:
+    enqueue(ledger, count=2)
+    before = (ledger.last_seq(), ledger.jobs(JobFilter()), ledger.counts())
+    with pytest.raises(InvalidTransition, match="job 2"):
+        ledger.append(
+            [
+                NewEvent(
+                    job_id=1,
+                    at=at(1),
+                    event=JobStarted(attempt=1, worker="w", lease_expires_at=at(2)),
+                ),
+                NewEvent(job_id=2, at=at(1), event=JobCompleted(attempt=1)),
+            ]
+        )
+    assert (ledger.last_seq(), ledger.jobs(JobFilter()), ledger.counts()) == before
+
+
+def test_an_event_for_a_job_that_does_not_exist_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(InvalidTransition, match="does not exist"):
+        ledger.append([NewEvent(job_id=42, at=at(0), event=JobCompleted(attempt=1))])
+    assert ledger.last_seq() == 0
+
+
+def test_claim_takes_high_before_medium_before_low_and_fifo_within_one(ledger: Ledger) -> None:
+    low = enqueue(ledger, priority=2, now=T0)
+    medium_first = enqueue(ledger, priority=1, now=T0 + dt.timedelta(seconds=1))
+    high = enqueue(ledger, priority=0, now=T0 + dt.timedelta(seconds=2))
+    medium_second = enqueue(ledger, priority=1, now=T0 + dt.timedelta(seconds=3))
+    order = []
+    for _ in range(4):
+        (claimed,) = ledger.claim(
+            worker="w", queues=["default"], limit=1, now=T0 + dt.timedelta(seconds=10), lease=LEASE
+        )
+        order.append(claimed.id)
+    assert order == [*high, *medium_first, *medium_second, *low]
+
+
+def test_claim_never_takes_a_job_before_its_run_at(ledger: Ledger) -> None:
+    (later,) = enqueue(ledger, run_at=T0 + dt.timedelta(minutes=5))
+    assert (
+        ledger.claim(
+            worker="w",
+            queues=["default"],
+            limit=10,
+            now=T0 + dt.timedelta(minutes=4, seconds=59),
+            lease=LEASE,
+        )
+        == []
+    )
+    claimed = ledger.claim(
+        worker="w", queues=["default"], limit=10, now=T0 + dt.timedelta(minutes=5), lease=LEASE
+    )
+    assert [job.id for job in claimed] == [later]
+
+
+def test_claim_respects_the_limit_and_the_queues_asked_for(ledger: Ledger) -> None:
+    enqueue(ledger, queue="default", count=3)
+    mail = enqueue(ledger, queue="mail", count=2)
+    enqueue(ledger, queue="other", count=2)
+    first = ledger.claim(worker="w", queues=["mail"], limit=5, now=T0, lease=LEASE)
+    assert [job.id for job in first] == mail
+    both = ledger.claim(worker="w", queues=["default", "mail"], limit=2, now=T0, lease=LEASE)
+    assert [job.id for job in both] == [1, 2]
+    assert ledger.claim(worker="w", queues=[], limit=5, now=T0, lease=LEASE) == []
+    assert ledger.claim(worker="w", queues=["default"], limit=0, now=T0, lease=LEASE) == []
+
+
+def test_claim_merges_queues_by_run_at_within_a_priority(ledger: Ledger) -> None:
+    (mail_old,) = enqueue(ledger, queue="mail", now=T0)
+    (default_new,) = enqueue(ledger, queue="default", now=T0 + dt.timedelta(seconds=1))
+    claimed = ledger.claim(
+        worker="w",
+        queues=["default", "mail"],
+        limit=2,
+        now=T0 + dt.timedelta(seconds=5),
+        lease=LEASE,
+    )
+    assert [job.id for job in claimed] == [mail_old, default_new]
+
+
+def test_a_claimed_job_is_in_progress_with_a_lease_and_is_not_claimed_again(
+    ledger: Ledger,
+) -> None:
+    enqueue(ledger, count=2)
+    (claimed,) = ledger.claim(worker="host:1:w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    assert (claimed.id, claimed.attempt, claimed.payload) == (1, 1, '{"task":"t"}')
+    assert claimed.lease_expires_at == at(30)
+    row = ledger.job(1)
+    assert row is not None
+    assert (row["status"], row["worker"], row["lease_expires_at"]) == (
+        "in_progress",
+        "host:1:w",
+        at(30),
+    )
+    again = ledger.claim(worker="x", queues=["default"], limit=5, now=T0, lease=LEASE)
+    assert [job.id for job in again] == [2]
+    started = ledger.read(EventFilter(types=("started",)))
+    assert [(rec.job_id, rec.event) for rec in started] == [
+        (1, JobStarted(attempt=1, worker="host:1:w", lease_expires_at=at(30))),
+        (2, JobStarted(attempt=1, worker="x", lease_expires_at=at(30))),
+    ]
+
+
+def test_a_retried_job_is_claimed_with_the_next_attempt_number(ledger: Ledger) -> None:
+    enqueue(ledger)
+    ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    from conductor.events import JobRetryScheduled
+
+    ledger.append(
+        [
+            NewEvent(
+                job_id=1,
+                at=at(1),
+                event=JobAttemptFailed(attempt=1, error_type="E", message="m", traceback="tb"),
+            ),
+            NewEvent(job_id=1, at=at(1), event=JobRetryScheduled(attempt=1, run_at=at(5))),
+        ]
+    )
+    assert (
+        ledger.claim(
+            worker="w", queues=["default"], limit=1, now=T0 + dt.timedelta(4), lease=LEASE
+        )[0].attempt
+        == 2
+    )
+
+
+def test_read_filters_by_job_type_task_and_time(ledger: Ledger) -> None:
+    enqueue(ledger, "a", now=T0)
+    enqueue(ledger, "b", now=T0 + dt.timedelta(minutes=1))
+    ledger.claim(
+        worker="w", queues=["default"], limit=2, now=T0 + dt.timedelta(minutes=2), lease=LEASE
+    )
+    assert [r.seq for r in ledger.read(EventFilter(job_id=2))] == [2, 4]
+    assert [r.seq for r in ledger.read(EventFilter(types=("started",)))] == [3, 4]
+    assert [r.seq for r in ledger.read(EventFilter(task="a"))] == [1, 3]
+    assert [r.seq for r in ledger.read(EventFilter(since=at(60)))] == [2, 3, 4]
+    assert [r.seq for r in ledger.read(EventFilter(since=at(60), until=at(120)))] == [2]
+    assert [r.seq for r in ledger.read(EventFilter(types=("enqueued", "started"), job_id=1))] == [
+        1,
+        3,
+    ]
+
+
+def test_read_and_jobs_with_a_limit_return_the_newest_in_order(ledger: Ledger) -> None:
+    enqueue(ledger, count=5)
+    assert [r.seq for r in ledger.read(EventFilter(), limit=2)] == [4, 5]
+    assert [row["id"] for row in ledger.jobs(JobFilter(), limit=3)] == [3, 4, 5]
+    assert [row["id"] for row in ledger.jobs(JobFilter())] == [1, 2, 3, 4, 5]
+
+
+def test_jobs_filters_by_status_task_and_queue(ledger: Ledger) -> None:
+    enqueue(ledger, "a", queue="q1")
+    enqueue(ledger, "b", queue="q2")
+    enqueue(ledger, "a", queue="q2")
+    ledger.claim(worker="w", queues=["q2"], limit=1, now=T0, lease=LEASE)
+    assert [r["id"] for r in ledger.jobs(JobFilter(task="a"))] == [1, 3]
+    assert [r["id"] for r in ledger.jobs(JobFilter(queue="q2"))] == [2, 3]
+    assert [r["id"] for r in ledger.jobs(JobFilter(status="in_progress"))] == [2]
+    assert [r["id"] for r in ledger.jobs(JobFilter(status="pending", queue="q2"))] == [3]
+
+
+def test_counts_follow_every_transition(ledger: Ledger) -> None:
+    enqueue(ledger, "a", count=3)
+    ledger.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)
+    ledger.append(
+        [
+            NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1)),
+            NewEvent(
+                job_id=2,
+                at=at(1),
+                event=JobAttemptFailed(attempt=1, error_type="E", message="m", traceback=""),
+            ),
+            NewEvent(job_id=2, at=at(1), event=JobFailed(attempt=1, reason="E: m")),
+        ]
+    )
+    assert ledger.counts() == [
+        ("default", "a", "completed", 1),
+        ("default", "a", "failed", 1),
+        ("default", "a", "pending", 1),
+    ]
+
+
+def test_history_is_every_event_of_one_job_and_empty_for_an_unknown_one(ledger: Ledger) -> None:
+    enqueue(ledger, count=2)
+    ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    assert [r.type for r in ledger.history(1)] == ["enqueued", "started"]
+    assert ledger.history(99) == []
+    assert ledger.job(99) is None
+
+
+def test_rebuild_reproduces_the_live_read_models(ledger: Ledger) -> None:
+    enqueue(ledger, count=4)
+    ledger.claim(worker="w", queues=["default"], limit=3, now=T0, lease=LEASE)
+    ledger.append([NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1))])
+    live = (ledger.jobs(JobFilter()), ledger.counts())
+    assert ledger.diff_projections() == []
+    assert ledger.rebuild_projections() == 8
+    assert (ledger.jobs(JobFilter()), ledger.counts()) == live
+
+
+def test_the_chain_verifies_and_its_head_is_the_last_event(ledger: Ledger) -> None:
+    enqueue(ledger, count=3)
+    report = ledger.verify_chain()
+    assert report.ok
+    assert report.events == 3
+    assert report.head_hash == ledger.read(EventFilter())[-1].hash

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conductor import events
+from conductor.events import (
+    EVENT_CLASSES,
+    JobAttemptFailed,
+    JobEnqueued,
+    JobStarted,
+    decode_event,
+)
+
+SAMPLES = [
+    JobEnqueued(task="t", queue="q", priority=0, max_retries=3, run_at="r", payload='{"task":"t"}'),
+    JobStarted(attempt=1, worker="h:1:w", lease_expires_at="x"),
+    events.JobCompleted(attempt=2),
+    JobAttemptFailed(attempt=1, error_type="ValueError", message="m", traceback="tb\nline"),
+    events.JobRetryScheduled(attempt=1, run_at="r"),
+    events.JobFailed(attempt=3, reason="exhausted"),
+    events.JobCancelled(by="operator", reason="r"),
+    events.JobRequeued(by="operator", run_at="r"),
+    events.JobRescued(attempt=1, reason="lease expired"),
+]
+
+
+def test_the_samples_cover_every_event_type() -> None:
+    assert {type(e) for e in SAMPLES} == set(EVENT_CLASSES.values())
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE)
+def test_every_event_round_trips_through_its_stored_data(event: events.Event) -> None:
+    data = event.encode()
+    assert decode_event(event.TYPE, event.VERSION, data) == event
+    assert isinstance(json.loads(data), dict)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE)
+def test_events_are_frozen(event: events.Event) -> None:
+    with pytest.raises(AttributeError):
+        event.TYPE_ = 1  # type: ignore[union-attr]
+
+
+def test_the_stored_type_names_are_the_ones_users_filter_on() -> None:
+    assert set(EVENT_CLASSES) == {
+        "enqueued",
+        "started",
+        "completed",
+        "attempt_failed",
+        "retry_scheduled",
+        "failed",
+        "cancelled",
+        "requeued",
+        "rescued",
+    }
+
+
+payload_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    task=st.text(min_size=1),
+    queue=st.text(min_size=1),
+    extra=st.dictionaries(st.text(max_size=8), payload_values, max_size=4),
+)
+def test_an_enqueued_payload_survives_the_splice_whatever_its_strings_hold(
+    task: str, queue: str, extra: dict[str, object]
+) -> None:
+    payload = json.dumps({**extra, "task": task, "evil": ',"payload":{'}, sort_keys=True)
+    event = JobEnqueued(
+        task=task, queue=queue, priority=1, max_retries=0, run_at="r", payload=payload
+    )
+    data = event.encode()
+    assert json.loads(data)["payload"] == json.loads(payload)
+    assert decode_event("enqueued", 1, data) == event
+
+
+def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events.JobCompleted, "VERSION", 2)
+    monkeypatch.setitem(events.UPCASTERS, ("completed", 1), lambda d: {"attempt": d["n"]})
+    assert decode_event("completed", 1, '{"n": 4}') == events.JobCompleted(attempt=4)
+
+
+def test_a_newer_stored_version_is_refused_rather_than_misread() -> None:
+    with pytest.raises(ValueError, match="newer"):
+        decode_event("completed", 99, '{"attempt": 1}')

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from conductor import job
+from conductor.clock import stamp
+from conductor.errors import InvalidInput, InvalidTransition
+from conductor.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted
+from projections.job_status import JobRow
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+CAP = 1024 * 1024
+
+
+def row(status: str, attempts: int = 0) -> JobRow:
+    return {
+        "id": 5,
+        "task": "t",
+        "queue": "default",
+        "priority": 1,
+        "status": status,
+        "attempts": attempts,
+        "retries": 0,
+        "max_retries": 3,
+        "run_at": stamp(NOW),
+        "payload": '{"task":"t"}',
+        "last_error": None,
+        "worker": None,
+        "lease_expires_at": None,
+        "created_at": stamp(NOW),
+        "updated_at": stamp(NOW),
+        "trace": None,
+        "last_seq": 1,
+    }
+
+
+def test_payloads_are_normalised_to_canonical_json() -> None:
+    parsed = job.parse_payload('{ "task": "send_email", "email": "test@example.com" }', CAP)
+    assert parsed.task == "send_email"
+    assert parsed.text == '{"email":"test@example.com","task":"send_email"}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("{not json", "invalid payload JSON"),
+        ("[1, 2]", "got a JSON list"),
+        ('"text"', "got a JSON str"),
+        ('{"email": "a@b"}', 'no "task" string'),
+        ('{"task": 5}', 'no "task" string'),
+        ('{"task": ""}', 'no "task" string'),
+        ('{"task": "t", "x": NaN}', "NaN is not JSON"),
+        ('{"task": "t", "x": Infinity}', "Infinity is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        (b'{"task": "\xff"}', "not UTF-8"),
+    ],
+)
+def test_bad_payloads_are_refused_naming_what_is_expected(raw: str | bytes, fragment: str) -> None:
+    with pytest.raises(InvalidInput, match="expected") as caught:
+        job.parse_payload(raw, CAP)
+    assert fragment in str(caught.value)
+
+
+def test_payloads_over_the_cap_are_refused() -> None:
+    big = json.dumps({"task": "t", "blob": "x" * 2000})
+    with pytest.raises(InvalidInput, match="limit"):
+        job.parse_payload(big, 1000)
+
+
+def test_a_payload_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        job.parse_payload('{"task": "t", "x": "\\ud800"}', CAP)
+
+
+def test_enqueue_makes_a_job_due_now_unless_scheduled_later() -> None:
+    payload = job.parse_payload('{"task": "t"}', CAP)
+    now_event = job.enqueue(payload, queue="q", priority=0, max_retries=1, run_at=None, now=NOW)
+    assert isinstance(now_event.event, JobEnqueued)
+    assert now_event.event.run_at == now_event.at == stamp(NOW)
+    later = NOW + dt.timedelta(minutes=5)
+    scheduled = job.enqueue(payload, queue="q", priority=0, max_retries=1, run_at=later, now=NOW)
+    assert scheduled.event.run_at == stamp(later)  # type: ignore[union-attr]
+    past = job.enqueue(
+        payload, queue="q", priority=0, max_retries=1, run_at=NOW - dt.timedelta(1), now=NOW
+    )
+    assert past.event.run_at == stamp(NOW)  # type: ignore[union-attr]
+
+
+def test_enqueue_refuses_bad_queue_names_and_retry_counts() -> None:
+    payload = job.parse_payload('{"task": "t"}', CAP)
+    with pytest.raises(InvalidInput, match="queue"):
+        job.enqueue(payload, queue="a b", priority=0, max_retries=1, run_at=None, now=NOW)
+    with pytest.raises(InvalidInput, match="max retries"):
+        job.enqueue(payload, queue="q", priority=0, max_retries=-1, run_at=None, now=NOW)
+
+
+def test_start_numbers_the_next_attempt_and_sets_the_lease() -> None:
+    new = job.start(row("pending", attempts=2), worker="w", now=NOW, lease=dt.timedelta(seconds=30))
+    assert new.event == JobStarted(
+        attempt=3, worker="w", lease_expires_at=stamp(NOW + dt.timedelta(seconds=30))
+    )
+
+
+def test_cancel_and_requeue_follow_the_transition_table() -> None:
+    assert isinstance(job.cancel(row("pending"), by="op", reason="r", now=NOW).event, JobCancelled)
+    assert isinstance(
+        job.cancel(row("in_progress"), by="op", reason="r", now=NOW).event, JobCancelled
+    )
+    with pytest.raises(InvalidTransition):
+        job.cancel(row("completed"), by="op", reason="r", now=NOW)
+    requeued = job.requeue(row("failed"), by="op", now=NOW)
+    assert requeued.event == JobRequeued(by="op", run_at=stamp(NOW))
+    with pytest.raises(InvalidTransition):
+        job.requeue(row("pending"), by="op", now=NOW)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from conductor.errors import InvalidTransition
+from conductor.events import EVENT_TYPES
+from conductor.states import TERMINAL_STATES, TRANSITIONS, JobState, can_apply, next_state
+
+
+def test_enqueued_is_the_only_way_a_job_comes_into_being() -> None:
+    births = [typ for (state, typ) in TRANSITIONS if state is None]
+    assert births == ["enqueued"]
+    assert next_state(1, None, "enqueued") is JobState.PENDING
+
+
+def test_completed_is_terminal_for_every_event_type() -> None:
+    for typ in EVENT_TYPES:
+        assert not can_apply(JobState.COMPLETED, typ)
+
+
+def test_failed_and_cancelled_leave_only_through_an_operator_requeue() -> None:
+    for state in (JobState.FAILED, JobState.CANCELLED):
+        assert [typ for typ in EVENT_TYPES if can_apply(state, typ)] == ["requeued"]
+    assert {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED} == TERMINAL_STATES
+
+
+def test_every_transition_uses_a_known_event_type() -> None:
+    assert {typ for (_, typ) in TRANSITIONS} == set(EVENT_TYPES)
+
+
+def test_an_illegal_move_names_the_job_its_state_and_the_attempted_event() -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        next_state(7, JobState.COMPLETED, "cancelled")
+    message = str(caught.value)
+    assert "job 7" in message
+    assert "completed" in message
+    assert "'cancelled'" in message
+    assert "pending or in_progress" in message
+
+
+def test_a_job_that_does_not_exist_cannot_be_started() -> None:
+    with pytest.raises(InvalidTransition, match="does not exist"):
+        next_state(3, None, "started")

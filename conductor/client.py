@@ -186,18 +186,28 @@ class Conductor:
                     trace=trace,
                 )
             )
-        return [rec.job_id for rec in self.ledger.append(events)]
+        ids = [rec.job_id for rec in self.ledger.append(events)]
+        self._notify()
+        return ids
+
+    def _notify(self) -> None:
+        """Wake this database's workers on this host (see `conductor.wakeup`)."""
+        from conductor import wakeup
+
+        wakeup.notify(self.settings.db)
 
     # -- operator actions --------------------------------------------------------------
     def cancel(self, job_id: int, *, by: str = "operator", reason: str = "cancelled") -> None:
         """Cancel a pending or in-progress job (a running handler sees it at its next check)."""
         row = self.job(job_id)
         self.ledger.append([decide.cancel(row, by=by, reason=reason, now=self.clock.now())])
+        self._notify()
 
     def retry(self, job_id: int, *, by: str = "operator") -> None:
         """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""
         row = self.job(job_id)
         self.ledger.append([decide.requeue(row, by=by, now=self.clock.now())])
+        self._notify()
 
     # -- queries -----------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow:

@@ -130,3 +130,33 @@ def _positive_float(raw: str | None, name: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise InvalidInput(f"invalid {name} {raw!r}: expected a non-negative number")
     return value
+
+
+@attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """How `conductor worker` runs: see docs/operations.md for each option."""
+
+    concurrency: int = 8
+    """Worker actors, hence jobs in progress at once in this process."""
+    queues: tuple[str, ...] = (DEFAULT_QUEUE,)
+    prefetch: int = 2
+    """Jobs claimed ahead of free slots, so a finishing worker finds its next job waiting."""
+    lease: dt.timedelta = dt.timedelta(seconds=30)
+    grace: dt.timedelta = dt.timedelta(seconds=30)
+    burst: bool = False
+    poll_interval: float = 1.0
+    """Fallback poll for jobs that no wake-up signal announced (seconds)."""
+    maintenance_interval: float = 1.0
+    """How often heartbeats, rescues and cancellations are checked (seconds)."""
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 1024:
+            raise InvalidInput(f"invalid concurrency {self.concurrency}: expected 1 to 1024")
+        if not 0 <= self.prefetch <= 10_000:
+            raise InvalidInput(f"invalid prefetch {self.prefetch}: expected 0 to 10000")
+        if not self.queues:
+            raise InvalidInput("invalid queues: expected at least one queue name")
+        for queue in self.queues:
+            check_queue(queue)
+        if self.lease < dt.timedelta(seconds=1):
+            raise InvalidInput(f"invalid lease {self.lease}: expected at least 1s")

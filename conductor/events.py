@@ -180,6 +180,44 @@ class JobRescued(_Event):
     reason: str
 
 
+@attrs.frozen(kw_only=True)
+class JobLeaseExtended(_Event):
+    """A heartbeat: the attempt's worker is alive and keeps its lease until the new expiry."""
+
+    TYPE: ClassVar[str] = "lease_extended"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    lease_expires_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobReleased(_Event):
+    """A worker shutting down gave the attempt back unfinished; the job is due again at
+    once, for any worker. Like a rescue, but announced rather than discovered."""
+
+    TYPE: ClassVar[str] = "released"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class JobResultIgnored(_Event):
+    """An outcome arrived for an attempt that no longer holds the job (it was rescued,
+    timed out, released or cancelled meanwhile). Recorded for the audit trail; it changes
+    nothing. This is the fencing: `attempt` is the stale token."""
+
+    TYPE: ClassVar[str] = "result_ignored"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    outcome: str
+    """What the stale attempt reported: `completed` or `failed`."""
+    reason: str
+
+
 Event = (
     JobEnqueued
     | JobStarted
@@ -190,6 +228,9 @@ Event = (
     | JobCancelled
     | JobRequeued
     | JobRescued
+    | JobLeaseExtended
+    | JobReleased
+    | JobResultIgnored
 )
 
 EVENT_CLASSES: Final[dict[str, type[Event]]] = {
@@ -204,6 +245,9 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
         JobCancelled,
         JobRequeued,
         JobRescued,
+        JobLeaseExtended,
+        JobReleased,
+        JobResultIgnored,
     )
 }
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)

@@ -13,10 +13,25 @@ from typing import Any
 
 import attrs
 
+from conductor.backoff import Backoff
 from conductor.clock import stamp
 from conductor.config import check_max_retries, check_queue
 from conductor.errors import InvalidInput
-from conductor.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted, NewEvent
+from conductor.events import (
+    JobAttemptFailed,
+    JobCancelled,
+    JobCompleted,
+    JobEnqueued,
+    JobFailed,
+    JobLeaseExtended,
+    JobReleased,
+    JobRequeued,
+    JobRescued,
+    JobResultIgnored,
+    JobRetryScheduled,
+    JobStarted,
+    NewEvent,
+)
 from conductor.states import JobState, next_state
 from projections.job_status import JobRow
 
@@ -142,3 +157,134 @@ def requeue(row: JobRow, *, by: str, now: dt.datetime) -> NewEvent:
     next_state(row["id"], JobState(row["status"]), JobRequeued.TYPE)
     at = stamp(now)
     return NewEvent(job_id=row["id"], at=at, event=JobRequeued(by=by, run_at=at))
+
+
+# -- attempts: outcomes, heartbeats, rescues, releases ---------------------------------
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What a worker reports for one attempt. `error_type` None means it completed."""
+
+    job_id: int
+    attempt: int
+    error_type: str | None = None
+    message: str = ""
+    traceback: str = ""
+    retryable: bool = True
+    """False when running again cannot help: unknown task, payload the function rejects."""
+    backoff: Backoff = attrs.field(factory=Backoff)
+    jitter: float = 0.5
+    """A draw from [0, 1) for the backoff's jitter, made by the caller."""
+    duration: float = 0.0
+    """Seconds the handler ran, for logs and metrics."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+def _holds(row: JobRow | None, attempt: int) -> bool:
+    return row is not None and row["status"] == "in_progress" and row["attempts"] == attempt
+
+
+def _stale_reason(row: JobRow, attempt: int) -> str:
+    if row["status"] == "in_progress":
+        return f"attempt {row['attempts']} holds the job now"
+    return f"the job is {row['status']}"
+
+
+def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[NewEvent]:
+    """The events for an attempt's outcome, fenced by its attempt number.
+
+    A stale attempt's outcome becomes `result_ignored`. A failure is `attempt_failed`
+    followed by `retry_scheduled` while retries remain (and the failure is retryable),
+    else by `failed` with the last reason.
+    """
+    if row is None:
+        return []
+    at = stamp(now)
+    job_id = row["id"]
+    if not _holds(row, outcome.attempt):
+        return [
+            NewEvent(
+                job_id=job_id,
+                at=at,
+                event=JobResultIgnored(
+                    attempt=outcome.attempt,
+                    outcome="completed" if outcome.ok else "failed",
+                    reason=_stale_reason(row, outcome.attempt),
+                ),
+            )
+        ]
+    if outcome.error_type is None:
+        return [NewEvent(job_id=job_id, at=at, event=JobCompleted(attempt=outcome.attempt))]
+    failed = NewEvent(
+        job_id=job_id,
+        at=at,
+        event=JobAttemptFailed(
+            attempt=outcome.attempt,
+            error_type=outcome.error_type,
+            message=outcome.message,
+            traceback=outcome.traceback,
+        ),
+    )
+    reason = f"{outcome.error_type}: {outcome.message}"
+    if not outcome.retryable:
+        then: JobRetryScheduled | JobFailed = JobFailed(
+            attempt=outcome.attempt, reason=f"{reason} (not retried: it cannot succeed)"
+        )
+    elif row["retries"] < row["max_retries"]:
+        delay = outcome.backoff.delay(row["retries"], outcome.jitter)
+        then = JobRetryScheduled(attempt=outcome.attempt, run_at=stamp(now + delay))
+    else:
+        then = JobFailed(
+            attempt=outcome.attempt,
+            reason=f"{reason} (retries exhausted: {row['retries']} of {row['max_retries']})",
+        )
+    return [failed, NewEvent(job_id=job_id, at=at, event=then)]
+
+
+def extend_lease(
+    row: JobRow | None, attempt: int, *, now: dt.datetime, lease: dt.timedelta
+) -> list[NewEvent]:
+    """A heartbeat for an attempt this worker still holds; nothing for a lost one."""
+    if row is None or not _holds(row, attempt):
+        return []
+    return [
+        NewEvent(
+            job_id=row["id"],
+            at=stamp(now),
+            event=JobLeaseExtended(attempt=attempt, lease_expires_at=stamp(now + lease)),
+        )
+    ]
+
+
+def release(row: JobRow | None, attempt: int, *, reason: str, now: dt.datetime) -> list[NewEvent]:
+    """Give an unfinished attempt back (shutdown); nothing if it is no longer held."""
+    if row is None or not _holds(row, attempt):
+        return []
+    return [
+        NewEvent(job_id=row["id"], at=stamp(now), event=JobReleased(attempt=attempt, reason=reason))
+    ]
+
+
+def rescue(
+    row: JobRow | None, *, reason: str, now: dt.datetime, attempt: int | None = None
+) -> list[NewEvent]:
+    """Take an in-progress job back from a lost worker; with `attempt`, only that attempt."""
+    if row is None or row["status"] != "in_progress":
+        return []
+    if attempt is not None and row["attempts"] != attempt:
+        return []
+    return [
+        NewEvent(
+            job_id=row["id"],
+            at=stamp(now),
+            event=JobRescued(attempt=row["attempts"], reason=reason),
+        )
+    ]
+
+
+def lease_expired(row: JobRow, now: dt.datetime) -> bool:
+    """Whether an in-progress job's lease ran out before `now`."""
+    expiry = row["lease_expires_at"]
+    return row["status"] == "in_progress" and expiry is not None and expiry < stamp(now)

@@ -17,12 +17,13 @@ class JobState(enum.StrEnum):
     """The status of a job as the `jobs` projection records it."""
 
     PENDING = "pending"
-    """In: `enqueued`, `retry_scheduled`, `requeued`, `rescued`.
+    """In: `enqueued`, `retry_scheduled`, `requeued`, `rescued`, `released`.
     Out: `started` (a worker claims it once run_at is due), `cancelled`."""
 
     IN_PROGRESS = "in_progress"
     """In: `started` (a claim, carrying worker, attempt and lease expiry).
-    Out: `completed`, `retry_scheduled`, `failed`, `cancelled`, `rescued` (lease lost).
+    Out: `completed`, `retry_scheduled`, `failed`, `cancelled`, `rescued` (lease lost),
+    `released` (worker shut down). `lease_extended` (heartbeat) keeps it here.
     `attempt_failed` records a failure without leaving this state; the same append
     always carries the `retry_scheduled` or `failed` that decides where the job goes."""
 
@@ -49,8 +50,12 @@ TRANSITIONS: Final[dict[tuple[JobState | None, str], JobState]] = {
     (JobState.IN_PROGRESS, "failed"): JobState.FAILED,
     (JobState.IN_PROGRESS, "cancelled"): JobState.CANCELLED,
     (JobState.IN_PROGRESS, "rescued"): JobState.PENDING,
+    (JobState.IN_PROGRESS, "released"): JobState.PENDING,
+    (JobState.IN_PROGRESS, "lease_extended"): JobState.IN_PROGRESS,
     (JobState.FAILED, "requeued"): JobState.PENDING,
     (JobState.CANCELLED, "requeued"): JobState.PENDING,
+    # A stale attempt's outcome is recorded in any state of an existing job and moves nothing.
+    **{(state, "result_ignored"): state for state in JobState},
 }
 
 

@@ -20,8 +20,11 @@ from conductor.events import (
     JobCancelled,
     JobEnqueued,
     JobFailed,
+    JobLeaseExtended,
+    JobReleased,
     JobRequeued,
     JobRescued,
+    JobResultIgnored,
     JobRetryScheduled,
     JobStarted,
     RecordedEvent,
@@ -52,8 +55,12 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
         return {"attempt": ev.attempt, "error": f"{ev.error_type}: {ev.message}"}
     if isinstance(ev, JobRetryScheduled):
         return {"attempt": ev.attempt, "run_at": ev.run_at}
-    if isinstance(ev, JobFailed | JobRescued):
+    if isinstance(ev, JobFailed | JobRescued | JobReleased):
         return {"attempt": ev.attempt, "reason": ev.reason}
+    if isinstance(ev, JobLeaseExtended):
+        return {"attempt": ev.attempt, "lease_until": ev.lease_expires_at}
+    if isinstance(ev, JobResultIgnored):
+        return {"attempt": ev.attempt, "outcome": ev.outcome, "reason": ev.reason}
     if isinstance(ev, JobCancelled):
         return {"by": ev.by, "reason": ev.reason}
     if isinstance(ev, JobRequeued):

@@ -16,8 +16,11 @@ from conductor.events import (
     JobCompleted,
     JobEnqueued,
     JobFailed,
+    JobLeaseExtended,
+    JobReleased,
     JobRequeued,
     JobRescued,
+    JobResultIgnored,
     JobRetryScheduled,
     JobStarted,
     RecordedEvent,
@@ -146,6 +149,23 @@ def _rescued(row: JobRow, rec: RecordedEvent, status: str) -> JobRow:
     return {**_lease_released(row, rec, status), "run_at": rec.at}
 
 
+def _lease_extended(row: JobRow, rec: RecordedEvent, status: str) -> JobRow:
+    ev = rec.event
+    assert isinstance(ev, JobLeaseExtended)
+    return {
+        **row,
+        "status": status,
+        "lease_expires_at": ev.lease_expires_at,
+        "updated_at": rec.at,
+        "last_seq": rec.seq,
+    }
+
+
+def _unchanged(row: JobRow, rec: RecordedEvent, status: str) -> JobRow:
+    # result_ignored: the event is history, not state; only the fold position moves.
+    return {**row, "last_seq": rec.seq}
+
+
 _Fold = Callable[[JobRow, RecordedEvent, str], JobRow]
 _FOLDS: Final[dict[type, _Fold]] = {
     JobStarted: _started,
@@ -156,6 +176,9 @@ _FOLDS: Final[dict[type, _Fold]] = {
     JobCancelled: _lease_released,
     JobRequeued: _requeued,
     JobRescued: _rescued,
+    JobReleased: _rescued,
+    JobLeaseExtended: _lease_extended,
+    JobResultIgnored: _unchanged,
 }
 
 

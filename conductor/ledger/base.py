@@ -23,7 +23,7 @@ Backends translate their driver's errors into `conductor.errors` at this boundar
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -49,6 +49,21 @@ class ClaimedJob:
     lease_expires_at: str
     trace: str | None
     """The traceparent stored with the job's `enqueued` event."""
+
+
+@attrs.frozen(kw_only=True)
+class ClaimRequest:
+    """Ask `Ledger.transact` to claim jobs in the same transaction (see `Ledger.claim`)."""
+
+    worker: str
+    queues: tuple[str, ...]
+    limit: int
+    now: dt.datetime
+    lease: dt.timedelta
+
+
+Decide = Callable[[Mapping[int, JobRow]], Sequence[NewEvent]]
+"""A pure function from the current rows of some jobs to the events to append."""
 
 
 @attrs.frozen(kw_only=True)
@@ -100,6 +115,24 @@ class Ledger(Protocol):
         """
         ...
 
+    def transact(
+        self,
+        job_ids: Sequence[int],
+        decide: Decide,
+        *,
+        claim: ClaimRequest | None = None,
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        """Decide and append under the write lock, then optionally claim: one transaction.
+
+        Reads the current rows of `job_ids` (unknown ids are absent from the mapping),
+        calls `decide(rows)` and appends what it returns, as `append` would. Deciding
+        inside the transaction is what makes fencing exact: the rows cannot change between
+        the check and the write. With `claim`, due jobs are then claimed as `claim` would,
+        so a worker reports finished attempts and takes new ones with one commit.
+        Returns the appended events (without the claim's `started` events) and the claims.
+        """
+        ...
+
     # -- claim -------------------------------------------------------------------------
     def claim(
         self,
@@ -135,6 +168,10 @@ class Ledger(Protocol):
 
     def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
         """Jobs matching `where` in id order; with `limit`, the newest `limit` of them."""
+        ...
+
+    def next_due(self, queues: Sequence[str]) -> str | None:
+        """The earliest `run_at` of a pending job in `queues` (None if there is none)."""
         ...
 
     def counts(self) -> list[tuple[str, str, str, int]]:

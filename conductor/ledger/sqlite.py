@@ -35,9 +35,16 @@ from conductor.errors import (
     ReadOnlyDatabase,
     SchemaTooNew,
 )
-from conductor.events import JobEnqueued, NewEvent, RecordedEvent, decode_event
+from conductor.events import JobEnqueued, JobStarted, NewEvent, RecordedEvent, decode_event
 from conductor.ledger import chain
-from conductor.ledger.base import ClaimedJob, EventFilter, JobFilter, RowDifference
+from conductor.ledger.base import (
+    ClaimedJob,
+    ClaimRequest,
+    Decide,
+    EventFilter,
+    JobFilter,
+    RowDifference,
+)
 from conductor.ledger.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from projections import base as projections_base
 from projections import runner
@@ -309,6 +316,20 @@ class SqliteLedger:
             self._conn.execute("DELETE FROM counters WHERE n = 0")
 
     # -- claim -------------------------------------------------------------------------
+    def transact(
+        self,
+        job_ids: Sequence[int],
+        decide: Decide,
+        *,
+        claim: ClaimRequest | None = None,
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        with self._translate(), self._transaction():
+            rows = self._rows(list(job_ids)) if job_ids else {}
+            events = decide(rows)
+            recorded = self._append(events, known=rows) if events else []
+            claimed = self._claim(claim) if claim is not None else []
+        return recorded, claimed
+
     def claim(
         self,
         *,
@@ -318,46 +339,60 @@ class SqliteLedger:
         now: dt.datetime,
         lease: dt.timedelta,
     ) -> list[ClaimedJob]:
+        request = ClaimRequest(
+            worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease
+        )
         if limit <= 0 or not queues:
             return []
-        due = stamp(now)
         with self._translate(), self._transaction():
-            picked: list[JobRow] = []
-            for priority in _PRIORITY_LEVELS:
-                wanted = limit - len(picked)
-                if wanted <= 0:
-                    break
-                candidates: list[JobRow] = []
-                for queue in queues:
-                    # One range seek on jobs_due per (queue, priority): cost is independent
-                    # of how many jobs wait, and future-scheduled ones are never scanned.
-                    for values in self._conn.execute(
-                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
-                        "AND queue = ? AND priority = ? AND run_at <= ? "
-                        "ORDER BY run_at, id LIMIT ?",
-                        (queue, priority, due, wanted),
-                    ):
-                        candidates.append(dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
-                if len(queues) > 1:
-                    candidates.sort(key=lambda row: (row["run_at"], row["id"]))
-                picked.extend(candidates[:wanted])
-            if not picked:
-                return []
-            starts = [decide.start(row, worker=worker, now=now, lease=lease) for row in picked]
-            recorded = self._append(starts, known={row["id"]: row for row in picked})
+            return self._claim(request)
+
+    def _claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        """Pick and start due jobs; the caller holds the transaction."""
+        limit, queues = request.limit, request.queues
+        if limit <= 0 or not queues:
+            return []
+        due = stamp(request.now)
+        picked: list[JobRow] = []
+        for priority in _PRIORITY_LEVELS:
+            wanted = limit - len(picked)
+            if wanted <= 0:
+                break
+            candidates: list[JobRow] = []
+            for queue in queues:
+                # One range seek on jobs_due per (queue, priority): cost is independent
+                # of how many jobs wait, and future-scheduled ones are never scanned.
+                for values in self._conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
+                    "AND queue = ? AND priority = ? AND run_at <= ? "
+                    "ORDER BY run_at, id LIMIT ?",
+                    (queue, priority, due, wanted),
+                ):
+                    candidates.append(dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
+            if len(queues) > 1:
+                candidates.sort(key=lambda row: (row["run_at"], row["id"]))
+            picked.extend(candidates[:wanted])
+        if not picked:
+            return []
+        starts = [
+            decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
+            for row in picked
+        ]
+        recorded = self._append(starts, known={row["id"]: row for row in picked})
         claimed = []
         for row, rec in zip(picked, recorded, strict=True):
             started = rec.event
+            assert isinstance(started, JobStarted)
             claimed.append(
                 ClaimedJob(
                     id=row["id"],
                     task=row["task"],
                     queue=row["queue"],
                     payload=row["payload"],
-                    attempt=started.attempt,  # type: ignore[union-attr]
+                    attempt=started.attempt,
                     retries=row["retries"],
                     max_retries=row["max_retries"],
-                    lease_expires_at=started.lease_expires_at,  # type: ignore[union-attr]
+                    lease_expires_at=started.lease_expires_at,
                     trace=row["trace"],
                 )
             )
@@ -419,6 +454,20 @@ class SqliteLedger:
                 rows = list(self._db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
                 rows.reverse()
         return rows  # type: ignore[return-value]
+
+    def next_due(self, queues: Sequence[str]) -> str | None:
+        earliest: str | None = None
+        with self._translate():
+            for queue in queues:
+                for priority in _PRIORITY_LEVELS:
+                    row = self._conn.execute(
+                        "SELECT run_at FROM jobs WHERE status = 'pending' AND queue = ? "
+                        "AND priority = ? ORDER BY run_at LIMIT 1",
+                        (queue, priority),
+                    ).fetchone()
+                    if row is not None and (earliest is None or row[0] < earliest):
+                        earliest = row[0]
+        return earliest
 
     def counts(self) -> list[tuple[str, str, str, int]]:
         with self._translate():

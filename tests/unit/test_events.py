@@ -25,6 +25,9 @@ SAMPLES = [
     events.JobCancelled(by="operator", reason="r"),
     events.JobRequeued(by="operator", run_at="r"),
     events.JobRescued(attempt=1, reason="lease expired"),
+    events.JobLeaseExtended(attempt=1, lease_expires_at="x"),
+    events.JobReleased(attempt=1, reason="worker shutting down"),
+    events.JobResultIgnored(attempt=1, outcome="completed", reason="job was rescued"),
 ]
 
 
@@ -56,6 +59,9 @@ def test_the_stored_type_names_are_the_ones_users_filter_on() -> None:
         "cancelled",
         "requeued",
         "rescued",
+        "lease_extended",
+        "released",
+        "result_ignored",
     }
 
 

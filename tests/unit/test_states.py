@@ -13,14 +13,27 @@ def test_enqueued_is_the_only_way_a_job_comes_into_being() -> None:
     assert next_state(1, None, "enqueued") is JobState.PENDING
 
 
+def moves_out_of(state: JobState) -> dict[str, JobState]:
+    return {
+        typ: next_state(1, state, typ)
+        for typ in EVENT_TYPES
+        if can_apply(state, typ) and next_state(1, state, typ) != state
+    }
+
+
 def test_completed_is_terminal_for_every_event_type() -> None:
-    for typ in EVENT_TYPES:
-        assert not can_apply(JobState.COMPLETED, typ)
+    assert moves_out_of(JobState.COMPLETED) == {}
 
 
 def test_failed_and_cancelled_leave_only_through_an_operator_requeue() -> None:
     for state in (JobState.FAILED, JobState.CANCELLED):
-        assert [typ for typ in EVENT_TYPES if can_apply(state, typ)] == ["requeued"]
+        assert moves_out_of(state) == {"requeued": JobState.PENDING}
+
+
+def test_a_stale_result_is_recorded_in_every_state_and_moves_nothing() -> None:
+    for state in JobState:
+        assert next_state(1, state, "result_ignored") is state
+    assert not can_apply(None, "result_ignored")
     assert {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED} == TERMINAL_STATES
 
 

@@ -1,0 +1,163 @@
+"""The messages actors send each other. Frozen: a message is a fact, not a shared object."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import attrs
+
+from conductor.job import Outcome
+from conductor.ledger.base import ClaimedJob
+
+
+@attrs.frozen(kw_only=True)
+class Dispatch:
+    """A claimed attempt with the cancellation flag its handler will see."""
+
+    job: ClaimedJob
+    cancel: threading.Event = attrs.field(eq=False, repr=False)
+
+
+# -- to the Writer -----------------------------------------------------------------------
+@attrs.frozen
+class Demand:
+    """The Queue wants `count` more jobs claimed."""
+
+    count: int
+
+
+@attrs.frozen
+class Report:
+    """A worker finished an attempt."""
+
+    outcome: Outcome
+
+
+@attrs.frozen
+class Flush:
+    """Commit what has accumulated (sent by the Writer to itself: group commit)."""
+
+
+@attrs.frozen
+class Maintain:
+    """Heartbeats, rescues and cancellation checks, as of `now`."""
+
+    now: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class RescueAttempt:
+    """Give back the attempt a crashed worker actor held (the Supervisor's request)."""
+
+    job_id: int
+    attempt: int
+    reason: str
+
+
+@attrs.frozen
+class ReleaseAll:
+    """Shutdown: give every attempt still held back to the queue (ask; returns a count)."""
+
+    reason: str
+
+
+@attrs.frozen
+class Release:
+    """Give back claimed attempts that never started (ask; returns a count)."""
+
+    jobs: tuple[ClaimedJob, ...]
+    reason: str
+
+
+@attrs.frozen
+class StopClaiming:
+    """Shutdown has begun: claim nothing more."""
+
+
+# -- to the Queue ------------------------------------------------------------------------
+@attrs.frozen
+class Claimed:
+    """What the Writer claimed for an earlier Demand of `asked` jobs."""
+
+    jobs: tuple[Dispatch, ...]
+    asked: int
+
+
+@attrs.frozen
+class Finished:
+    """Worker `slot` is free again after running an attempt."""
+
+    slot: str
+    outcome: Outcome
+
+
+@attrs.frozen
+class Wake:
+    """Something may have become due: ask for work if there are free slots."""
+
+
+@attrs.frozen
+class Drain:
+    """Stop dispatching; hand back prefetched jobs that never started (ask)."""
+
+
+@attrs.frozen
+class QueueState:
+    """Ask the Queue how busy it is (returns a QueueStatus)."""
+
+
+@attrs.frozen(kw_only=True)
+class QueueStatus:
+    busy: int
+    buffered: int
+    asked: int
+    exhausted: bool
+
+
+@attrs.frozen(kw_only=True)
+class WorkerReplaced:
+    """The Supervisor started a fresh actor for `slot`."""
+
+    slot: str
+    ref: Any
+
+
+# -- to Workers --------------------------------------------------------------------------
+@attrs.frozen
+class Run:
+    """Run one attempt."""
+
+    dispatch: Dispatch
+
+
+@attrs.frozen
+class InjectFault:
+    """Test hook: fail as an actor (not as a handler) when the next Run arrives."""
+
+
+# -- to the Supervisor -------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class WorkerCrashed:
+    slot: str
+    job: ClaimedJob | None
+    error: str
+
+
+# -- to the Scheduler --------------------------------------------------------------------
+@attrs.frozen
+class Tick:
+    """Wake-up or timeout: look at the clock and the queue; returns a TickResult (ask)."""
+
+    now: dt.datetime
+    woken: bool = False
+    """True when a wake-up signal (not a timeout) caused this tick."""
+
+
+@attrs.frozen(kw_only=True)
+class TickResult:
+    sleep: float
+    """Seconds until the Scheduler next needs to look."""
+    drained: bool
+    """Burst mode: nothing due, in flight, or held by a lease that can still come back."""

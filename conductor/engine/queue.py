@@ -1,0 +1,108 @@
+"""The Queue: demand-driven dispatch with a hard concurrency limit.
+
+It knows which worker slots are free and holds a small buffer of claimed jobs. It asks
+the Writer for exactly as many jobs as would fill the free slots plus the prefetch, and
+never more, so jobs are claimed only when someone can run them soon, memory stays bounded
+whatever the backlog, and a slow Writer slows claiming (back-pressure) instead of letting
+claims pile up. After a claim comes back short it stops asking until woken.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import pykka
+
+from conductor.engine.messages import (
+    Claimed,
+    Demand,
+    Dispatch,
+    Drain,
+    Finished,
+    QueueState,
+    QueueStatus,
+    Report,
+    Run,
+    Wake,
+    WorkerReplaced,
+)
+
+
+class Queue(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, prefetch: int) -> None:
+        super().__init__()
+        self._prefetch = prefetch
+        self._writer: pykka.ActorRef[Any] | None = None
+        self._workers: dict[str, pykka.ActorRef[Any]] = {}
+        self._idle: deque[str] = deque()
+        self._buffer: deque[Dispatch] = deque()
+        self._asked = 0
+        self._exhausted = False
+        self._draining = False
+        self._idle_event = threading.Event()
+
+    def connect(self, writer: pykka.ActorRef[Any], workers: dict[str, pykka.ActorRef[Any]]) -> None:
+        """Called once by the Supervisor through a proxy, before any other message."""
+        self._writer = writer
+        self._workers = dict(workers)
+        self._idle.extend(workers)
+        self._want_more()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Finished):
+            assert self._writer is not None
+            self._writer.tell(Report(message.outcome))
+            self._idle.append(message.slot)
+            self._dispatch()
+            self._want_more()
+        elif isinstance(message, Claimed):
+            self._asked -= message.asked
+            self._buffer.extend(message.jobs)
+            if len(message.jobs) < message.asked:
+                self._exhausted = True
+            self._dispatch()
+            self._want_more()
+        elif isinstance(message, Wake):
+            self._exhausted = False
+            self._want_more()
+        elif isinstance(message, WorkerReplaced):
+            self._workers[message.slot] = message.ref
+            self._idle.append(message.slot)
+            self._dispatch()
+            self._want_more()
+        elif isinstance(message, Drain):
+            self._draining = True
+            unstarted = tuple(dispatch.job for dispatch in self._buffer)
+            self._buffer.clear()
+            self._signal_idle()
+            return unstarted, self._idle_event
+        elif isinstance(message, QueueState):
+            return QueueStatus(
+                busy=len(self._workers) - len(self._idle),
+                buffered=len(self._buffer),
+                asked=self._asked,
+                exhausted=self._exhausted,
+            )
+        return None
+
+    def _dispatch(self) -> None:
+        while self._idle and self._buffer and not self._draining:
+            slot = self._idle.popleft()
+            self._workers[slot].tell(Run(self._buffer.popleft()))
+        self._signal_idle()
+
+    def _signal_idle(self) -> None:
+        if self._draining and len(self._idle) == len(self._workers):
+            self._idle_event.set()
+
+    def _want_more(self) -> None:
+        if self._draining or self._exhausted or self._writer is None:
+            return
+        wanted = len(self._idle) + self._prefetch - len(self._buffer) - self._asked
+        if wanted > 0:
+            self._asked += wanted
+            self._writer.tell(Demand(wanted))

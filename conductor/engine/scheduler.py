@@ -1,0 +1,84 @@
+"""The Scheduler: decides when the engine next needs to look, and wakes the Queue.
+
+It never sleeps itself: the runtime's loop sleeps on the wake-up socket for as long as
+`Tick` says and sends a `Tick` when the time is up or a wake-up arrives. Each `Tick` is
+`run_once(now)`: wake the Queue when a job is due, ask the Writer for maintenance when its
+interval has passed (or something woke us, e.g. a `conductor cancel`), and in burst mode
+say whether the work has run out. Tests step it by sending `Tick`s with a chosen `now`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pykka
+
+from conductor.clock import unstamp
+from conductor.config import Settings, WorkerConfig
+from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
+from conductor.ledger.base import JobFilter, Ledger
+
+
+class Scheduler(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: WorkerConfig,
+        queue: pykka.ActorRef[Any],
+        writer: pykka.ActorRef[Any],
+        open_ledger: Any,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._config = config
+        self._queue = queue
+        self._writer = writer
+        self._open_ledger = open_ledger
+        self._ledger: Ledger | None = None
+        self._next_maintenance: dt.datetime | None = None
+
+    def on_start(self) -> None:
+        self._ledger = self._open_ledger(self._settings)
+
+    def on_stop(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            return self.run_once(message.now, woken=message.woken)
+        return None
+
+    def run_once(self, now: dt.datetime, *, woken: bool = False) -> TickResult:
+        assert self._ledger is not None
+        next_due = self._ledger.next_due(self._config.queues)
+        due_in = None if next_due is None else (unstamp(next_due) - now).total_seconds()
+        if due_in is not None and due_in <= 0:
+            self._queue.tell(Wake())
+        interval = dt.timedelta(seconds=self._config.maintenance_interval)
+        if woken or self._next_maintenance is None or now >= self._next_maintenance:
+            self._writer.tell(Maintain(now))
+            self._next_maintenance = now + interval
+        waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
+        if due_in is not None and due_in > 0:
+            waits.append(due_in)
+        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(now, due_in))
+
+    def _drained(self, now: dt.datetime, due_in: float | None) -> bool:
+        """Burst mode's exit test: nothing due, in flight here, or held by any lease."""
+        if not self._config.burst or (due_in is not None and due_in <= 0):
+            return False
+        status = self._queue.ask(QueueState())
+        assert isinstance(status, QueueStatus)
+        if status.busy or status.buffered or status.asked or not status.exhausted:
+            return False
+        assert self._ledger is not None
+        held = [
+            row
+            for row in self._ledger.jobs(JobFilter(status="in_progress"))
+            if row["queue"] in self._config.queues
+        ]
+        return not held

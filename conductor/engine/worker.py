@@ -1,0 +1,160 @@
+"""Workers: one actor per concurrency slot, each running one attempt at a time.
+
+`execute` is the plain function that runs a handler and turns whatever happens into an
+`Outcome`; the actor only routes. A handler's exception is an attempt failure, never an
+actor crash. An actor-level fault (a bug in the worker itself, or `InjectFault` in tests)
+reaches `on_failure`, which tells the Supervisor so it can start a fresh actor and have
+the attempt rescued.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import json
+import random
+import threading
+import time
+import traceback
+from typing import Any
+
+import pykka
+
+from conductor import context
+from conductor.engine.messages import Dispatch, Finished, InjectFault, Run, WorkerCrashed
+from conductor.job import Outcome
+from conductor.ledger.base import ClaimedJob
+from conductor.registry import Registry, TaskSpec
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any) -> Outcome:
+    return Outcome(
+        job_id=job.id,
+        attempt=job.attempt,
+        error_type=type(error).__name__,
+        message=str(error),
+        traceback="".join(traceback.format_exception(error)),
+        duration=time.perf_counter() - started,
+        jitter=random.random(),  # noqa: S311 - backoff jitter
+        **extra,
+    )
+
+
+def _arguments(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload minus `task`, checked against the handler's signature up front so
+    that a payload the function rejects is told apart from a TypeError inside it."""
+    arguments = {key: value for key, value in payload.items() if key != "task"}
+    inspect.signature(spec.function).bind(**arguments)
+    return arguments
+
+
+def execute(dispatch: Dispatch, registry: Registry) -> Outcome:
+    """Run one attempt and describe what happened."""
+    job = dispatch.job
+    started = time.perf_counter()
+    spec = registry.get(job.task)
+    if spec is None:
+        known = ", ".join(registry.names()) or "none"
+        unknown = LookupError(f"unknown task {job.task!r}; registered tasks: {known}")
+        return _failure(job, unknown, started, retryable=False)
+    try:
+        arguments = _arguments(spec, json.loads(job.payload))
+    except TypeError as e:
+        misfit = TypeError(f"payload does not fit {job.task}(): {e}")
+        return _failure(job, misfit, started, retryable=False, backoff=spec.backoff)
+    job_context = context.JobContext(
+        job_id=job.id,
+        attempt=job.attempt,
+        task=job.task,
+        queue=job.queue,
+        cancel_event=dispatch.cancel,
+    )
+    token = context.bind(job_context)
+    try:
+        if spec.timeout is None:
+            spec.function(**arguments)
+        else:
+            _run_with_timeout(spec, arguments, dispatch)
+    except Exception as e:  # noqa: BLE001 - any handler exception is an attempt failure
+        return _failure(job, e, started, backoff=spec.backoff)
+    finally:
+        context.unbind(token)
+    return Outcome(
+        job_id=job.id,
+        attempt=job.attempt,
+        duration=time.perf_counter() - started,
+        backoff=spec.backoff,
+    )
+
+
+def _run_with_timeout(spec: TaskSpec, arguments: dict[str, Any], dispatch: Dispatch) -> None:
+    """Run the handler in its own thread and stop waiting after the task's timeout.
+
+    Python cannot kill a thread: on timeout the attempt fails and its slot is freed, the
+    job's cancellation flag is set so a cooperative handler stops, and a handler that
+    ignores it finishes in the background with its result ignored.
+    """
+    assert spec.timeout is not None
+    errors: list[BaseException] = []
+    run = contextvars.copy_context().run
+
+    def target() -> None:
+        try:
+            run(spec.function, **arguments)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the worker below
+            errors.append(e)
+
+    thread = threading.Thread(target=target, name=f"task-{dispatch.job.id}", daemon=True)
+    thread.start()
+    thread.join(spec.timeout.total_seconds())
+    if thread.is_alive():
+        dispatch.cancel.set()
+        raise TimeoutError(f"timeout after {_format_seconds(spec.timeout.total_seconds())}")
+    if errors:
+        raise errors[0]
+
+
+class Worker(pykka.ThreadingActor):
+    # Daemon threads: a handler still running when the process exits after its grace
+    # period must not keep the process alive (its attempt was released first).
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        slot: str,
+        queue: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[Any],
+        registry: Registry,
+    ) -> None:
+        super().__init__()
+        self.slot = slot
+        self._queue = queue
+        self._supervisor = supervisor
+        self._registry = registry
+        self._current: ClaimedJob | None = None
+        self._fault_armed = False
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, Run):
+            self._current = message.dispatch.job
+            if self._fault_armed:
+                raise RuntimeError(f"injected actor fault in worker {self.slot}")
+            outcome = execute(message.dispatch, self._registry)
+            self._current = None
+            self._queue.tell(Finished(self.slot, outcome))
+        elif isinstance(message, InjectFault):
+            self._fault_armed = True
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: Any,
+    ) -> None:
+        self._supervisor.tell(
+            WorkerCrashed(slot=self.slot, job=self._current, error=repr(exception_value))
+        )

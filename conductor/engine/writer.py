@@ -1,0 +1,300 @@
+"""The Writer: the process's single ledger writer.
+
+It owns the process's write connection and turns everything the engine learns into
+events: attempt outcomes, claims, heartbeats, rescues and releases. Outcomes and claim
+demand accumulate until the Writer's inbox is drained (it tells itself `Flush`, which
+queues behind whatever already arrived), then go out in one transaction: one fsync for
+many jobs (group commit), and finished attempts are settled and new ones claimed in the
+same commit. Every decision is a pure function from `conductor.job`, made inside the
+transaction, so fencing is exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import pykka
+
+from conductor import job as decide
+from conductor.clock import Clock, stamp
+from conductor.config import Settings, WorkerConfig
+from conductor.engine import identity, logs
+from conductor.engine.messages import (
+    Claimed,
+    Demand,
+    Dispatch,
+    Flush,
+    Maintain,
+    Release,
+    ReleaseAll,
+    Report,
+    RescueAttempt,
+    StopClaiming,
+)
+from conductor.errors import LedgerError
+from conductor.events import NewEvent
+from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
+from projections.job_status import JobRow
+
+RETRY_WRITE_AFTER = 0.5
+_REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
+
+
+@attrs.define
+class _Held:
+    """An attempt this process claimed and has not settled."""
+
+    job: ClaimedJob
+    cancel: threading.Event
+
+
+class Writer(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: WorkerConfig,
+        clock: Clock,
+        queue: pykka.ActorRef[Any],
+        open_ledger: Any,
+        wake: Any = None,
+    ) -> None:
+        super().__init__()
+        self._wake = wake
+        self._settings = settings
+        self._config = config
+        self._clock = clock
+        self._queue = queue
+        self._open_ledger = open_ledger
+        self._ledger: Ledger | None = None
+        self._outcomes: list[decide.Outcome] = []
+        self._demand = 0
+        self._flush_pending = False
+        self._claiming = True
+        self._held: dict[int, _Held] = {}
+        self._retry_timer: threading.Timer | None = None
+        self.committed_events = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def on_start(self) -> None:
+        # sqlite3 connections belong to the thread that opens them: open here, not in
+        # __init__, which runs in the Supervisor's thread.
+        self._ledger = self._open_ledger(self._settings)
+
+    def on_stop(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        if self._ledger is not None:
+            self._ledger.close()
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self._ledger is not None
+        return self._ledger
+
+    # -- messages ----------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Report):
+            self._outcomes.append(message.outcome)
+            self._schedule_flush()
+        elif isinstance(message, Demand):
+            self._demand += message.count
+            self._schedule_flush()
+        elif isinstance(message, Flush):
+            self._flush_pending = False
+            self._flush()
+        elif isinstance(message, Maintain):
+            self._maintain(message.now)
+        elif isinstance(message, RescueAttempt):
+            self._rescue_attempt(message)
+        elif isinstance(message, StopClaiming):
+            self._claiming = False
+        elif isinstance(message, Release):
+            return self._release(list(message.jobs), message.reason)
+        elif isinstance(message, ReleaseAll):
+            self._flush()
+            return self._release([held.job for held in self._held.values()], message.reason)
+        return None
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.actor_ref.tell(Flush())
+
+    # -- group commit ------------------------------------------------------------------
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        demand = self._demand if self._claiming else 0
+        if not outcomes and demand == 0:
+            self._demand = 0 if not self._claiming else self._demand
+            return
+        now = self._clock.now()
+        claim = (
+            ClaimRequest(
+                worker=identity.process_id(),
+                queues=self._config.queues,
+                limit=demand,
+                now=now,
+                lease=self._config.lease,
+            )
+            if demand
+            else None
+        )
+
+        def settle(rows: Mapping[int, JobRow]) -> list[NewEvent]:
+            return [
+                event
+                for outcome in outcomes
+                for event in decide.settle(rows.get(outcome.job_id), outcome, now=now)
+            ]
+
+        try:
+            recorded, claimed = self.ledger.transact(
+                [outcome.job_id for outcome in outcomes], settle, claim=claim
+            )
+        except LedgerError as e:
+            # Keep everything and try again shortly: a full disk or a long lock must not
+            # lose an outcome or a claim.
+            logs.note(f"write failed, retrying in {RETRY_WRITE_AFTER}s: {e}", warning=True)
+            self._outcomes[:0] = outcomes
+            self._retry_later()
+            return
+        self._demand -= demand
+        durations = {outcome.job_id: outcome.duration for outcome in outcomes}
+        tasks = {job_id: held.job.task for job_id, held in self._held.items()}
+        for outcome in outcomes:
+            self._held.pop(outcome.job_id, None)
+        dispatches = []
+        for job in claimed:
+            held = _Held(job=job, cancel=threading.Event())
+            self._held[job.id] = held
+            tasks[job.id] = job.task
+            dispatches.append(Dispatch(job=job, cancel=held.cancel))
+        self.committed_events += len(recorded) + len(claimed)
+        for rec in recorded:
+            logs.transition(rec, tasks.get(rec.job_id), durations.get(rec.job_id))
+        self._wake_if_rescheduled(recorded)
+        if logs.verbose():
+            for job in claimed:
+                logs.started(job.id, job.task, job.attempt)
+        if claim is not None:
+            self._queue.tell(Claimed(tuple(dispatches), demand))
+
+    def _wake_if_rescheduled(self, recorded: Sequence[Any]) -> None:
+        # A retry (or a job given back) may fall due before the Scheduler's next look.
+        if self._wake is not None and any(rec.event.TYPE in _REQUEUING for rec in recorded):
+            self._wake()
+
+    def _retry_later(self) -> None:
+        if self._retry_timer is not None and self._retry_timer.is_alive():
+            return
+        ref = self.actor_ref
+        self._retry_timer = threading.Timer(RETRY_WRITE_AFTER, lambda: ref.tell(Flush()))
+        self._retry_timer.daemon = True
+        self._retry_timer.start()
+
+    # -- maintenance -------------------------------------------------------------------
+    def _maintain(self, now: dt.datetime) -> None:
+        """Cancellation checks, heartbeats and rescues: one read, at most one commit."""
+        try:
+            running = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
+        except LedgerError as e:
+            logs.note(f"maintenance read failed: {e}", warning=True)
+            return
+        for job_id, held in self._held.items():
+            row = running.get(job_id)
+            if row is None or row["attempts"] != held.job.attempt:
+                held.cancel.set()  # cancelled, rescued or released elsewhere: tell the handler
+        renew_before = stamp(now + self._config.lease * 2 / 3)
+        heartbeats = [
+            (job_id, held.job.attempt)
+            for job_id, held in self._held.items()
+            if job_id in running
+            and running[job_id]["attempts"] == held.job.attempt
+            and (running[job_id]["lease_expires_at"] or "") < renew_before
+        ]
+        lost = [
+            row
+            for job_id, row in running.items()
+            if job_id not in self._held
+            and (decide.lease_expired(row, now) or identity.holder_gone(row["worker"]))
+        ]
+        if not heartbeats and not lost:
+            return
+        attempts = dict(heartbeats)
+        reasons = {
+            row["id"]: (
+                f"worker {row['worker']} is gone"
+                if identity.holder_gone(row["worker"])
+                else f"lease of {row['worker']} expired at {row['lease_expires_at']}"
+            )
+            for row in lost
+        }
+        lost_attempts = {row["id"]: row["attempts"] for row in lost}
+
+        def decide_all(rows: Mapping[int, JobRow]) -> list[NewEvent]:
+            events: list[NewEvent] = []
+            for job_id, attempt in attempts.items():
+                events += decide.extend_lease(
+                    rows.get(job_id), attempt, now=now, lease=self._config.lease
+                )
+            for job_id, reason in reasons.items():
+                row = rows.get(job_id)
+                # Re-checked under the write lock: the holder may have finished meanwhile.
+                if row is not None and row["worker"] == running[job_id]["worker"]:
+                    events += decide.rescue(
+                        row, reason=reason, now=now, attempt=lost_attempts[job_id]
+                    )
+            return events
+
+        self._commit([*attempts, *reasons], decide_all)
+
+    def _commit(self, job_ids: Sequence[int], decide_fn: Any) -> int:
+        try:
+            recorded, _ = self.ledger.transact(job_ids, decide_fn)
+        except LedgerError as e:
+            logs.note(f"write failed: {e}", warning=True)
+            return 0
+        self.committed_events += len(recorded)
+        self._wake_if_rescheduled(recorded)
+        for rec in recorded:
+            if rec.event.TYPE != "lease_extended":
+                held = self._held.get(rec.job_id)
+                logs.transition(rec, held.job.task if held else None)
+        return len(recorded)
+
+    def _rescue_attempt(self, message: RescueAttempt) -> None:
+        self._held.pop(message.job_id, None)
+        now = self._clock.now()
+        self._commit(
+            [message.job_id],
+            lambda rows: decide.rescue(
+                rows.get(message.job_id), reason=message.reason, now=now, attempt=message.attempt
+            ),
+        )
+
+    def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
+        if not jobs:
+            return 0
+        now = self._clock.now()
+        for job in jobs:
+            self._held.pop(job.id, None)
+        return self._commit(
+            [job.id for job in jobs],
+            lambda rows: [
+                event
+                for job in jobs
+                for event in decide.release(rows.get(job.id), job.attempt, reason=reason, now=now)
+            ],
+        )
+
+
+def jitter() -> float:
+    """The random draw for backoff jitter (not security relevant)."""
+    return random.random()  # noqa: S311

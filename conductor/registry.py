@@ -1,0 +1,110 @@
+"""Tasks: names mapped to Python functions, and the `@task` decorator.
+
+A payload names its task by the registered name, never by import path: a worker runs only
+functions that its own code registered (`--app module` imports such code). The rest of
+the payload is passed to the function as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from conductor.backoff import Backoff, coerce
+from conductor.config import PRIORITIES, check_max_retries, check_queue
+from conductor.errors import InvalidInput
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TaskFunction = Callable[..., Any]
+
+
+@attrs.frozen(kw_only=True)
+class TaskSpec:
+    """A registered task and its defaults (enqueue options override them)."""
+
+    name: str
+    function: TaskFunction
+    max_retries: int | None = None
+    backoff: Backoff = attrs.field(factory=Backoff)
+    timeout: dt.timedelta | None = None
+    queue: str | None = None
+    priority: str | None = None
+
+
+class Registry:
+    """Task name -> TaskSpec. One global instance serves `@task`; tests may make their own."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskSpec] = {}
+
+    def register(self, spec: TaskSpec) -> None:
+        existing = self._tasks.get(spec.name)
+        if existing is not None and existing.function is not spec.function:
+            raise InvalidInput(
+                f"task {spec.name!r} is already registered to "
+                f"{existing.function.__module__}.{existing.function.__qualname__}; "
+                "expected each name once"
+            )
+        self._tasks[spec.name] = spec
+
+    def get(self, name: str) -> TaskSpec | None:
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def task(
+        self,
+        name: str,
+        *,
+        max_retries: int | None = None,
+        backoff: Backoff | float | None = None,
+        timeout: float | dt.timedelta | None = None,
+        queue: str | None = None,
+        priority: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function under `name` with these defaults."""
+        if not name or not isinstance(name, str):
+            raise InvalidInput(f"invalid task name {name!r}: expected a non-empty string")
+        if priority is not None and priority not in PRIORITIES:
+            raise InvalidInput(f"invalid priority {priority!r}: expected high, medium or low")
+        limit = (
+            None
+            if timeout is None
+            else timeout
+            if isinstance(timeout, dt.timedelta)
+            else dt.timedelta(seconds=timeout)
+        )
+        spec_options: dict[str, Any] = {
+            "max_retries": None if max_retries is None else check_max_retries(max_retries),
+            "backoff": coerce(backoff),
+            "timeout": limit,
+            "queue": None if queue is None else check_queue(queue),
+            "priority": priority,
+        }
+
+        def decorate(function: F) -> F:
+            self.register(TaskSpec(name=name, function=function, **spec_options))
+            return function
+
+        return decorate
+
+
+REGISTRY: Final = Registry()
+task: Final = REGISTRY.task
+
+
+def load_app(module: str) -> None:
+    """Import `module` so its `@task` decorators register; errors name the module."""
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - any import failure is the user's module's
+        raise InvalidInput(
+            f"cannot import --app {module!r}: {type(e).__name__}: {e}; "
+            "expected an importable module that registers tasks"
+        ) from None

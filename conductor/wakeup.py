@@ -1,0 +1,86 @@
+"""Wake-up signals between processes on one host: a datagram instead of a poll.
+
+Every worker process binds a Unix datagram socket in a directory that belongs to its
+database (named by a hash of the database's real path, under the temp dir, mode 0700:
+socket paths are limited to ~100 bytes, so they cannot always sit beside the file).
+After committing an enqueue, cancel or retry, a process sends one byte to each socket
+there; a worker's scheduler wakes at once instead of at its next poll. Sockets of dead
+processes refuse the datagram and are removed. Losing a signal costs latency, never a
+job: workers still poll every `poll_interval`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+
+def directory(db: str) -> Path:
+    """The wake-up directory of database `db` (a path or file: URI)."""
+    location = db.removeprefix("file:").split("?", 1)[0]
+    key = hashlib.sha256(os.path.realpath(location).encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"conductor-wake-{os.getuid()}-{key}"
+
+
+def notify(db: str) -> int:
+    """Wake every listening worker of `db`; returns how many were reached."""
+    folder = directory(db)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    reached = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.setblocking(False)
+        for name in names:
+            path = folder / name
+            try:
+                sender.sendto(b"w", str(path))
+                reached += 1
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(OSError):
+                    path.unlink()  # its process is gone
+            except (BlockingIOError, OSError):
+                reached += 1  # a full buffer means it has wake-ups pending already
+    return reached
+
+
+class Listener:
+    """One process's socket; `wait` returns early when a wake-up arrives."""
+
+    def __init__(self, db: str) -> None:
+        folder = directory(db)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        self.path = folder / f"{os.getpid()}-{id(self):x}.sock"
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(str(self.path))
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True if woken. Drains queued wake-ups."""
+        self._socket.settimeout(max(timeout, 0.0))
+        try:
+            self._socket.recv(64)
+        except (TimeoutError, BlockingIOError):
+            return False
+        self._socket.setblocking(False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._socket.recv(64):
+                pass
+        return True
+
+    def wake(self) -> None:
+        """Wake this listener from another thread of the same process."""
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
+            contextlib.suppress(OSError),
+        ):
+            sender.sendto(b"w", str(self.path))
+
+    def close(self) -> None:
+        self._socket.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()

@@ -30,11 +30,19 @@ class InvalidTransition(ConductorError):
     """An event would move a job along an edge the state table does not have."""
 
     def __init__(
-        self, job_id: int, state: str | None, event_type: str, allowed_from: tuple[str, ...] = ()
+        self,
+        job_id: int,
+        state: str | None,
+        event_type: str,
+        allowed_from: tuple[str, ...] = (),
+        *,
+        expected: str | None = None,
     ) -> None:
         where = "does not exist" if state is None else f"is {state}"
-        expected = f" (expected a job that is {' or '.join(allowed_from)})" if allowed_from else ""
-        super().__init__(f"job {job_id} {where}; cannot apply {event_type!r}{expected}")
+        if expected is None and allowed_from:
+            expected = f"a job that is {' or '.join(allowed_from)}"
+        hint = f" (expected {expected})" if expected else ""
+        super().__init__(f"job {job_id} {where}; cannot apply {event_type!r}{hint}")
         self.job_id = job_id
         self.state = state
         self.event_type = event_type
@@ -42,6 +50,11 @@ class InvalidTransition(ConductorError):
 
 class LedgerError(ConductorError):
     """The ledger could not be opened, read or written."""
+
+
+class UnreadableEvent(LedgerError):
+    """A stored event has a type or version this conductor does not know (a newer one
+    wrote it)."""
 
 
 class DatabaseNotFound(LedgerError):

@@ -1,7 +1,8 @@
 """Who holds a lease: worker ids, and whether their process is still alive.
 
-A worker id is `host:pid:start`, the process that holds the lease. `start` is the process's start time in clock ticks
-since boot (from /proc), so a recycled pid is not mistaken for the original process.
+A worker id is `host:pid:start`: the process that holds the lease, where `start` is the
+process's start time in clock ticks since boot (from /proc), so a recycled pid is not
+mistaken for the original process.
 A job held by a dead process on this host is rescued at once; one held on another host
 waits for its lease to expire.
 """

@@ -130,7 +130,8 @@ def run_worker(settings: Settings, config: WorkerConfig, *, registry: Registry =
         else:
             logs.note(
                 f"{signal.Signals(signum).name}: stopping; in-flight jobs get "
-                f"{config.grace.total_seconds():g}s to finish (signal again to force)"
+                f"{config.grace.total_seconds():g}s to finish (signal again to force)",
+                warning=True,
             )
             engine.request_stop()
 

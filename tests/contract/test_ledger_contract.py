@@ -274,3 +274,35 @@ def test_the_chain_verifies_and_its_head_is_the_last_event(ledger: Ledger) -> No
     assert report.ok
     assert report.events == 3
     assert report.head_hash == ledger.read(EventFilter())[-1].hash
+
+
+def test_an_outcome_for_a_stale_attempt_is_refused_by_the_log_itself(ledger: Ledger) -> None:
+    from conductor.events import JobRescued
+
+    enqueue(ledger)
+    ledger.claim(worker="w1", queues=["default"], limit=1, now=T0, lease=LEASE)
+    ledger.append([NewEvent(job_id=1, at=at(40), event=JobRescued(attempt=1, reason="lost"))])
+    ledger.claim(worker="w2", queues=["default"], limit=1, now=T0 + LEASE * 2, lease=LEASE)
+    before = ledger.last_seq()
+    with pytest.raises(InvalidTransition, match="attempt 1 is stale"):
+        ledger.append([NewEvent(job_id=1, at=at(70), event=JobCompleted(attempt=1))])
+    assert ledger.last_seq() == before
+    row = ledger.job(1)
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("in_progress", 2)
+
+
+def test_an_attempt_failure_must_come_with_its_decision(ledger: Ledger) -> None:
+    enqueue(ledger)
+    ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    with pytest.raises(InvalidTransition, match="without retry_scheduled or failed"):
+        ledger.append(
+            [
+                NewEvent(
+                    job_id=1,
+                    at=at(1),
+                    event=JobAttemptFailed(attempt=1, error_type="E", message="m", traceback=""),
+                )
+            ]
+        )
+    assert ledger.last_seq() == 2

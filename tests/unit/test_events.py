@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conductor import events
+from conductor.errors import UnreadableEvent
 from conductor.events import (
     EVENT_CLASSES,
     JobAttemptFailed,
@@ -98,5 +99,7 @@ def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_newer_stored_version_is_refused_rather_than_misread() -> None:
-    with pytest.raises(ValueError, match="newer"):
+    with pytest.raises(UnreadableEvent, match="newer"):
         decode_event("completed", 99, '{"attempt": 1}')
+    with pytest.raises(UnreadableEvent, match="unknown"):
+        decode_event("teleported", 1, "{}")

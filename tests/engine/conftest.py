@@ -1,0 +1,87 @@
+"""Engine fixtures: a real engine on a real SQLite file, in this process, with test tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pykka
+import pytest
+
+from conductor import Conductor
+from conductor.config import Settings, WorkerConfig
+from conductor.engine.runtime import Engine
+from conductor.registry import Registry
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `predicate` (usually a ledger query) until truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+@attrs.define
+class RunningEngine:
+    engine: Engine
+    app: Conductor
+    thread: threading.Thread
+    result: list[int]
+
+    def stop(self) -> int:
+        self.engine.request_stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        return self.result[0]
+
+    def statuses(self) -> dict[int, str]:
+        return {row["id"]: row["status"] for row in self.app.jobs()}
+
+    def types(self, job_id: int) -> list[str]:
+        return [rec.type for rec in self.app.ledger.history(job_id)]
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def start_engine(db_path: Path, registry: Registry) -> Iterator[Callable[..., RunningEngine]]:
+    running: list[RunningEngine] = []
+
+    def start(**options: Any) -> RunningEngine:
+        defaults: dict[str, Any] = {
+            "concurrency": 4,
+            "poll_interval": 0.2,
+            "maintenance_interval": 0.2,
+            "grace": dt.timedelta(seconds=5),
+        }
+        config = WorkerConfig(**{**defaults, **options})
+        settings = Settings(db=str(db_path))
+        engine = Engine(settings, config, registry=registry)
+        engine.start()
+        result: list[int] = []
+        thread = threading.Thread(target=lambda: result.append(engine.run()), daemon=True)
+        thread.start()
+        handle = RunningEngine(engine, Conductor(settings=settings), thread, result)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        if handle.thread.is_alive():
+            handle.engine.request_stop(force=True)
+            handle.thread.join(30)
+        handle.app.close()
+    pykka.ActorRegistry.stop_all()

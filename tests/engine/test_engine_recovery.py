@@ -1,0 +1,205 @@
+"""Fencing, cancellation, supervision, heartbeats and rescue, in one process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from conductor import Conductor
+from conductor.clock import stamp
+from conductor.config import Settings
+from conductor.context import current_job
+from conductor.engine.identity import holder_gone, process_id
+from conductor.engine.messages import InjectFault
+from conductor.events import JobStarted, NewEvent
+from conductor.registry import Registry
+from tests.engine.conftest import RunningEngine, wait_until
+
+Start = Callable[..., RunningEngine]
+
+
+def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+
+
+def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    started = threading.Event()
+    observed: list[bool] = []
+
+    @registry.task("long")
+    def long() -> None:
+        started.set()
+        observed.append(current_job().sleep(30))
+
+    (job_id,) = enqueue(db_path, [{"task": "long"}])
+    running = start_engine(maintenance_interval=60)  # only the wake-up can deliver it fast
+    assert started.wait(30)
+    running.app.cancel(job_id)
+    wait_until(lambda: observed, what="the handler to observe cancellation")
+    assert observed == [True]
+    wait_until(lambda: "result_ignored" in running.types(job_id), what="the stale result")
+    assert running.statuses()[job_id] == "cancelled"
+    assert running.types(job_id) == ["enqueued", "started", "cancelled", "result_ignored"]
+    ignored = running.app.ledger.history(job_id)[-1].event
+    assert (ignored.outcome, ignored.reason) == ("completed", "the job is cancelled")  # type: ignore[union-attr]
+    running.stop()
+
+
+def test_a_crashed_worker_actor_is_replaced_and_its_job_runs_again(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    running = start_engine(concurrency=1, prefetch=0)
+    actors = running.engine.actors()
+    actors.workers["w1"].tell(InjectFault())
+    (job_id,) = enqueue(db_path, [{"task": "quick"}])
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    history = running.app.ledger.history(job_id)
+    assert [rec.type for rec in history] == [
+        "enqueued",
+        "started",
+        "rescued",
+        "started",
+        "completed",
+    ]
+    rescued = history[2].event
+    assert "crashed" in rescued.reason  # type: ignore[union-attr]
+    assert "restarted" in rescued.reason  # type: ignore[union-attr]
+    assert running.engine.actors().workers["w1"] is not actors.workers["w1"]
+    running.stop()
+
+
+def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    runs: list[int] = []
+
+    @registry.task("slow")
+    def slow() -> None:
+        runs.append(current_job().attempt)
+        job_id = current_job().job_id
+        with Conductor(settings=Settings(db=str(db_path)), create=False) as app:
+            wait_until(
+                lambda: sum(r.type == "lease_extended" for r in app.ledger.history(job_id)) >= 2,
+                what="two heartbeats",
+            )
+
+    (job_id,) = enqueue(db_path, [{"task": "slow"}])
+    running = start_engine(lease=dt.timedelta(seconds=1), maintenance_interval=0.1)
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    types = running.types(job_id)
+    assert "rescued" not in types
+    assert types.count("started") == 1
+    assert runs == [1]
+    running.stop()
+
+
+def _dead_process_worker() -> str:
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from conductor.engine.identity import process_id; print(process_id())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return child.stdout.strip()
+
+
+def test_a_job_held_by_a_dead_process_on_this_host_is_rescued_at_once(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    (job_id,) = enqueue(db_path, [{"task": "quick"}])
+    dead = _dead_process_worker()
+    assert holder_gone(dead)
+    assert not holder_gone(process_id())
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        app.ledger.append(
+            [
+                NewEvent(
+                    job_id=job_id,
+                    at=stamp(dt.datetime.now(dt.UTC)),
+                    event=JobStarted(attempt=1, worker=dead, lease_expires_at=stamp(far)),
+                )
+            ]
+        )
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    history = running.app.ledger.history(job_id)
+    assert [rec.type for rec in history] == [
+        "enqueued",
+        "started",
+        "rescued",
+        "started",
+        "completed",
+    ]
+    assert "is gone" in history[2].event.reason  # type: ignore[union-attr]
+    running.stop()
+
+
+def test_a_job_held_on_another_host_waits_for_its_lease_to_expire(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    live, expired = enqueue(db_path, [{"task": "quick"}] * 2)
+    now = dt.datetime.now(dt.UTC)
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        app.ledger.append(
+            [
+                NewEvent(
+                    job_id=live,
+                    at=stamp(now),
+                    event=JobStarted(
+                        attempt=1,
+                        worker="elsewhere:1:1",
+                        lease_expires_at=stamp(now + dt.timedelta(hours=1)),
+                    ),
+                ),
+                NewEvent(
+                    job_id=expired,
+                    at=stamp(now),
+                    event=JobStarted(
+                        attempt=1,
+                        worker="elsewhere:2:2",
+                        lease_expires_at=stamp(now - dt.timedelta(seconds=1)),
+                    ),
+                ),
+            ]
+        )
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(expired) == "completed", what="the expired one")
+    assert "lease of elsewhere:2:2 expired" in running.app.ledger.history(expired)[2].event.reason  # type: ignore[union-attr]
+    assert running.statuses()[live] == "in_progress"
+    assert running.types(live) == ["enqueued", "started"]
+    running.stop()
+
+
+def test_shutdown_releases_attempts_that_outlive_the_grace_period(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    started = threading.Event()
+    unblock = threading.Event()
+
+    @registry.task("stubborn")
+    def stubborn() -> None:
+        started.set()
+        unblock.wait(30)
+
+    (job_id,) = enqueue(db_path, [{"task": "stubborn"}])
+    running = start_engine(grace=dt.timedelta(seconds=0.2))
+    assert started.wait(30)
+    assert running.stop() == 0
+    assert running.statuses()[job_id] == "pending"
+    assert running.types(job_id) == ["enqueued", "started", "released"]
+    unblock.set()

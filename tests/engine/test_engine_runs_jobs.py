@@ -1,0 +1,193 @@
+"""The engine in one process: running, ordering, limits, retries, timeouts, bad jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from conductor import Conductor
+from conductor.clock import unstamp
+from conductor.config import Settings
+from conductor.context import current_job
+from conductor.registry import Registry
+from tests.engine.conftest import RunningEngine, wait_until
+
+Start = Callable[..., RunningEngine]
+
+
+def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+
+
+def test_immediate_jobs_run_and_complete(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    seen: list[int] = []
+    registry.task("record")(lambda n: seen.append(n))
+    ids = enqueue(db_path, [{"task": "record", "n": n} for n in range(20)])
+    running = start_engine()
+    wait_until(lambda: set(running.statuses().values()) == {"completed"}, what="all completed")
+    assert sorted(seen) == list(range(20))
+    assert running.types(ids[0]) == ["enqueued", "started", "completed"]
+    assert running.stop() == 0
+
+
+def test_priority_orders_due_jobs_and_fifo_holds_within_one(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    order: list[str] = []
+    registry.task("record")(lambda name: order.append(name))
+    enqueue(db_path, [{"task": "record", "name": "low1"}], priority="low")
+    enqueue(db_path, [{"task": "record", "name": "med1"}], priority="medium")
+    enqueue(db_path, [{"task": "record", "name": "high1"}], priority="high")
+    enqueue(db_path, [{"task": "record", "name": "med2"}], priority="medium")
+    enqueue(db_path, [{"task": "record", "name": "high2"}], priority="high")
+    running = start_engine(concurrency=1, prefetch=0)
+    wait_until(lambda: len(order) == 5, what="five jobs")
+    assert order == ["high1", "high2", "med1", "med2", "low1"]
+    running.stop()
+
+
+def test_never_more_than_n_handlers_run_and_claims_stay_within_slots_plus_prefetch(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    lock = threading.Lock()
+    active = [0]
+    peak = [0]
+    peak_in_progress = [0]
+
+    def busy() -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        with Conductor(settings=Settings(db=str(db_path)), create=False) as app:
+            in_progress = app.stats().overall.in_progress
+        with lock:
+            peak_in_progress[0] = max(peak_in_progress[0], in_progress)
+            active[0] -= 1
+
+    registry.task("busy")(busy)
+    enqueue(db_path, [{"task": "busy"}] * 60)
+    running = start_engine(concurrency=3, prefetch=2)
+    wait_until(lambda: running.app.stats().overall.completed == 60, what="60 completed")
+    assert peak[0] <= 3
+    assert peak_in_progress[0] <= 3 + 2
+    running.stop()
+
+
+def test_a_failing_job_retries_with_backoff_then_succeeds(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    calls: list[int] = []
+
+    @registry.task("twice_then_ok", backoff=0.05)
+    def twice_then_ok() -> str:
+        calls.append(current_job().attempt)
+        if len(calls) <= 2:
+            raise ValueError(f"failure {len(calls)}")
+        return "ok"
+
+    (job_id,) = enqueue(db_path, [{"task": "twice_then_ok"}], max_retries=3)
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    history = running.app.ledger.history(job_id)
+    assert [rec.type for rec in history] == [
+        "enqueued",
+        "started",
+        "attempt_failed",
+        "retry_scheduled",
+        "started",
+        "attempt_failed",
+        "retry_scheduled",
+        "started",
+        "completed",
+    ]
+    assert calls == [1, 2, 3]
+    for failed, scheduled, restarted in (
+        (history[2], history[3], history[4]),
+        (history[5], history[6], history[7]),
+    ):
+        run_at = unstamp(scheduled.event.run_at)  # type: ignore[union-attr]
+        assert run_at - unstamp(failed.at) >= dt.timedelta(seconds=0.025)  # half the base
+        assert unstamp(restarted.at) >= run_at  # never before its run_at
+    assert history[2].event.message == "failure 1"  # type: ignore[union-attr]
+    assert "ValueError: failure 1" in history[2].event.traceback  # type: ignore[union-attr]
+    assert running.app.job(job_id)["retries"] == 2
+    running.stop()
+
+
+def test_after_max_retries_the_job_fails_with_its_last_reason(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    @registry.task("always", backoff=0.01)
+    def always() -> None:
+        raise RuntimeError(f"attempt {current_job().attempt} broke")
+
+    (job_id,) = enqueue(db_path, [{"task": "always"}], max_retries=2)
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "failed", what="failure")
+    row = running.app.job(job_id)
+    assert (row["attempts"], row["retries"]) == (3, 2)
+    assert row["last_error"].startswith("RuntimeError: attempt 3 broke")
+    assert running.types(job_id).count("retry_scheduled") == 2
+    running.stop()
+
+
+def test_a_timeout_fails_the_attempt_and_frees_the_slot(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    release = threading.Event()
+
+    @registry.task("stuck", timeout=0.2)
+    def stuck() -> None:
+        release.wait(30)  # ignores cancellation: only the timeout can free the slot
+
+    registry.task("quick")(lambda: None)
+    (stuck_id,) = enqueue(db_path, [{"task": "stuck"}], max_retries=0)
+    (quick_id,) = enqueue(db_path, [{"task": "quick"}])
+    running = start_engine(concurrency=1, prefetch=0)
+    wait_until(lambda: running.statuses().get(quick_id) == "completed", what="quick job")
+    assert running.statuses()[stuck_id] == "failed"
+    (failure,) = running.app.failures(stuck_id)
+    assert (failure[1].error_type, failure[1].message) == ("TimeoutError", "timeout after 0.2s")
+    release.set()
+    running.stop()
+
+
+def test_unknown_tasks_and_rejected_payloads_fail_without_retries_and_work_goes_on(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("needs_email")(lambda email: email)
+    unknown, misfit, fine = enqueue(
+        db_path,
+        [
+            {"task": "os.system", "command": "true"},
+            {"task": "needs_email", "wrong": 1},
+            {"task": "needs_email", "email": "a@b.c"},
+        ],
+        max_retries=5,
+    )
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(fine) == "completed", what="the good job")
+    wait_until(lambda: running.statuses().get(misfit) == "failed", what="misfit")
+    wait_until(lambda: running.statuses().get(unknown) == "failed", what="unknown")
+    assert "unknown task 'os.system'" in running.app.job(unknown)["last_error"]
+    assert "payload does not fit needs_email()" in running.app.job(misfit)["last_error"]
+    assert running.types(unknown).count("started") == 1
+    assert running.types(misfit).count("retry_scheduled") == 0
+    running.stop()
+
+
+def test_burst_mode_stops_by_itself_once_the_work_runs_out(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    enqueue(db_path, [{"task": "quick"}] * 10)
+    running = start_engine(burst=True)
+    running.thread.join(30)
+    assert not running.thread.is_alive()
+    assert running.result == [0]
+    assert running.app.stats().overall.completed == 10

@@ -1,0 +1,167 @@
+"""Real `conductor worker` processes on one SQLite file: wake-ups, SIGKILL, SIGTERM, races."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor import Conductor
+from conductor.config import Settings
+from tests.conftest import CONDUCTOR, run_cli
+from tests.engine.conftest import wait_until
+
+
+class Workers:
+    """Starts worker processes and makes sure none outlives the test."""
+
+    def __init__(self, db: Path, logs: Path) -> None:
+        self.db = db
+        self.logs = logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [CONDUCTOR, "worker", "--db", str(self.db), "-q", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def log(self, index: int) -> str:
+        return (self.logs / f"worker-{index}.log").read_text()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+
+
+@pytest.fixture
+def workers(db_path: Path, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(db_path, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def open_app(db_path: Path) -> Conductor:
+    return Conductor(settings=Settings(db=str(db_path)))
+
+
+def assert_clean(db_path: Path) -> None:
+    verify = run_cli("replay", "--verify", db=db_path)
+    assert verify.code == 0, verify.stdout
+    audit = run_cli("audit", "verify", db=db_path)
+    assert audit.code == 0, audit.stdout
+
+
+def test_a_job_enqueued_by_another_process_is_noticed_through_the_wake_up(
+    db_path: Path, workers: Workers
+) -> None:
+    with open_app(db_path):
+        pass
+    workers.start("--poll", "120s")
+    with open_app(db_path) as app:
+        # Until the worker's socket exists a signal would be lost; the 120 s poll then
+        # makes the test fail by its deadline rather than pass slowly.
+        wait_until(lambda: app.ledger.last_seq() == 0 and _listening(db_path), what="socket")
+        job_id = app.enqueue({"task": "noop"})
+        wait_until(
+            lambda: app.job(job_id)["status"] == "completed",
+            timeout=60,
+            what="the wake-up to deliver the job",
+        )
+
+
+def _listening(db_path: Path) -> bool:
+    from conductor import wakeup
+
+    folder = wakeup.directory(str(db_path))
+    return folder.exists() and any(folder.iterdir())
+
+
+def test_sigkill_mid_run_loses_nothing_and_runs_each_job_to_one_completion(
+    db_path: Path, workers: Workers
+) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "sleep", "seconds": 0.02 + (n % 4) * 0.01} for n in range(300)])
+    victim = workers.start("--concurrency", "8")
+    survivor = workers.start("--concurrency", "8")
+    with open_app(db_path) as app:
+        wait_until(lambda: app.stats().overall.completed >= 60, what="a good part done")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+        drain = workers.start("--burst")
+        assert drain.wait(120) == 0
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(60) == 0
+        stats = app.stats().overall
+        assert (stats.completed, stats.in_progress, stats.pending) == (300, 0, 0)
+        completed = collections.Counter(r.job_id for r in app.events(types=["completed"]))
+        assert set(completed) == set(range(1, 301))
+        assert set(completed.values()) == {1}
+        started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+        interrupted = {job_id for job_id, n in started.items() if n > 1}
+        rescued = {r.job_id for r in app.events(types=["rescued", "released"])}
+        assert interrupted == rescued
+        assert interrupted, "the SIGKILL should have interrupted some attempts"
+    assert_clean(db_path)
+
+
+def test_three_processes_never_start_one_attempt_twice(db_path: Path, workers: Workers) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "noop"}] * 3000)
+    drains = [workers.start("--burst", "--concurrency", "8") for _ in range(3)]
+    for process in drains:
+        assert process.wait(300) == 0
+    with open_app(db_path) as app:
+        starts = collections.Counter(
+            (r.job_id, r.event.attempt)
+            for r in app.events(types=["started"])  # type: ignore[union-attr]
+        )
+        assert len(starts) == 3000
+        assert set(starts.values()) == {1}
+        assert app.stats().overall.completed == 3000
+    assert_clean(db_path)
+
+
+def test_sigterm_finishes_or_releases_in_flight_jobs_and_exits_zero(
+    db_path: Path, workers: Workers
+) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "sleep", "seconds": 60}] * 2 + [{"task": "noop"}] * 3)
+    worker = workers.start("--concurrency", "2", "--grace", "0.3s")
+    with open_app(db_path) as app:
+        wait_until(lambda: app.stats().overall.in_progress >= 2, what="jobs in flight")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+        stats = app.stats().overall
+        assert stats.in_progress == 0
+        assert stats.pending + stats.completed == 5
+        assert len(app.events(types=["released"])) >= 2
+    assert_clean(db_path)
+
+
+def test_a_second_signal_forces_the_exit_without_waiting_out_the_grace(
+    db_path: Path, workers: Workers
+) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "sleep", "seconds": 600}])
+    worker = workers.start("--concurrency", "1", "--grace", "600s")
+    with open_app(db_path) as app:
+        wait_until(lambda: app.stats().overall.in_progress == 1, what="the job in flight")
+        worker.send_signal(signal.SIGINT)
+        wait_until(lambda: "stopping" in workers.log(0), what="the first signal to land")
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(60) == 0
+        assert app.stats().overall.in_progress == 0
+        assert [r.type for r in app.ledger.history(1)][-1] == "released"
+    assert os.path.exists(db_path)

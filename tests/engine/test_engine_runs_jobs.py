@@ -26,7 +26,11 @@ def test_immediate_jobs_run_and_complete(
     db_path: Path, registry: Registry, start_engine: Start
 ) -> None:
     seen: list[int] = []
-    registry.task("record")(lambda n: seen.append(n))
+
+    @registry.task("record")
+    def record(n: int) -> None:
+        seen.append(n)
+
     ids = enqueue(db_path, [{"task": "record", "n": n} for n in range(20)])
     running = start_engine()
     wait_until(lambda: set(running.statuses().values()) == {"completed"}, what="all completed")
@@ -39,7 +43,11 @@ def test_priority_orders_due_jobs_and_fifo_holds_within_one(
     db_path: Path, registry: Registry, start_engine: Start
 ) -> None:
     order: list[str] = []
-    registry.task("record")(lambda name: order.append(name))
+
+    @registry.task("record")
+    def record(name: str) -> None:
+        order.append(name)
+
     enqueue(db_path, [{"task": "record", "name": "low1"}], priority="low")
     enqueue(db_path, [{"task": "record", "name": "med1"}], priority="medium")
     enqueue(db_path, [{"task": "record", "name": "high1"}], priority="high")

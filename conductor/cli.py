@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,17 +26,21 @@ from conductor.config import (
     PRIORITIES,
     PRIORITY_NAMES,
     Settings,
+    check_queue,
     parse_duration,
     parse_time,
 )
 from conductor.errors import ConductorError, InvalidInput
 from conductor.events import EVENT_TYPES, JobEnqueued, RecordedEvent
+from conductor.registry import load_app
 from conductor.render import duration, facts, table, to_json, when
 from projections.job_status import JobRow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LIMIT = 100
+SQLITE_MAX_INTEGER = 2**63 - 1
+"""The largest id or limit SQLite can bind; larger values are usage errors, not crashes."""
 
 
 def _one_line(message: str) -> str:
@@ -73,6 +78,7 @@ def _db_option(function: F) -> F:
         "db",
         metavar="PATH",
         envvar="CONDUCTOR_DB",
+        callback=_utf8,
         help="Database file (default ./conductor.db; env CONDUCTOR_DB).",
     )(function)
 
@@ -95,6 +101,24 @@ def _note(text: str) -> None:
 
 def _limit(value: int) -> int | None:
     return None if value == 0 else value
+
+
+def _bindable(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Refuse integers too large for SQLite as usage errors (they would crash the query)."""
+    if value is not None and value > SQLITE_MAX_INTEGER:
+        raise click.BadParameter(f"{value} is too large; expected at most {SQLITE_MAX_INTEGER}")
+    return value
+
+
+def _utf8(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse text arguments that are not UTF-8 (Python passes such bytes on as surrogate
+    escapes, which SQLite cannot bind) as usage errors instead of crashing on them."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter(f"{value!r} is not valid UTF-8; expected UTF-8 text") from None
+    return value
 
 
 def _truncation_note(shown: int, limit: int | None, what: str) -> None:
@@ -156,17 +180,27 @@ def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
 @click.option(
     "--priority",
     type=click.Choice(tuple(PRIORITIES), case_sensitive=False),
-    default="medium",
-    show_default=True,
+    help="high, medium or low [default: the task's, else medium].",
 )
 @click.option(
     "--max-retries",
     type=click.IntRange(0, MAX_RETRIES_CAP),
-    default=DEFAULT_MAX_RETRIES,
-    show_default=True,
-    help="Retries after the first attempt fails.",
+    help=(
+        f"Retries after the first attempt fails [default: the task's, else {DEFAULT_MAX_RETRIES}]."
+    ),
 )
-@click.option("--queue", default=DEFAULT_QUEUE, show_default=True, help="Queue name.")
+@click.option(
+    "--queue",
+    callback=_utf8,
+    help=f"Queue name [default: the task's, else {DEFAULT_QUEUE}].",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module so its tasks' defaults apply (repeatable).",
+)
 @_json_option
 @_db_option
 def enqueue(
@@ -174,22 +208,34 @@ def enqueue(
     file: str | None,
     delay: str | None,
     at: str | None,
-    priority: str,
-    max_retries: int,
-    queue: str,
+    priority: str | None,
+    max_retries: int | None,
+    queue: str | None,
+    apps: tuple[str, ...],
     as_json: bool,
     db: str | None,
 ) -> None:
-    """Add a job (or a file of jobs) and print its id."""
+    """Add a job (or a file of jobs) and print its id.
+
+    Any task name is accepted: whether a worker knows it is decided when it runs.
+    """
     if (payload is None) == (file is None):
         raise click.UsageError("give exactly one of --payload JSON or --file PATH")
     if delay is not None and at is not None:
         raise click.UsageError("give --delay or --at, not both")
     settings = Settings.from_env(db)
+    # Validate everything before opening (and so creating) the database: a refused
+    # enqueue must leave no file behind.
+    if queue is not None:
+        check_queue(queue)
+    for module in apps:
+        load_app(module)
     wait = None if delay is None else parse_duration(delay, "delay")
     start = None if at is None else _parse_at(at)
     items = (
-        [decide.parse_payload(payload, settings.max_payload_bytes)]
+        # As the bytes given (os.fsencode undoes Python's surrogate escapes), so a payload
+        # that is not UTF-8 is reported as such rather than crashing the size check.
+        [decide.parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
         if payload is not None
         else _file_payloads(file or "-", settings.max_payload_bytes)
     )
@@ -208,11 +254,13 @@ def enqueue(
 def _parse_at(text: str) -> dt.datetime:
     try:
         when_ = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        # Normalising to UTC here, not when the event is stamped, turns a time that is
+        # valid locally but outside datetime's range in UTC into this error, not a crash.
+        return (when_ if when_.tzinfo else when_.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(
             f"invalid --at {text!r}: expected an ISO-8601 time like 2026-11-28T09:30:00Z"
         ) from None
-    return when_ if when_.tzinfo else when_.replace(tzinfo=dt.UTC)
 
 
 # -- listings --------------------------------------------------------------------------
@@ -226,11 +274,12 @@ def _job_json(row: JobRow) -> dict[str, Any]:
 
 @cli.command()
 @click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this status.")
-@click.option("--task", help="Only jobs of this task.")
-@click.option("--queue", help="Only jobs in this queue.")
+@click.option("--task", callback=_utf8, help="Only jobs of this task.")
+@click.option("--queue", callback=_utf8, help="Only jobs in this queue.")
 @click.option(
     "--limit",
     type=click.IntRange(0, None),
+    callback=_bindable,
     default=DEFAULT_LIMIT,
     show_default=True,
     help="Show the newest N (0 for all), oldest first.",
@@ -273,7 +322,7 @@ def jobs(
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
 @_json_option
 @_db_option
 def show(job_id: int, as_json: bool, db: str | None) -> None:
@@ -323,7 +372,7 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
 @_json_option
 @_db_option
 def history(job_id: int, as_json: bool, db: str | None) -> None:
@@ -380,7 +429,13 @@ def _event_details(rec: RecordedEvent) -> str:
 
 
 @cli.command()
-@click.option("--job", "job_id", type=click.IntRange(1, None), help="Only this job's events.")
+@click.option(
+    "--job",
+    "job_id",
+    type=click.IntRange(1, None),
+    callback=_bindable,
+    help="Only this job's events.",
+)
 @click.option(
     "--type",
     "types",
@@ -388,12 +443,13 @@ def _event_details(rec: RecordedEvent) -> str:
     multiple=True,
     help="Only events of this type (repeatable).",
 )
-@click.option("--task", help="Only events of jobs of this task.")
+@click.option("--task", callback=_utf8, help="Only events of jobs of this task.")
 @click.option("--since", metavar="TIME", help="At or after: ISO-8601, or an age like 1h, 30m.")
 @click.option("--until", metavar="TIME", help="Before: ISO-8601, or an age like 10m.")
 @click.option(
     "--limit",
     type=click.IntRange(0, None),
+    callback=_bindable,
     default=DEFAULT_LIMIT,
     show_default=True,
     help="Show the newest N matches (0 for all), oldest first.",
@@ -452,7 +508,7 @@ def stats(as_json: bool, db: str | None) -> None:
 
 # -- operator actions ------------------------------------------------------------------
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
 @_db_option
 def cancel(job_id: int, db: str | None) -> None:
     """Cancel a pending or in-progress job."""
@@ -462,7 +518,7 @@ def cancel(job_id: int, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), metavar="ID")
+@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
 @_db_option
 def retry(job_id: int, db: str | None) -> None:
     """Send a failed or cancelled job back to pending with a fresh retry budget."""
@@ -541,31 +597,177 @@ def audit_verify(as_json: bool, db: str | None) -> None:
         raise click.exceptions.Exit(1)
 
 
-# -- demo ------------------------------------------------------------------------------
-DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
-    *(
-        ({"task": "send_email", "email": f"user{n}@example.com", "subject": "Welcome"}, {})
-        for n in range(1, 9)
-    ),
-    ({"task": "data_import", "source": "customers.csv", "rows": 500}, {"priority": "high"}),
-    ({"task": "data_import", "source": "orders.csv", "rows": 2000}, {"priority": "low"}),
-    ({"task": "send_email", "email": "later@example.com"}, {"delay": dt.timedelta(seconds=3)}),
-    ({"task": "sleep", "seconds": 1}, {"delay": dt.timedelta(seconds=2)}),
-    ({"task": "flaky", "p": 0.5}, {"max_retries": 5}),
-    ({"task": "fail", "message": "the demo's failing job"}, {"max_retries": 2}),
-]
+# -- worker ---------------------------------------------------------------------------
+def _queues(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise InvalidInput(f"invalid --queues {text!r}: expected comma-separated queue names")
+    return names
 
 
 @cli.command()
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Jobs in progress at once in this process.",
+)
+@click.option(
+    "--queues",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    metavar="A,B",
+    help="Queues to take jobs from, comma-separated.",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module to register its tasks (repeatable).",
+)
+@click.option(
+    "--burst", is_flag=True, help="Exit 0 once no job is due, in flight, or held by a live lease."
+)
+@click.option(
+    "--grace",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="On SIGINT/SIGTERM, how long in-flight jobs may finish.",
+)
+@click.option(
+    "--lease",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="How long a claim lasts without a heartbeat.",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(0, 10_000),
+    default=2,
+    show_default=True,
+    help="Jobs claimed ahead of free slots.",
+)
+@click.option(
+    "--poll",
+    default="1s",
+    show_default=True,
+    metavar="DURATION",
+    help="Fallback poll for jobs no wake-up signal announced.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Log only failures and warnings.")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@_db_option
+def worker(
+    concurrency: int,
+    queues: str,
+    apps: tuple[str, ...],
+    burst: bool,
+    grace: str,
+    lease: str,
+    prefetch: int,
+    poll: str,
+    quiet: bool,
+    log_format: str,
+    db: str | None,
+) -> None:
+    """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
+    from conductor.config import WorkerConfig
+    from conductor.engine import logs
+    from conductor.engine.runtime import run_worker
+
+    config = WorkerConfig(
+        concurrency=concurrency,
+        queues=_queues(queues),
+        prefetch=prefetch,
+        lease=parse_duration(lease, "--lease"),
+        grace=parse_duration(grace, "--grace"),
+        burst=burst,
+        poll_interval=max(parse_duration(poll, "--poll").total_seconds(), 0.001),
+    )
+    settings = Settings.from_env(db)
+    for module in apps:
+        load_app(module)
+    logs.configure("json" if log_format == "json" else "text", quiet=quiet)
+    raise click.exceptions.Exit(run_worker(settings, config))
+
+
+# -- bench -----------------------------------------------------------------------------
+@cli.command()
+@click.option("--jobs", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option(
+    "--task",
+    type=click.Choice(["noop", "sleep"]),
+    default="noop",
+    show_default=True,
+    help="noop, or sleep (10 ms).",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes draining the queue.",
+)
+@click.option(
+    "--stream-seconds",
+    type=click.FloatRange(0.1, 600),
+    default=3.0,
+    show_default=True,
+    help="How long each pickup-latency stream runs.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1, 100_000),
+    default=200.0,
+    show_default=True,
+    help="Jobs per second in the pickup-latency streams.",
+)
+@_json_option
+def bench(
+    jobs: int,
+    concurrency: int,
+    task: str,
+    processes: int,
+    stream_seconds: float,
+    rate: float,
+    as_json: bool,
+) -> None:
+    """Measure the real stack on a fresh temporary database."""
+    from conductor import bench as benchmark
+
+    result = benchmark.run(
+        benchmark.BenchOptions(
+            jobs=jobs,
+            concurrency=concurrency,
+            task=task,
+            processes=processes,
+            latency_rate=rate,
+            latency_seconds=stream_seconds,
+        )
+    )
+    _echo(json.dumps(result, indent=2) if as_json else benchmark.render(result))
+
+
+# -- demo ------------------------------------------------------------------------------
+@cli.command()
 @_db_option
 def demo(db: str | None) -> None:
-    """Enqueue a realistic mix of jobs, then print `jobs` and `stats`."""
-    with _open(db, create=True) as app:
-        for payload, options in DEMO_JOBS:
-            app.enqueue(payload, **options)
-        _echo(f"enqueued {len(DEMO_JOBS)} demo jobs into {app.settings.db}\n")
+    """Enqueue a realistic mix of jobs, run them in-process with live progress, then print
+    `jobs` and `stats`."""
+    from conductor import demo as demo_run
+
+    settings = Settings.from_env(db)
+    demo_run.run(settings)
     context = click.get_current_context()
-    context.invoke(jobs, db=db, limit=DEFAULT_LIMIT)
+    context.invoke(jobs, db=db, limit=0)
     _echo("")
     context.invoke(stats, db=db)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -28,12 +28,15 @@ from conductor.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
 from conductor.job import Payload
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
+from conductor.registry import REGISTRY
 from conductor.states import JobState
 from projections import history as history_projection
 from projections.history import HistoryEntry
 from projections.job_status import JobRow
 
 STATUSES: Final = tuple(state.value for state in JobState)
+MAX_ID: Final = 2**63 - 1
+"""SQLite's largest integer: no id or limit beyond it can exist."""
 
 PayloadInput = Payload | Mapping[str, Any] | str | bytes
 
@@ -79,6 +82,17 @@ class Stats:
             "queues": {name: counts.as_dict() for name, counts in self.queues.items()},
             "tasks": {name: counts.as_dict() for name, counts in self.tasks.items()},
         }
+
+
+T = TypeVar("T")
+
+
+def _first(*choices: T | None) -> T:
+    """The first option that was given: explicit, then the task's, then conductor's."""
+    for choice in choices:
+        if choice is not None:
+            return choice
+    raise AssertionError("the last choice is always a default")
 
 
 def _sum(counts: dict[str, dict[str, int]], key: str, status: str, n: int) -> None:
@@ -130,14 +144,19 @@ class Conductor:
         self,
         payload: PayloadInput,
         *,
-        queue: str = DEFAULT_QUEUE,
-        priority: str = DEFAULT_PRIORITY,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        queue: str | None = None,
+        priority: str | None = None,
+        max_retries: int | None = None,
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
         trace: str | None = None,
     ) -> int:
-        """Enqueue one job and return its id. The payload is a JSON object naming its task."""
+        """Enqueue one job and return its id. The payload is a JSON object naming its task.
+
+        Options left out take the registered task's defaults (`@task(queue=..., ...)`)
+        when this process knows the task, else conductor's (queue `default`, priority
+        `medium`, 3 retries).
+        """
         return self.enqueue_many(
             [payload],
             queue=queue,
@@ -152,9 +171,9 @@ class Conductor:
         self,
         payloads: Iterable[PayloadInput],
         *,
-        queue: str = DEFAULT_QUEUE,
-        priority: str = DEFAULT_PRIORITY,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        queue: str | None = None,
+        priority: str | None = None,
+        max_retries: int | None = None,
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
         trace: str | None = None,
@@ -168,19 +187,25 @@ class Conductor:
             at = at.replace(tzinfo=dt.UTC)
         now = self.clock.now()
         run_at = now + delay if delay is not None else at
-        level = parse_priority(priority)
+        if priority is not None:
+            parse_priority(priority)
         events = []
         for index, raw in enumerate(payloads, start=1):
             try:
                 parsed = self._payload(raw)
             except InvalidInput as e:
                 raise InvalidInput(f"item {index}: {e}") from None
+            spec = REGISTRY.get(parsed.task)
             events.append(
                 decide.enqueue(
                     parsed,
-                    queue=queue,
-                    priority=level,
-                    max_retries=max_retries,
+                    queue=_first(queue, spec.queue if spec else None, DEFAULT_QUEUE),
+                    priority=parse_priority(
+                        _first(priority, spec.priority if spec else None, DEFAULT_PRIORITY)
+                    ),
+                    max_retries=_first(
+                        max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES
+                    ),
                     run_at=run_at,
                     now=now,
                     trace=trace,
@@ -211,6 +236,8 @@ class Conductor:
 
     # -- queries -----------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow:
+        if not 1 <= job_id <= MAX_ID:
+            raise UnknownJob(job_id)
         row = self.ledger.job(job_id)
         if row is None:
             raise UnknownJob(job_id)
@@ -244,6 +271,8 @@ class Conductor:
         )
 
     def history(self, job_id: int) -> tuple[HistoryEntry, ...]:
+        if not 1 <= job_id <= MAX_ID:
+            raise UnknownJob(job_id)
         events = self.ledger.history(job_id)
         if not events:
             raise UnknownJob(job_id)

@@ -63,7 +63,13 @@ def parse_time(text: str, now: dt.datetime, what: str = "time") -> dt.datetime:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"invalid {what} {text!r}: out of range in UTC; "
+            "expected a time between years 1 and 9999"
+        ) from None
 
 
 def parse_priority(text: str) -> int:

@@ -57,7 +57,7 @@ def parse_payload(raw: str | bytes | dict[str, Any], max_bytes: int) -> Payload:
     if isinstance(raw, dict):
         value: Any = raw
     else:
-        size = len(raw.encode() if isinstance(raw, str) else raw)
+        size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
         if size > max_bytes:
             raise InvalidInput(
                 f"invalid payload: {size} bytes is over the {max_bytes}-byte limit; "

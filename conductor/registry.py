@@ -21,6 +21,8 @@ from conductor.errors import InvalidInput
 F = TypeVar("F", bound=Callable[..., Any])
 
 TaskFunction = Callable[..., Any]
+_EXAMPLES: Final = "conductor.examples"
+"""The bundled example tasks: an application's own task of the same name replaces one."""
 
 
 @attrs.frozen(kw_only=True)
@@ -44,7 +46,8 @@ class Registry:
 
     def register(self, spec: TaskSpec) -> None:
         existing = self._tasks.get(spec.name)
-        if existing is not None and existing.function is not spec.function:
+        replaces_example = existing is not None and existing.function.__module__ == _EXAMPLES
+        if existing is not None and existing.function is not spec.function and not replaces_example:
             raise InvalidInput(
                 f"task {spec.name!r} is already registered to "
                 f"{existing.function.__module__}.{existing.function.__qualname__}; "

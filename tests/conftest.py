@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,16 +45,27 @@ CONDUCTOR = shutil.which("conductor") or "conductor"
 
 
 def run_cli(
-    *args: str, db: Path | None = None, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str,
+    db: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> CliResult:
-    """Run the installed `conductor` executable in a subprocess."""
+    """Run the installed `conductor` executable in a subprocess (in `cwd` if given)."""
     argv = [CONDUCTOR, *args]
     if db is not None:
         argv += ["--db", str(db)]
     full_env = {**os.environ, **(env or {})}
     full_env.pop("CONDUCTOR_DB", None) if db is not None else None
     done = subprocess.run(
-        argv, input=stdin, capture_output=True, text=True, env=full_env, timeout=60, check=False
+        argv,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
 
@@ -61,20 +73,32 @@ def run_cli(
 def db_snapshot(path: Path) -> str:
     """A digest of every row of every table (or "absent"), to assert a command changed
     nothing. Logical rather than byte-level: closing a WAL database checkpoints it, which
-    rewrites pages without changing a row."""
+    rewrites pages without changing a row.
+
+    It reads a copy (the file and its -wal), because even a read-only connection leaves
+    -wal/-shm files beside a WAL database, and those would change what the next command
+    sees (a read-only directory, say, would suddenly hold the -shm it needs)."""
     if not path.exists():
         return "absent"
     digest = hashlib.sha256()
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        ]
-        for table in tables:
-            digest.update(table.encode())
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
-                digest.update(repr(row).encode())
-    finally:
-        conn.close()
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "snapshot.db"
+        shutil.copyfile(path, copy)
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        conn = sqlite3.connect(copy)
+        try:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+                )
+            ]
+            for table in tables:
+                digest.update(table.encode())
+                for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                    digest.update(repr(row).encode())
+        finally:
+            conn.close()
     return digest.hexdigest()

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,24 @@ def test_concurrent_processes_claim_each_job_exactly_once(db_path: Path) -> None
         assert app.audit().ok
         assert app.verify_projections() == []
     assert os.path.exists(db_path)
+
+
+def _create_and_enqueue(path: str, barrier: Any) -> None:
+    barrier.wait(30)
+    with Conductor(settings=Settings(db=path, busy_timeout=30)) as app:
+        app.enqueue({"task": "t"})
+
+
+def test_processes_creating_the_same_new_database_at_once_all_succeed(db_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    processes = [
+        context.Process(target=_create_and_enqueue, args=(str(db_path), barrier)) for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    with open_app(db_path) as app:
+        assert [row["id"] for row in app.jobs()] == [1, 2, 3, 4]

@@ -199,3 +199,32 @@ def test_burst_mode_stops_by_itself_once_the_work_runs_out(
     assert not running.thread.is_alive()
     assert running.result == [0]
     assert running.app.stats().overall.completed == 10
+
+
+def test_a_delayed_job_never_starts_before_its_run_at(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    (job_id,) = enqueue(db_path, [{"task": "quick"}], delay=dt.timedelta(seconds=0.5))
+    running = start_engine(poll_interval=30)  # the scheduler must wake for run_at itself
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    enqueued, started, _ = running.app.ledger.history(job_id)
+    assert unstamp(started.at) >= unstamp(enqueued.event.run_at)  # type: ignore[union-attr]
+    running.stop()
+
+
+def test_task_defaults_apply_unless_the_enqueue_overrides_them(db_path: Path) -> None:
+    from conductor.registry import REGISTRY
+
+    REGISTRY.task("defaults_demo", queue="mail", priority="high", max_retries=7)(lambda: None)
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        by_default = app.job(app.enqueue({"task": "defaults_demo"}))
+        overridden = app.job(app.enqueue({"task": "defaults_demo"}, queue="q", max_retries=1))
+        unknown = app.job(app.enqueue({"task": "not_registered_here"}))
+    assert (by_default["queue"], by_default["priority"], by_default["max_retries"]) == (
+        "mail",
+        0,
+        7,
+    )
+    assert (overridden["queue"], overridden["priority"], overridden["max_retries"]) == ("q", 0, 1)
+    assert (unknown["queue"], unknown["priority"], unknown["max_retries"]) == ("default", 1, 3)

@@ -165,3 +165,59 @@ def test_a_second_signal_forces_the_exit_without_waiting_out_the_grace(
         assert app.stats().overall.in_progress == 0
         assert [r.type for r in app.ledger.history(1)][-1] == "released"
     assert os.path.exists(db_path)
+
+
+def test_json_logs_carry_one_line_per_transition(db_path: Path, workers: Workers) -> None:
+    import json
+
+    with open_app(db_path) as app:
+        app.enqueue({"task": "fail", "message": "boom"}, max_retries=0)
+    process = subprocess.run(
+        [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in process.stderr.splitlines()]
+    transitions = [line for line in lines if "event" in line]
+    assert [(t["job"], t["task"], t["event"], t["status"], t["attempt"]) for t in transitions] == [
+        (1, "fail", "started", "in_progress", 1),
+        (1, "fail", "attempt_failed", "in_progress", 1),
+        (1, "fail", "failed", "failed", 1),
+    ]
+    assert transitions[1]["error"] == "TaskFailedError: boom"
+    assert "duration_ms" in transitions[2]
+    quiet = subprocess.run(
+        [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_the_demo_runs_every_job_to_an_end(tmp_path: Path) -> None:
+    result = run_cli("demo", db=tmp_path / "demo.db")
+    assert result.code == 0, result.stderr
+    assert "18/18 finished" in result.stderr
+    with open_app(tmp_path / "demo.db") as app:
+        stats = app.stats().overall
+    assert stats.total == 18
+    assert stats.pending == stats.in_progress == 0
+    assert stats.failed >= 1  # the job that always fails
+
+
+def test_bench_reports_every_figure(tmp_path: Path) -> None:
+    import json
+
+    result = run_cli("bench", "--jobs", "300", "--stream-seconds", "0.5", "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in ("enqueue_jobs_per_s", "jobs_per_s", "events_per_s", "peak_rss_mib"):
+        assert report[key] > 0
+    for where in ("in_process", "cross_process"):
+        latency = report["pickup_latency"][where]
+        assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]

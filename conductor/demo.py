@@ -1,0 +1,82 @@
+"""`conductor demo`: enqueue a realistic mix of jobs and run them with a live progress line.
+
+Everything goes through the same public pieces a user would touch: `Conductor.enqueue`
+and an in-process `Engine`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+import time
+from typing import Any, Final, TextIO
+
+from conductor.client import Conductor
+from conductor.config import Settings, WorkerConfig
+from conductor.engine import logs
+from conductor.engine.runtime import Engine
+from conductor.states import TERMINAL_STATES
+
+DEMO_JOBS: Final[list[tuple[dict[str, Any], dict[str, Any]]]] = [
+    *(
+        ({"task": "send_email", "email": f"user{n}@example.com", "subject": "Welcome"}, {})
+        for n in range(1, 13)
+    ),
+    ({"task": "data_import", "source": "customers.csv", "rows": 5000}, {"priority": "high"}),
+    ({"task": "data_import", "source": "orders.csv", "rows": 20000}, {"priority": "low"}),
+    ({"task": "send_email", "email": "later@example.com"}, {"delay": dt.timedelta(seconds=3)}),
+    ({"task": "sleep", "seconds": 1}, {"delay": dt.timedelta(seconds=2)}),
+    ({"task": "flaky", "p": 0.5}, {"max_retries": 5}),
+    ({"task": "fail", "message": "the demo's failing job"}, {"max_retries": 2}),
+]
+TIMEOUT: Final = 60.0
+
+
+def enqueue(app: Conductor) -> list[int]:
+    return [app.enqueue(payload, **options) for payload, options in DEMO_JOBS]
+
+
+def _progress(app: Conductor, ids: list[int]) -> tuple[int, dict[str, int]]:
+    counts: dict[str, int] = {}
+    done = 0
+    for job_id in ids:
+        status = app.job(job_id)["status"]
+        counts[status] = counts.get(status, 0) + 1
+        done += status in TERMINAL_STATES
+    return done, counts
+
+
+def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
+    """Enqueue the demo jobs, run a worker until every one of them is finished."""
+    logs.configure(quiet=True)
+    logs.LOGGER.setLevel(logging.ERROR)  # the progress line says it all
+    with Conductor(settings=settings) as app:
+        ids = enqueue(app)
+        out.write(f"enqueued {len(ids)} demo jobs into {settings.db}; running them...\n")
+        engine = Engine(settings, WorkerConfig(concurrency=4, poll_interval=0.5))
+        engine.start()
+        runner = threading.Thread(target=engine.run, daemon=True)
+        runner.start()
+        live = out.isatty()
+        shown = ""
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            while True:
+                done, counts = _progress(app, ids)
+                line = f"[{done}/{len(ids)} finished] " + "  ".join(
+                    f"{status} {n}" for status, n in sorted(counts.items())
+                )
+                if line != shown:
+                    out.write(("\r\033[K" if live else "") + line + ("" if live else "\n"))
+                    out.flush()
+                    shown = line
+                if done == len(ids) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        finally:
+            engine.request_stop()
+            runner.join(30)
+        out.write("\n\n" if live else "\n")
+    return ids

@@ -1,0 +1,173 @@
+"""Queue and Scheduler driven message by message, with recording stand-ins around them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from conductor import Conductor, ManualClock
+from conductor.config import Settings, WorkerConfig
+from conductor.engine.messages import (
+    Claimed,
+    Demand,
+    Dispatch,
+    Finished,
+    Maintain,
+    QueueState,
+    Run,
+    Tick,
+    TickResult,
+    Wake,
+)
+from conductor.engine.queue import Queue
+from conductor.engine.runtime import open_writable
+from conductor.engine.scheduler import Scheduler
+from conductor.job import Outcome
+from conductor.ledger.base import ClaimedJob
+
+
+class Recorder(pykka.ThreadingActor):
+    """Stands in for the Writer or a Worker: keeps every message it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "seen":
+            return list(self.seen)
+        self.seen.append(message)
+        return None
+
+
+def seen(ref: pykka.ActorRef[Any]) -> list[Any]:
+    return ref.ask("seen")  # type: ignore[no-any-return]
+
+
+def dispatch(job_id: int) -> Dispatch:
+    job = ClaimedJob(
+        id=job_id,
+        task="t",
+        queue="default",
+        payload="{}",
+        attempt=1,
+        retries=0,
+        max_retries=0,
+        lease_expires_at="x",
+        trace=None,
+    )
+    return Dispatch(job=job, cancel=threading.Event())
+
+
+@pytest.fixture
+def actors() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def demanded(writer: pykka.ActorRef[Any]) -> int:
+    return sum(m.count for m in seen(writer) if isinstance(m, Demand))
+
+
+def test_the_queue_asks_only_for_free_slots_plus_prefetch(actors: None) -> None:
+    writer = Recorder.start()
+    workers = {f"w{n}": Recorder.start() for n in range(3)}
+    queue = Queue.start(2)
+    queue.proxy().connect(writer, workers).get()
+    assert demanded(writer) == 3 + 2
+    # The writer is behind: no Claimed yet. Wake-ups must not pile up more demand.
+    for _ in range(5):
+        queue.tell(Wake())
+    queue.ask(QueueState())
+    assert demanded(writer) == 5
+
+
+def test_the_queue_dispatches_to_idle_workers_and_buffers_the_prefetch(actors: None) -> None:
+    writer = Recorder.start()
+    workers = {f"w{n}": Recorder.start() for n in range(2)}
+    queue = Queue.start(1)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2, 3)), 3))
+    status = queue.ask(QueueState())
+    assert (status.busy, status.buffered, status.asked) == (2, 1, 0)
+    runs = [m.dispatch.job.id for ref in workers.values() for m in seen(ref)]
+    assert sorted(runs) == [1, 2]
+    first_slot = next(slot for slot, ref in workers.items() if seen(ref))
+    queue.tell(Finished(first_slot, Outcome(job_id=1, attempt=1)))
+    status = queue.ask(QueueState())
+    assert (status.busy, status.buffered) == (2, 0)  # job 3 went to the freed slot
+    assert any(isinstance(m, Run) and m.dispatch.job.id == 3 for m in seen(workers[first_slot]))
+    # the outcome was forwarded, and one more job was asked for to refill the prefetch
+    reports = [m for m in seen(writer) if not isinstance(m, Demand)]
+    assert [r.outcome.job_id for r in reports] == [1]
+    assert demanded(writer) == 3 + 1
+
+
+def test_a_short_claim_stops_asking_until_something_wakes_the_queue(actors: None) -> None:
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start()}
+    queue = Queue.start(0)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed((), 1))
+    assert queue.ask(QueueState()).exhausted
+    assert demanded(writer) == 1
+    queue.tell(Wake())
+    queue.ask(QueueState())
+    assert demanded(writer) == 2
+
+
+@pytest.fixture
+def scheduler(
+    db_path: Path, actors: None, request: pytest.FixtureRequest
+) -> tuple[Any, Any, Any, Settings]:
+    settings = Settings(db=str(db_path))
+    config = WorkerConfig(poll_interval=1000.0, maintenance_interval=request.param)
+    queue, writer = Recorder.start(), Recorder.start()
+    ref = Scheduler.start(settings, config, queue, writer, open_writable)
+    return ref, queue, writer, settings
+
+
+@pytest.mark.parametrize("scheduler", [50.0], indirect=True)
+def test_the_scheduler_sleeps_exactly_until_the_next_due_job_then_wakes_the_queue(
+    scheduler: tuple[Any, Any, Any, Settings],
+) -> None:
+    ref, queue, _, settings = scheduler
+    clock = ManualClock()
+    with Conductor(settings=settings, clock=clock) as app:
+        app.enqueue({"task": "t"}, delay=dt.timedelta(seconds=90))
+        app.enqueue({"task": "t"}, delay=dt.timedelta(seconds=30))
+    now = clock.now()
+    result: TickResult = ref.ask(Tick(now))
+    assert result.sleep == pytest.approx(30.0)  # the job due in 30 s, not the poll
+    result = ref.ask(Tick(now + dt.timedelta(seconds=29)))
+    assert result.sleep == pytest.approx(1.0)
+    assert not any(isinstance(m, Wake) for m in seen(queue))
+    ref.ask(Tick(now + dt.timedelta(seconds=30)))
+    assert any(isinstance(m, Wake) for m in seen(queue))
+
+
+@pytest.mark.parametrize("scheduler", [5.0], indirect=True)
+def test_the_scheduler_asks_for_maintenance_on_schedule_and_whenever_woken(
+    scheduler: tuple[Any, Any, Any, Settings],
+) -> None:
+    ref, _, writer, settings = scheduler
+    with Conductor(settings=settings):
+        pass
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ref.ask(Tick(now))
+    ref.ask(Tick(now + dt.timedelta(seconds=1)))
+    assert sum(isinstance(m, Maintain) for m in seen(writer)) == 1
+    ref.ask(Tick(now + dt.timedelta(seconds=2), woken=True))
+    ref.ask(Tick(now + dt.timedelta(seconds=6)))  # 5 s after the woken one: not yet
+    ref.ask(Tick(now + dt.timedelta(seconds=7)))
+    assert [m.now for m in seen(writer) if isinstance(m, Maintain)] == [
+        now,
+        now + dt.timedelta(seconds=2),
+        now + dt.timedelta(seconds=7),
+    ]

@@ -5,9 +5,11 @@ The public API is what `__all__` lists; everything else is internal.
 
 from __future__ import annotations
 
+from conductor.backoff import Backoff
 from conductor.client import Conductor, Stats, StatusCounts
 from conductor.clock import Clock, ManualClock, SystemClock
 from conductor.config import Settings
+from conductor.context import JobContext, current_job
 from conductor.errors import (
     ConductorError,
     DatabaseBusy,
@@ -19,9 +21,11 @@ from conductor.errors import (
     SchemaTooNew,
     UnknownJob,
 )
+from conductor.registry import Registry, task
 from conductor.states import JobState
 
 __all__ = [
+    "Backoff",
     "Clock",
     "Conductor",
     "ConductorError",
@@ -29,14 +33,18 @@ __all__ = [
     "DatabaseNotFound",
     "InvalidInput",
     "InvalidTransition",
+    "JobContext",
     "JobState",
     "LedgerError",
     "ManualClock",
     "NotAConductorDatabase",
+    "Registry",
     "SchemaTooNew",
     "Settings",
     "Stats",
     "StatusCounts",
     "SystemClock",
     "UnknownJob",
+    "current_job",
+    "task",
 ]

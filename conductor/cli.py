@@ -661,7 +661,11 @@ def _queues(text: str) -> tuple[str, ...]:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Log only failures and warnings.")
 @click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per transition: text, or JSON objects.",
 )
 @_db_option
 def worker(
@@ -700,8 +704,20 @@ def worker(
 
 # -- bench -----------------------------------------------------------------------------
 @cli.command()
-@click.option("--jobs", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="Jobs to enqueue and drain.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Worker slots per process.",
+)
 @click.option(
     "--task",
     type=click.Choice(["noop", "sleep"]),
@@ -760,8 +776,11 @@ def bench(
 @cli.command()
 @_db_option
 def demo(db: str | None) -> None:
-    """Enqueue a realistic mix of jobs, run them in-process with live progress, then print
-    `jobs` and `stats`."""
+    """Run a realistic mix of jobs in-process with live progress, then show them.
+
+    Enqueues the demo jobs, runs a worker until every one has finished, and prints
+    `conductor jobs` and `conductor stats`.
+    """
     from conductor import demo as demo_run
 
     settings = Settings.from_env(db)

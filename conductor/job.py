@@ -270,15 +270,35 @@ def release(row: JobRow | None, attempt: int, *, reason: str, now: dt.datetime) 
 def rescue(
     row: JobRow | None, *, reason: str, now: dt.datetime, attempt: int | None = None
 ) -> list[NewEvent]:
-    """Take an in-progress job back from a lost worker; with `attempt`, only that attempt."""
+    """Take an in-progress job back from a lost worker; with `attempt`, only that attempt.
+
+    A rescue uses one of the job's retries, as in Oban: a job that kills its worker every
+    time (a poison pill) ends `failed` once its retries are used up instead of taking down
+    every worker that picks it up, forever.
+    """
     if row is None or row["status"] != "in_progress":
         return []
     if attempt is not None and row["attempts"] != attempt:
         return []
+    at = stamp(now)
+    if row["retries"] >= row["max_retries"]:
+        return [
+            NewEvent(
+                job_id=row["id"],
+                at=at,
+                event=JobFailed(
+                    attempt=row["attempts"],
+                    reason=(
+                        f"{reason}; not rescued: retries exhausted "
+                        f"({row['retries']} of {row['max_retries']})"
+                    ),
+                ),
+            )
+        ]
     return [
         NewEvent(
             job_id=row["id"],
-            at=stamp(now),
+            at=at,
             event=JobRescued(attempt=row["attempts"], reason=reason),
         )
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -46,6 +48,8 @@ class Registry:
 
     def register(self, spec: TaskSpec) -> None:
         existing = self._tasks.get(spec.name)
+        if existing is not None and spec.function.__module__ == _EXAMPLES:
+            return  # the application registered its own task of that name first: keep it
         replaces_example = existing is not None and existing.function.__module__ == _EXAMPLES
         if existing is not None and existing.function is not spec.function and not replaces_example:
             raise InvalidInput(
@@ -83,6 +87,8 @@ class Registry:
             if isinstance(timeout, dt.timedelta)
             else dt.timedelta(seconds=timeout)
         )
+        if limit is not None and limit <= dt.timedelta(0):
+            raise InvalidInput(f"invalid timeout {timeout!r}: expected a positive duration")
         spec_options: dict[str, Any] = {
             "max_retries": None if max_retries is None else check_max_retries(max_retries),
             "backoff": coerce(backoff),
@@ -104,6 +110,10 @@ task: Final = REGISTRY.task
 
 def load_app(module: str) -> None:
     """Import `module` so its `@task` decorators register; errors name the module."""
+    # Like RQ and Celery: an app module in the current directory is importable even when
+    # `conductor` runs as a console script (whose sys.path starts at its own directory).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's module's

@@ -6,12 +6,14 @@ with the same fields (`job`, `task`, `event`, `status`, `attempt`, `duration_ms`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
 from collections.abc import Mapping
 from typing import Final, Literal
 
+from conductor.clock import stamp
 from conductor.events import (
     JobAttemptFailed,
     JobFailed,
@@ -38,9 +40,8 @@ _LOUD: Final = (JobAttemptFailed, JobFailed, JobRescued, JobResultIgnored)
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None) or {"message": record.getMessage()}
-        return json.dumps(
-            {"time": self.formatTime(record), "level": record.levelname.lower(), **fields}
-        )
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        return json.dumps({"time": stamp(when), "level": record.levelname.lower(), **fields})
 
 
 def configure(log_format: LogFormat = "text", *, quiet: bool = False) -> None:

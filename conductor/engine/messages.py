@@ -94,6 +94,14 @@ class Finished:
 
 
 @attrs.frozen
+class LateResult:
+    """The outcome of an attempt that timed out, arriving after its slot was freed; the
+    Queue passes it to the Writer (it is recorded as `result_ignored`)."""
+
+    outcome: Outcome
+
+
+@attrs.frozen
 class Wake:
     """Something may have become due: ask for work if there are free slots."""
 
@@ -142,6 +150,14 @@ class InjectFault:
 class WorkerCrashed:
     slot: str
     job: ClaimedJob | None
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class CoreCrashed:
+    """The Writer, Queue or Scheduler failed: the process cannot go on safely."""
+
+    actor: str
     error: str
 
 

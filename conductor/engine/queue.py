@@ -15,12 +15,14 @@ from typing import Any
 
 import pykka
 
+from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
     Claimed,
     Demand,
     Dispatch,
     Drain,
     Finished,
+    LateResult,
     QueueState,
     QueueStatus,
     Report,
@@ -30,11 +32,11 @@ from conductor.engine.messages import (
 )
 
 
-class Queue(pykka.ThreadingActor):
+class Queue(CoreActor):
     use_daemon_thread = True
 
-    def __init__(self, prefetch: int) -> None:
-        super().__init__()
+    def __init__(self, prefetch: int, supervisor: pykka.ActorRef[Any] | None = None) -> None:
+        super().__init__(supervisor)
         self._prefetch = prefetch
         self._writer: pykka.ActorRef[Any] | None = None
         self._workers: dict[str, pykka.ActorRef[Any]] = {}
@@ -66,6 +68,9 @@ class Queue(pykka.ThreadingActor):
                 self._exhausted = True
             self._dispatch()
             self._want_more()
+        elif isinstance(message, LateResult):
+            assert self._writer is not None
+            self._writer.tell(Report(message.outcome))
         elif isinstance(message, Wake):
             self._exhausted = False
             self._want_more()

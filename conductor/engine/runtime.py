@@ -8,8 +8,10 @@ so another worker takes them at once) and exit 0. A second signal skips the wait
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any, cast
@@ -20,7 +22,15 @@ from conductor import examples, wakeup
 from conductor.clock import Clock, SystemClock
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
-from conductor.engine.messages import Drain, Release, ReleaseAll, StopClaiming, Tick, TickResult
+from conductor.engine.messages import (
+    Drain,
+    Maintain,
+    Release,
+    ReleaseAll,
+    StopClaiming,
+    Tick,
+    TickResult,
+)
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
 from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.registry import REGISTRY, Registry
@@ -53,6 +63,8 @@ class Engine:
         self._open_ledger = open_ledger
         self.stop_requested = threading.Event()
         self.force_requested = threading.Event()
+        self.fatal: str | None = None
+        """Why the engine had to stop (a core actor failed); the exit code is then 1."""
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._listener: wakeup.Listener | None = None
 
@@ -61,7 +73,13 @@ class Engine:
         self._open_ledger(self.settings).close()
         self._listener = wakeup.Listener(self.settings.db)
         self._supervisor = Supervisor.start(
-            self.settings, self.config, self.registry, self.clock, self._open_ledger, self.wake
+            self.settings,
+            self.config,
+            self.registry,
+            self.clock,
+            self._open_ledger,
+            self.wake,
+            self._fail,
         )
         return self.actors()
 
@@ -75,6 +93,10 @@ class Engine:
         if self._listener is not None:
             self._listener.wake()
 
+    def _fail(self, reason: str) -> None:
+        self.fatal = reason
+        self.request_stop(force=True)
+
     def request_stop(self, *, force: bool = False) -> None:
         (self.force_requested if force else self.stop_requested).set()
         self.wake()
@@ -83,14 +105,29 @@ class Engine:
         """Run until stopped (or, in burst mode, until the work runs out); returns 0."""
         assert self._listener is not None
         woken = True
-        while not self.stop_requested.is_set():
-            result = self.actors().scheduler.ask(Tick(self.clock.now(), woken))
+        while not (self.stop_requested.is_set() or self.force_requested.is_set()):
+            try:
+                result = self.actors().scheduler.ask(Tick(self.clock.now(), woken))
+            except Exception as e:  # noqa: BLE001 - any failure of a core actor is fatal
+                self.fatal = f"scheduler failed: {e!r}"
+                break
             assert isinstance(result, TickResult)
             if result.drained:
                 logs.note("burst: nothing due, in flight or leased; stopping")
                 break
             woken = self._listener.wait(result.sleep)
+        if self.fatal is not None:
+            return self._stop_after_failure()
         return self.shutdown()
+
+    def _stop_after_failure(self) -> int:
+        logs.note(f"worker stopping after an internal failure: {self.fatal}", warning=True)
+        with contextlib.suppress(Exception):
+            self.actors().writer.ask(
+                ReleaseAll("worker stopped after an internal failure"), timeout=10
+            )
+        self.close()
+        return 1
 
     def shutdown(self) -> int:
         actors = self.actors()
@@ -99,11 +136,17 @@ class Engine:
             tuple[tuple[ClaimedJob, ...], threading.Event], actors.queue.ask(Drain())
         )
         actors.writer.ask(Release(unstarted, "worker shutting down; never started"))
-        grace = self.config.grace.total_seconds()
-        waited = 0.0
-        while not idle.is_set() and waited < grace and not self.force_requested.is_set():
-            idle.wait(min(0.1, grace - waited))
-            waited += 0.1
+        # While in-flight attempts finish, keep their leases alive (heartbeats) and keep
+        # delivering cancellations: a grace period longer than the lease must not get a
+        # still-running job rescued and started twice.
+        deadline = time.monotonic() + self.config.grace.total_seconds()
+        interval = self.config.maintenance_interval
+        while not idle.is_set() and not self.force_requested.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            actors.writer.tell(Maintain(self.clock.now()))
+            idle.wait(min(interval, remaining))
         released = actors.writer.ask(ReleaseAll("worker shut down before the attempt finished"))
         if released:
             logs.note(f"released {released} unfinished attempts", warning=True)
@@ -112,7 +155,8 @@ class Engine:
 
     def close(self) -> None:
         if self._supervisor is not None:
-            self._supervisor.stop(block=True, timeout=15)
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.stop(block=True, timeout=15)
             self._supervisor = None
         if self._listener is not None:
             self._listener.close()
@@ -137,11 +181,11 @@ def run_worker(settings: Settings, config: WorkerConfig, *, registry: Registry =
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        engine.start()
         logs.note(
-            f"worker started: db={settings.db} queues={','.join(config.queues)} "
+            f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"
         )
+        engine.start()
         return engine.run()
     finally:
         engine.close()

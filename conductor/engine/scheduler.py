@@ -14,13 +14,14 @@ from typing import Any
 
 import pykka
 
-from conductor.clock import unstamp
+from conductor.clock import stamp, unstamp
 from conductor.config import Settings, WorkerConfig
+from conductor.engine.core import CoreActor
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
 from conductor.ledger.base import JobFilter, Ledger
 
 
-class Scheduler(pykka.ThreadingActor):
+class Scheduler(CoreActor):
     use_daemon_thread = True
 
     def __init__(
@@ -30,8 +31,9 @@ class Scheduler(pykka.ThreadingActor):
         queue: pykka.ActorRef[Any],
         writer: pykka.ActorRef[Any],
         open_ledger: Any,
+        supervisor: pykka.ActorRef[Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(supervisor)
         self._settings = settings
         self._config = config
         self._queue = queue
@@ -54,22 +56,27 @@ class Scheduler(pykka.ThreadingActor):
 
     def run_once(self, now: dt.datetime, *, woken: bool = False) -> TickResult:
         assert self._ledger is not None
-        next_due = self._ledger.next_due(self._config.queues)
-        due_in = None if next_due is None else (unstamp(next_due) - now).total_seconds()
-        if due_in is not None and due_in <= 0:
+        queues = self._config.queues
+        earliest = self._ledger.next_due(queues)
+        due_now = earliest is not None and unstamp(earliest) <= now
+        if due_now:
             self._queue.tell(Wake())
+            # Sleep until the first job that is not due yet, not until the next poll.
+            upcoming = self._ledger.next_due(queues, after=stamp(now))
+        else:
+            upcoming = earliest
         interval = dt.timedelta(seconds=self._config.maintenance_interval)
         if woken or self._next_maintenance is None or now >= self._next_maintenance:
             self._writer.tell(Maintain(now))
             self._next_maintenance = now + interval
         waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
-        if due_in is not None and due_in > 0:
-            waits.append(due_in)
-        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(now, due_in))
+        if upcoming is not None:
+            waits.append((unstamp(upcoming) - now).total_seconds())
+        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now))
 
-    def _drained(self, now: dt.datetime, due_in: float | None) -> bool:
+    def _drained(self, due_now: bool) -> bool:
         """Burst mode's exit test: nothing due, in flight here, or held by any lease."""
-        if not self._config.burst or (due_in is not None and due_in <= 0):
+        if not self._config.burst or due_now:
             return False
         status = self._queue.ask(QueueState())
         assert isinstance(status, QueueStatus)

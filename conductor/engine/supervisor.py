@@ -8,6 +8,7 @@ event whose reason names the crash and the restart), so the job runs again.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -16,7 +17,7 @@ import pykka
 from conductor.clock import Clock
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
-from conductor.engine.messages import RescueAttempt, WorkerCrashed, WorkerReplaced
+from conductor.engine.messages import CoreCrashed, RescueAttempt, WorkerCrashed, WorkerReplaced
 from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
 from conductor.engine.worker import Worker
@@ -50,9 +51,11 @@ class Supervisor(pykka.ThreadingActor):
         clock: Clock,
         open_ledger: Any,
         wake: Any = None,
+        on_fatal: Any = None,
     ) -> None:
         super().__init__()
         self._wake = wake
+        self._on_fatal = on_fatal
         self._settings = settings
         self._config = config
         self._registry = registry
@@ -62,15 +65,26 @@ class Supervisor(pykka.ThreadingActor):
         self.restarts = 0
 
     def on_start(self) -> None:
-        self._queue = Queue.start(self._config.prefetch)
+        self._queue = Queue.start(self._config.prefetch, self.actor_ref)
         self._writer = Writer.start(
-            self._settings, self._config, self._clock, self._queue, self._open_ledger, self._wake
+            self._settings,
+            self._config,
+            self._clock,
+            self._queue,
+            self._open_ledger,
+            self._wake,
+            self.actor_ref,
         )
         for number in range(1, self._config.concurrency + 1):
             slot = f"w{number}"
             self._workers[slot] = self._start_worker(slot)
         self._scheduler = Scheduler.start(
-            self._settings, self._config, self._queue, self._writer, self._open_ledger
+            self._settings,
+            self._config,
+            self._queue,
+            self._writer,
+            self._open_ledger,
+            self.actor_ref,
         )
         self._queue.proxy().connect(self._writer, self._workers).get()
 
@@ -100,6 +114,16 @@ class Supervisor(pykka.ThreadingActor):
                     )
                 )
             self._queue.tell(WorkerReplaced(slot=message.slot, ref=fresh))
+        elif isinstance(message, CoreCrashed):
+            # Only worker actors can be replaced safely: the Writer, Queue and Scheduler
+            # hold the process's view of its claims. Stop the process instead; its leases
+            # are rescued by any other worker (at once on this host) or on restart.
+            logs.note(
+                f"engine actor {message.actor} crashed ({message.error}); stopping this worker",
+                warning=True,
+            )
+            if self._on_fatal is not None:
+                self._on_fatal(f"{message.actor} crashed: {message.error}")
         elif isinstance(message, GetActors):
             return Actors(
                 queue=self._queue,
@@ -112,4 +136,5 @@ class Supervisor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for ref in [self._scheduler, *self._workers.values(), self._queue]:
             ref.stop(block=False)
-        self._writer.stop(block=True, timeout=10)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._writer.stop(block=True, timeout=10)

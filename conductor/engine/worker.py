@@ -9,6 +9,7 @@ the attempt rescued.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import json
@@ -16,12 +17,20 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from conductor import context
-from conductor.engine.messages import Dispatch, Finished, InjectFault, Run, WorkerCrashed
+from conductor.engine.messages import (
+    Dispatch,
+    Finished,
+    InjectFault,
+    LateResult,
+    Run,
+    WorkerCrashed,
+)
 from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
 from conductor.registry import Registry, TaskSpec
@@ -52,7 +61,11 @@ def _arguments(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any]:
     return arguments
 
 
-def execute(dispatch: Dispatch, registry: Registry) -> Outcome:
+LateSink = Callable[[Outcome], None]
+"""Where the eventual outcome of a timed-out attempt goes (recorded as `result_ignored`)."""
+
+
+def execute(dispatch: Dispatch, registry: Registry, late: LateSink | None = None) -> Outcome:
     """Run one attempt and describe what happened."""
     job = dispatch.job
     started = time.perf_counter()
@@ -76,10 +89,11 @@ def execute(dispatch: Dispatch, registry: Registry) -> Outcome:
     token = context.bind(job_context)
     try:
         if spec.timeout is None:
-            spec.function(**arguments)
+            _call(spec, arguments)
         else:
-            _run_with_timeout(spec, arguments, dispatch)
-    except Exception as e:  # noqa: BLE001 - any handler exception is an attempt failure
+            _run_with_timeout(spec, arguments, dispatch, started, late)
+    # BaseException too: a handler calling sys.exit() fails its attempt, not the worker.
+    except BaseException as e:  # noqa: BLE001
         return _failure(job, e, started, backoff=spec.backoff)
     finally:
         context.unbind(token)
@@ -91,27 +105,49 @@ def execute(dispatch: Dispatch, registry: Registry) -> Outcome:
     )
 
 
-def _run_with_timeout(spec: TaskSpec, arguments: dict[str, Any], dispatch: Dispatch) -> None:
+def _call(spec: TaskSpec, arguments: dict[str, Any]) -> None:
+    result = spec.function(**arguments)
+    if inspect.iscoroutine(result):
+        asyncio.run(result)  # an `async def` task runs to completion on its own loop
+
+
+def _run_with_timeout(
+    spec: TaskSpec,
+    arguments: dict[str, Any],
+    dispatch: Dispatch,
+    started: float,
+    late: LateSink | None,
+) -> None:
     """Run the handler in its own thread and stop waiting after the task's timeout.
 
     Python cannot kill a thread: on timeout the attempt fails and its slot is freed, the
     job's cancellation flag is set so a cooperative handler stops, and a handler that
-    ignores it finishes in the background with its result ignored.
+    ignores it finishes in the background; its eventual outcome goes to `late`, which
+    records it as `result_ignored` (the attempt no longer holds the job).
     """
     assert spec.timeout is not None
     errors: list[BaseException] = []
     run = contextvars.copy_context().run
+    timed_out = threading.Event()
+    job = dispatch.job
 
     def target() -> None:
         try:
-            run(spec.function, **arguments)
+            run(_call, spec, arguments)
         except BaseException as e:  # noqa: BLE001 - re-raised in the worker below
             errors.append(e)
+        if timed_out.is_set() and late is not None:
+            late(
+                _failure(job, errors[0], started)
+                if errors
+                else Outcome(job_id=job.id, attempt=job.attempt)
+            )
 
     thread = threading.Thread(target=target, name=f"task-{dispatch.job.id}", daemon=True)
     thread.start()
     thread.join(spec.timeout.total_seconds())
     if thread.is_alive():
+        timed_out.set()
         dispatch.cancel.set()
         raise TimeoutError(f"timeout after {_format_seconds(spec.timeout.total_seconds())}")
     if errors:
@@ -143,11 +179,14 @@ class Worker(pykka.ThreadingActor):
             self._current = message.dispatch.job
             if self._fault_armed:
                 raise RuntimeError(f"injected actor fault in worker {self.slot}")
-            outcome = execute(message.dispatch, self._registry)
+            outcome = execute(message.dispatch, self._registry, self._late)
             self._current = None
             self._queue.tell(Finished(self.slot, outcome))
         elif isinstance(message, InjectFault):
             self._fault_armed = True
+
+    def _late(self, outcome: Outcome) -> None:
+        self._queue.tell(LateResult(outcome))
 
     def on_failure(
         self,

@@ -24,11 +24,13 @@ from conductor import job as decide
 from conductor.clock import Clock, stamp
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import identity, logs
+from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
     Claimed,
     Demand,
     Dispatch,
     Flush,
+    InjectFault,
     Maintain,
     Release,
     ReleaseAll,
@@ -53,7 +55,7 @@ class _Held:
     cancel: threading.Event
 
 
-class Writer(pykka.ThreadingActor):
+class Writer(CoreActor):
     use_daemon_thread = True
 
     def __init__(
@@ -64,8 +66,9 @@ class Writer(pykka.ThreadingActor):
         queue: pykka.ActorRef[Any],
         open_ledger: Any,
         wake: Any = None,
+        supervisor: pykka.ActorRef[Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(supervisor)
         self._wake = wake
         self._settings = settings
         self._config = config
@@ -115,10 +118,14 @@ class Writer(pykka.ThreadingActor):
             self._rescue_attempt(message)
         elif isinstance(message, StopClaiming):
             self._claiming = False
+        elif isinstance(message, InjectFault):
+            raise RuntimeError("injected actor fault in the Writer")  # noqa: TRY004
         elif isinstance(message, Release):
             return self._release(list(message.jobs), message.reason)
         elif isinstance(message, ReleaseAll):
             self._flush()
+            for held in self._held.values():
+                held.cancel.set()  # cooperative handlers stop before the process exits
             return self._release([held.job for held in self._held.values()], message.reason)
         return None
 
@@ -253,9 +260,11 @@ class Writer(pykka.ThreadingActor):
                     )
             return events
 
-        self._commit([*attempts, *reasons], decide_all)
+        self._commit([*attempts, *reasons], decide_all, {row["id"]: row["task"] for row in lost})
 
-    def _commit(self, job_ids: Sequence[int], decide_fn: Any) -> int:
+    def _commit(
+        self, job_ids: Sequence[int], decide_fn: Any, tasks: Mapping[int, str] | None = None
+    ) -> int:
         try:
             recorded, _ = self.ledger.transact(job_ids, decide_fn)
         except LedgerError as e:
@@ -263,20 +272,22 @@ class Writer(pykka.ThreadingActor):
             return 0
         self.committed_events += len(recorded)
         self._wake_if_rescheduled(recorded)
+        known = {job_id: held.job.task for job_id, held in self._held.items()}
+        known.update(tasks or {})
         for rec in recorded:
             if rec.event.TYPE != "lease_extended":
-                held = self._held.get(rec.job_id)
-                logs.transition(rec, held.job.task if held else None)
+                logs.transition(rec, known.get(rec.job_id))
         return len(recorded)
 
     def _rescue_attempt(self, message: RescueAttempt) -> None:
-        self._held.pop(message.job_id, None)
+        held = self._held.pop(message.job_id, None)
         now = self._clock.now()
         self._commit(
             [message.job_id],
             lambda rows: decide.rescue(
                 rows.get(message.job_id), reason=message.reason, now=now, attempt=message.attempt
             ),
+            {message.job_id: held.job.task} if held else None,
         )
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
@@ -292,6 +303,7 @@ class Writer(pykka.ThreadingActor):
                 for job in jobs
                 for event in decide.release(rows.get(job.id), job.attempt, reason=reason, now=now)
             ],
+            {job.id: job.task for job in jobs},
         )
 
 

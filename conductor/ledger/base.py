@@ -170,8 +170,9 @@ class Ledger(Protocol):
         """Jobs matching `where` in id order; with `limit`, the newest `limit` of them."""
         ...
 
-    def next_due(self, queues: Sequence[str]) -> str | None:
-        """The earliest `run_at` of a pending job in `queues` (None if there is none)."""
+    def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
+        """The earliest `run_at` of a pending job in `queues`, or with `after` the earliest
+        one later than that timestamp (None if there is none)."""
         ...
 
     def counts(self) -> list[tuple[str, str, str, int]]:

@@ -171,3 +171,17 @@ def test_the_scheduler_asks_for_maintenance_on_schedule_and_whenever_woken(
         now + dt.timedelta(seconds=2),
         now + dt.timedelta(seconds=7),
     ]
+
+
+@pytest.mark.parametrize("scheduler", [50.0], indirect=True)
+def test_a_due_job_does_not_hide_the_next_scheduled_one(
+    scheduler: tuple[Any, Any, Any, Settings],
+) -> None:
+    ref, queue, _, settings = scheduler
+    clock = ManualClock()
+    with Conductor(settings=settings, clock=clock) as app:
+        app.enqueue({"task": "t"})
+        app.enqueue({"task": "t"}, delay=dt.timedelta(seconds=12))
+    result: TickResult = ref.ask(Tick(clock.now()))
+    assert any(isinstance(m, Wake) for m in seen(queue))
+    assert result.sleep == pytest.approx(12.0)

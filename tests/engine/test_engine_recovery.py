@@ -203,3 +203,40 @@ def test_shutdown_releases_attempts_that_outlive_the_grace_period(
     assert running.statuses()[job_id] == "pending"
     assert running.types(job_id) == ["enqueued", "started", "released"]
     unblock.set()
+
+
+def test_a_failed_core_actor_stops_the_worker_with_exit_code_1(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    running = start_engine()
+    running.engine.actors().writer.tell(InjectFault())
+    running.thread.join(30)
+    assert not running.thread.is_alive()
+    assert running.result == [1]
+    assert "Writer" in (running.engine.fatal or "")
+
+
+def test_a_rescue_uses_a_retry_and_a_poison_pill_ends_failed(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    (job_id,) = enqueue(db_path, [{"task": "quick"}], max_retries=0)
+    dead = _dead_process_worker()
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        now = dt.datetime.now(dt.UTC)
+        app.ledger.append(
+            [
+                NewEvent(
+                    job_id=job_id,
+                    at=stamp(now),
+                    event=JobStarted(
+                        attempt=1, worker=dead, lease_expires_at=stamp(now + dt.timedelta(hours=1))
+                    ),
+                )
+            ]
+        )
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "failed", what="the failure")
+    assert running.types(job_id) == ["enqueued", "started", "failed"]
+    assert "retries exhausted" in running.app.job(job_id)["last_error"]
+    running.stop()

@@ -228,3 +228,55 @@ def test_task_defaults_apply_unless_the_enqueue_overrides_them(db_path: Path) ->
     )
     assert (overridden["queue"], overridden["priority"], overridden["max_retries"]) == ("q", 0, 1)
     assert (unknown["queue"], unknown["priority"], unknown["max_retries"]) == ("default", 1, 3)
+
+
+def test_a_timed_out_handlers_late_result_is_recorded_as_ignored(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    release = threading.Event()
+
+    @registry.task("late", timeout=0.1)
+    def late() -> None:
+        release.wait(30)
+
+    (job_id,) = enqueue(db_path, [{"task": "late"}], max_retries=0)
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "failed", what="the timeout")
+    release.set()
+    wait_until(lambda: "result_ignored" in running.types(job_id), what="the late result")
+    assert running.statuses()[job_id] == "failed"
+    running.stop()
+
+
+def test_system_exit_in_a_handler_fails_the_attempt_not_the_worker(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    import sys
+
+    registry.task("exits")(lambda: sys.exit(3))
+    registry.task("quick")(lambda: None)
+    bad, good = enqueue(db_path, [{"task": "exits"}, {"task": "quick"}], max_retries=0)
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(good) == "completed", what="the good job")
+    wait_until(lambda: running.statuses().get(bad) == "failed", what="the bad job")
+    assert running.app.job(bad)["last_error"].startswith("SystemExit: 3")
+    running.stop()
+
+
+def test_async_tasks_run_to_completion(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    import asyncio
+
+    done: list[str] = []
+
+    @registry.task("coro")
+    async def coro(word: str) -> None:
+        await asyncio.sleep(0.01)
+        done.append(word)
+
+    (job_id,) = enqueue(db_path, [{"task": "coro", "word": "hi"}])
+    running = start_engine()
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    assert done == ["hi"]
+    running.stop()

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import sqlite3
 import stat
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +70,13 @@ _COUNTER_UPSERT: Final = (
     "ON CONFLICT (queue, task, status) DO UPDATE SET n = n + excluded.n"
 )
 _CHUNK: Final = 500  # bound parameters per IN (...) list
+_STORED_COLUMNS: Final = "job_id, seq, type, version, at, data, trace"
+"""What a replay reads of each event (`runner.StoredEvent`)."""
+_FILL_BATCH: Final = 5_000
+"""Rebuilt rows written per `executemany` in a replay."""
+_ROWS_PER_INSERT: Final = 50
+"""Rows per INSERT statement in a replay: 850 bound values, under SQLite's historical limit
+of 999, and a sixth cheaper than one statement per row."""
 _PRIORITY_LEVELS: Final = (0, 1, 2)
 
 
@@ -113,18 +122,35 @@ class SqliteLedger:
                     f"{location} is not a regular file; expected a database file"
                 )
         try:
-            conn = sqlite3.connect(
-                location,
-                timeout=self._settings.busy_timeout,
-                isolation_level=None,
-                uri=is_uri,
-                check_same_thread=False,
-            )
+            conn = self._sqlite_connect(location, uri=is_uri)
+            conn.execute("PRAGMA application_id").fetchone()
+        except sqlite3.OperationalError as e:
+            # A WAL database on a read-only filesystem cannot create its -shm file. With no
+            # -wal beside it (the state after a clean close) every committed transaction
+            # is in the main file, so it can be read as immutable; writes then fail with
+            # SQLITE_READONLY, which becomes a clear "read-only" error.
+            wal = Path(location + "-wal")
+            if is_uri or (wal.exists() and wal.stat().st_size > 0):
+                raise self._translated(e) from e
+            try:
+                conn = self._sqlite_connect(
+                    f"{Path(location).resolve().as_uri()}?immutable=1", uri=True
+                )
+                conn.execute("PRAGMA application_id").fetchone()
+            except sqlite3.Error:
+                raise self._translated(e) from e
         except sqlite3.Error as e:
-            raise LedgerError(
-                f"cannot open {location}: {e}; expected a readable database file"
-            ) from e
+            raise self._translated(e) from e
         return conn
+
+    def _sqlite_connect(self, location: str, *, uri: bool) -> sqlite3.Connection:
+        return sqlite3.connect(
+            location,
+            timeout=self._settings.busy_timeout,
+            isolation_level=None,
+            uri=uri,
+            check_same_thread=False,
+        )
 
     @staticmethod
     def _create_private_file(path: Path) -> None:
@@ -140,13 +166,36 @@ class SqliteLedger:
             ) from e
         os.close(fd)
 
-    def _prepare(self, *, create: bool) -> None:
-        conn = self._conn
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    def _enable_wal(self) -> None:
+        """Switch to WAL unless already there. The switch needs the file to itself and
+        SQLite does not wait for that (no busy handler), so retry within the busy timeout:
+        several processes may open a new database at once."""
+        deadline = time.monotonic() + self._settings.busy_timeout
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _identify(self) -> tuple[int, int, int]:
+        """(application_id, user_version, number of schema objects) of the open file."""
+        # One statement, so one snapshot: read separately, a schema another process commits
+        # in between would look like a foreign database.
+        app_id, version, objects = self._conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id), "
+            "(SELECT user_version FROM pragma_user_version), "
+            "(SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
+        return int(app_id), int(version), int(objects)
+
+    def _check_identity(self, app_id: int, version: int, objects: int, *, create: bool) -> None:
         if app_id == 0 and version == 0:
-            has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if has_tables:
+            if objects:
                 raise NotAConductorDatabase(
                     f"{self.location} is a SQLite database but not a conductor one; "
                     "expected a file created by conductor"
@@ -166,23 +215,38 @@ class SqliteLedger:
                 f"{self.location} has schema version {version}, newer than this conductor "
                 f"understands ({SCHEMA_VERSION}); expected an upgraded conductor"
             )
+
+    def _prepare(self, *, create: bool) -> None:
+        conn = self._conn
+        app_id, version, objects = self._identify()
+        self._check_identity(app_id, version, objects, create=create)
         conn.execute(f"PRAGMA synchronous = {self._settings.synchronous}")
         if version < SCHEMA_VERSION:
-            self._migrate(version)
-        projections_version = self._meta("projections_version")
-        if projections_version != str(projections_base.VERSION) and create:
+            self._migrate()
+        elif create:
+            # e.g. a file restored with `.dump`: the journal mode is not part of a dump.
+            self._enable_wal()
+        if self._meta("projections_version") != str(projections_base.VERSION):
+            # Read models from another conductor version are rebuilt from the log rather
+            # than migrated; this writes derived tables only, never events.
             self.rebuild_projections()
 
-    def _migrate(self, version: int) -> None:
-        self._conn.execute("PRAGMA journal_mode = WAL")
+    def _migrate(self) -> None:
+        self._enable_wal()
         with self._transaction():
+            # Look again under the write lock: another process (two workers starting on a
+            # new file) may have created or upgraded the schema since the first look.
+            app_id, version, objects = self._identify()
+            self._check_identity(app_id, version, objects, create=True)
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1]:
                     self._conn.execute(statement)
-            self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._set_meta("projections_version", str(projections_base.VERSION))
-            self._set_meta("projected_seq", "0")
+            if version < SCHEMA_VERSION:
+                self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version == 0:
+                self._set_meta("projections_version", str(projections_base.VERSION))
+                self._set_meta("projected_seq", "0")
 
     # -- plumbing ----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -455,15 +519,16 @@ class SqliteLedger:
                 rows.reverse()
         return rows  # type: ignore[return-value]
 
-    def next_due(self, queues: Sequence[str]) -> str | None:
+    def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         earliest: str | None = None
+        floor = "" if after is None else after
         with self._translate():
             for queue in queues:
                 for priority in _PRIORITY_LEVELS:
                     row = self._conn.execute(
                         "SELECT run_at FROM jobs WHERE status = 'pending' AND queue = ? "
-                        "AND priority = ? ORDER BY run_at LIMIT 1",
-                        (queue, priority),
+                        "AND priority = ? AND run_at > ? ORDER BY run_at LIMIT 1",
+                        (queue, priority, floor),
                     ).fetchone()
                     if row is not None and (earliest is None or row[0] < earliest):
                         earliest = row[0]
@@ -485,37 +550,86 @@ class SqliteLedger:
         return int(row[0] or 0)
 
     # -- maintenance -------------------------------------------------------------------
-    def _events_by_job(self) -> Iterator[RecordedEvent]:
-        cursor = self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY job_id, seq")
-        while batch := cursor.fetchmany(10_000):
-            for row in batch:
-                yield _recorded(row)
+    def _events_by_job(self) -> Iterator[runner.StoredEvent]:
+        """Every event's stored columns that a fold reads, in (job_id, seq) order.
 
-    def _fill(self, jobs_table: str, counters_table: str) -> int:
-        """Fold the whole log into the given (empty) tables; returns events folded."""
+        A walk of the `events_by_job` index, a thousand rows at a time: memory stays flat
+        however long the log is.
+        """
+        cursor = self._conn.execute(f"SELECT {_STORED_COLUMNS} FROM events ORDER BY job_id, seq")
+        while batch := cursor.fetchmany(1_000):
+            yield from batch
+
+    def _fill(self, jobs_table: str, counters_table: str) -> tuple[int, int]:
+        """Fold the whole log into `jobs_table` (overwriting rows by id) and the empty
+        `counters_table`; returns (events folded, job rows written)."""
+        insert = f"INSERT OR REPLACE INTO {jobs_table} ({_JOB_COLUMNS}) VALUES "
+        one = f"({_JOB_PLACEHOLDERS})"
+        inserts = (insert + ", ".join([one] * _ROWS_PER_INSERT), insert + one)
         counts: Counter[Bucket] = Counter()
-        insert = f"INSERT INTO {jobs_table} ({_JOB_COLUMNS}) VALUES ({_JOB_PLACEHOLDERS})"
-        batch: list[tuple[Any, ...]] = []
-        folded = 0
-        for row in runner.rebuild_rows(self._events_by_job()):
-            counts.update(from_rows((row,)))
-            batch.append(tuple(row.values()))
-            folded = max(folded, row["last_seq"])
-            if len(batch) >= 10_000:
-                self._conn.executemany(insert, batch)
-                batch.clear()
-        self._conn.executemany(insert, batch)
+        written = 0
+        batch: list[JobRow] = []
+        for row in runner.rebuild_rows_stored(self._events_by_job()):
+            batch.append(row)
+            if len(batch) == _FILL_BATCH:
+                self._write_rows(inserts, batch)
+                counts.update(from_rows(batch))
+                written += len(batch)
+                batch = []
+        self._write_rows(inserts, batch)
+        counts.update(from_rows(batch))
+        written += len(batch)
         self._conn.executemany(
             f"INSERT INTO {counters_table} (queue, task, status, n) VALUES (?, ?, ?, ?)",
             [(*key, n) for key, n in counts.items() if n],
         )
-        return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[no-any-return]
+        folded: int = self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return folded, written
+
+    def _write_rows(self, inserts: tuple[str, str], rows: list[JobRow]) -> None:
+        """Write `rows` in order with `inserts` (for `_ROWS_PER_INSERT` rows, for one)."""
+        # Rows are built in COLUMNS order (and only ever updated in place), so their values
+        # line up with the insert's columns.
+        values: list[Any] = list(itertools.chain.from_iterable(row.values() for row in rows))
+        many, one = inserts
+        width = len(COLUMNS)
+        step = width * _ROWS_PER_INSERT
+        whole = len(rows) // _ROWS_PER_INSERT * step
+        self._conn.executemany(many, [values[i : i + step] for i in range(0, whole, step)])
+        self._conn.executemany(
+            one, [values[i : i + width] for i in range(whole, len(values), width)]
+        )
+
+    def _secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """(name, CREATE statement) of the indexes declared on `table`."""
+        return self._conn.execute(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
+            (table,),
+        ).fetchall()
 
     def rebuild_projections(self) -> int:
+        conn = self._conn
         with self._translate(), self._transaction():
-            self._conn.execute("DELETE FROM jobs")
-            self._conn.execute("DELETE FROM counters")
-            folded = self._fill("jobs", "counters")
+            # A bulk load, shaped by measurement (docs/performance.md): the secondary
+            # indexes are dropped and then rebuilt from their stored definitions, each in
+            # one sorted pass, which is cheaper than keeping four indexes current through
+            # every insert; and rows are overwritten by id where they are instead of being
+            # deleted first, which saves freeing and reallocating every page of `jobs`.
+            # All in this transaction: a failed rebuild rolls back to the old tables.
+            indexes = self._secondary_indexes("jobs")
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+            conn.execute("DELETE FROM counters")
+            folded, written = self._fill("jobs", "counters")
+            if conn.execute("SELECT count(*) FROM jobs").fetchone()[0] != written:
+                # Rows for jobs the log does not have (added behind conductor's back).
+                conn.execute(
+                    "DELETE FROM jobs WHERE NOT EXISTS "
+                    "(SELECT 1 FROM events WHERE events.job_id = jobs.id)"
+                )
+            for _, create in indexes:
+                conn.execute(create)
             self._set_meta("projections_version", str(projections_base.VERSION))
             self._set_meta("projected_seq", str(self.last_seq()))
         return folded
@@ -549,6 +663,10 @@ class SqliteLedger:
                 "(SELECT * FROM temp.rebuilt_jobs EXCEPT SELECT * FROM main.jobs) ORDER BY id"
             )
         ]
+        if ids:
+            # The scratch table has no key (CREATE TABLE AS): without an index each lookup
+            # below would scan it, and a replay that changed every row would take hours.
+            self._conn.execute("CREATE INDEX temp.rebuilt_jobs_by_id ON rebuilt_jobs (id)")
         for job_id in ids:
             live = self._one(f"SELECT {_JOB_COLUMNS} FROM main.jobs WHERE id = ?", job_id)
             rebuilt = self._one(

@@ -12,8 +12,10 @@ from conductor.events import (
     JobCompleted,
     JobEnqueued,
     JobFailed,
+    JobReleased,
     JobRequeued,
     JobRescued,
+    JobResultIgnored,
     JobRetryScheduled,
     JobStarted,
     RecordedEvent,
@@ -201,3 +203,53 @@ def test_history_shows_each_event_with_the_time_since_the_previous_and_its_facts
     assert entries[1].facts["worker"] == "w"
     assert entries[2].facts["error"] == "E: m"
     assert entries[0].trace == "00-abc-def-01"
+
+
+def test_each_fold_step_takes_exactly_its_event_classes_fields() -> None:
+    import inspect
+
+    import attrs
+
+    from conductor.events import EVENT_CLASSES
+
+    steps = {**job_status._STEPS, JobEnqueued.TYPE: job_status._new_row}
+    assert set(steps) == set(EVENT_CLASSES)
+    for event_type, step in steps.items():
+        keyword_only = {
+            name
+            for name, parameter in inspect.signature(step).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        assert keyword_only == {f.name for f in attrs.fields(EVENT_CLASSES[event_type])}, event_type
+
+
+def test_a_rescue_uses_a_retry_but_a_release_does_not() -> None:
+    started = [rec(1, ENQUEUED), rec(2, JobStarted(attempt=1, worker="w", lease_expires_at="L"))]
+    rescued = job_status.fold([*started, rec(3, JobRescued(attempt=1, reason="lost"))])
+    released = job_status.fold([*started, rec(3, JobReleased(attempt=1, reason="shutdown"))])
+    assert rescued is not None
+    assert released is not None
+    assert (rescued["retries"], released["retries"]) == (1, 0)
+    assert rescued["status"] == released["status"] == "pending"
+
+
+def test_the_fold_refuses_an_outcome_for_a_stale_attempt() -> None:
+    row = job_status.fold(
+        [
+            rec(1, ENQUEUED),
+            rec(2, JobStarted(attempt=1, worker="w", lease_expires_at="L")),
+            rec(3, JobRescued(attempt=1, reason="lost")),
+            rec(4, JobStarted(attempt=2, worker="w", lease_expires_at="L")),
+        ]
+    )
+    with pytest.raises(InvalidTransition, match="attempt 1 is stale"):
+        job_status.apply(row, rec(5, JobCompleted(attempt=1)))
+    pending_again = job_status.apply(row, rec(5, JobRescued(attempt=2, reason="lost")))
+    with pytest.raises(InvalidTransition, match="attempt 2 is stale"):
+        job_status.apply(
+            pending_again, rec(6, JobStarted(attempt=2, worker="w", lease_expires_at="L"))
+        )
+    ignored = job_status.apply(
+        row, rec(5, JobResultIgnored(attempt=1, outcome="completed", reason="stale"))
+    )
+    assert (ignored["status"], ignored["attempts"]) == ("in_progress", 2)

@@ -7,8 +7,9 @@ do a program can do too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -93,6 +94,11 @@ def _first(*choices: T | None) -> T:
         if choice is not None:
             return choice
     raise AssertionError("the last choice is always a default")
+
+
+@contextlib.contextmanager
+def _no_span() -> Iterator[None]:
+    yield None
 
 
 def _sum(counts: dict[str, dict[str, int]], key: str, status: str, n: int) -> None:
@@ -189,29 +195,43 @@ class Conductor:
         run_at = now + delay if delay is not None else at
         if priority is not None:
             parse_priority(priority)
-        events = []
+        planned = []
         for index, raw in enumerate(payloads, start=1):
             try:
                 parsed = self._payload(raw)
             except InvalidInput as e:
                 raise InvalidInput(f"item {index}: {e}") from None
             spec = REGISTRY.get(parsed.task)
-            events.append(
-                decide.enqueue(
+            planned.append(
+                (
                     parsed,
-                    queue=_first(queue, spec.queue if spec else None, DEFAULT_QUEUE),
-                    priority=parse_priority(
+                    _first(queue, spec.queue if spec else None, DEFAULT_QUEUE),
+                    parse_priority(
                         _first(priority, spec.priority if spec else None, DEFAULT_PRIORITY)
                     ),
-                    max_retries=_first(
-                        max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES
-                    ),
-                    run_at=run_at,
-                    now=now,
-                    trace=trace,
+                    _first(max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES),
                 )
             )
-        ids = [rec.job_id for rec in self.ledger.append(events)]
+        from conductor import tracing
+
+        with tracing.producer(q for _, q, _, _ in planned) if trace is None else _no_span() as span:
+            traceparent = trace if span is None else span.traceparent
+            events = [
+                decide.enqueue(
+                    parsed,
+                    queue=job_queue,
+                    priority=level,
+                    max_retries=retries,
+                    run_at=run_at,
+                    now=now,
+                    trace=traceparent,
+                )
+                for parsed, job_queue, level, retries in planned
+            ]
+            recorded = self.ledger.append(events)
+            if span is not None:
+                span.sent([rec.job_id for rec in recorded])
+        ids = [rec.job_id for rec in recorded]
         self._notify()
         return ids
 
@@ -227,6 +247,15 @@ class Conductor:
         row = self.job(job_id)
         self.ledger.append([decide.cancel(row, by=by, reason=reason, now=self.clock.now())])
         self._notify()
+        from conductor import tracing
+
+        tracing.marker(
+            "cancelled",
+            queue=row["queue"],
+            job_id=job_id,
+            traceparent=row["trace"],
+            attributes={"conductor.by": by, "conductor.reason": reason},
+        )
 
     def retry(self, job_id: int, *, by: str = "operator") -> None:
         """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""

@@ -176,6 +176,10 @@ class Outcome:
     """A draw from [0, 1) for the backoff's jitter, made by the caller."""
     duration: float = 0.0
     """Seconds the handler ran, for logs and metrics."""
+    trace: str | None = None
+    """The attempt's traceparent (its `process` span), stored with its outcome events."""
+    span: Any = attrs.field(default=None, eq=False, repr=False)
+    """The open `process` span, ended once the outcome is committed (tracing only)."""
 
     @property
     def ok(self) -> bool:
@@ -208,6 +212,7 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
             NewEvent(
                 job_id=job_id,
                 at=at,
+                trace=outcome.trace,
                 event=JobResultIgnored(
                     attempt=outcome.attempt,
                     outcome="completed" if outcome.ok else "failed",
@@ -216,10 +221,18 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
             )
         ]
     if outcome.error_type is None:
-        return [NewEvent(job_id=job_id, at=at, event=JobCompleted(attempt=outcome.attempt))]
+        return [
+            NewEvent(
+                job_id=job_id,
+                at=at,
+                trace=outcome.trace,
+                event=JobCompleted(attempt=outcome.attempt),
+            )
+        ]
     failed = NewEvent(
         job_id=job_id,
         at=at,
+        trace=outcome.trace,
         event=JobAttemptFailed(
             attempt=outcome.attempt,
             error_type=outcome.error_type,
@@ -240,7 +253,7 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
             attempt=outcome.attempt,
             reason=f"{reason} (retries exhausted: {row['retries']} of {row['max_retries']})",
         )
-    return [failed, NewEvent(job_id=job_id, at=at, event=then)]
+    return [failed, NewEvent(job_id=job_id, at=at, trace=outcome.trace, event=then)]
 
 
 def extend_lease(

@@ -20,9 +20,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pykka
 
-from conductor import context
+from conductor import context, tracing
 from conductor.engine.messages import (
     Dispatch,
     Finished,
@@ -41,6 +42,7 @@ def _format_seconds(seconds: float) -> str:
 
 
 def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any) -> Outcome:
+    tracing.failed(tracing.current_span(), error)
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
@@ -66,7 +68,20 @@ LateSink = Callable[[Outcome], None]
 
 
 def execute(dispatch: Dispatch, registry: Registry, late: LateSink | None = None) -> Outcome:
-    """Run one attempt and describe what happened."""
+    """Run one attempt, inside its `process` span when tracing is on, and describe what
+    happened. The span stays open in the Outcome until the Writer has committed it."""
+    job = dispatch.job
+    span = tracing.start_process(
+        job_id=job.id, queue=job.queue, task=job.task, attempt=job.attempt, traceparent=job.trace
+    )
+    with tracing.current(span):
+        outcome = _execute(dispatch, registry, late)
+    if span is None:
+        return outcome
+    return attrs.evolve(outcome, span=span, trace=tracing.traceparent_of(span))
+
+
+def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> Outcome:
     job = dispatch.job
     started = time.perf_counter()
     spec = registry.get(job.task)

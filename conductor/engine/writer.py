@@ -15,12 +15,13 @@ import datetime as dt
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import pykka
 
 from conductor import job as decide
+from conductor import tracing
 from conductor.clock import Clock, stamp
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import identity, logs
@@ -39,7 +40,7 @@ from conductor.engine.messages import (
     StopClaiming,
 )
 from conductor.errors import LedgerError
-from conductor.events import NewEvent
+from conductor.events import NewEvent, RecordedEvent
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
 from projections.job_status import JobRow
 
@@ -187,6 +188,7 @@ class Writer(CoreActor):
         for rec in recorded:
             logs.transition(rec, tasks.get(rec.job_id), durations.get(rec.job_id))
         self._wake_if_rescheduled(recorded)
+        _end_spans(outcomes, recorded)
         if logs.verbose():
             for job in claimed:
                 logs.started(job.id, job.task, job.attempt)
@@ -260,16 +262,35 @@ class Writer(CoreActor):
                     )
             return events
 
-        self._commit([*attempts, *reasons], decide_all, {row["id"]: row["task"] for row in lost})
+        self._commit(
+            [*attempts, *reasons],
+            decide_all,
+            {row["id"]: row["task"] for row in lost},
+            {row["id"]: (row["queue"], row["trace"]) for row in lost},
+        )
 
     def _commit(
-        self, job_ids: Sequence[int], decide_fn: Any, tasks: Mapping[int, str] | None = None
+        self,
+        job_ids: Sequence[int],
+        decide_fn: Any,
+        tasks: Mapping[int, str] | None = None,
+        traces: Mapping[int, tuple[str, str | None]] | None = None,
     ) -> int:
         try:
             recorded, _ = self.ledger.transact(job_ids, decide_fn)
         except LedgerError as e:
             logs.note(f"write failed: {e}", warning=True)
             return 0
+        for rec in recorded:
+            if traces and rec.job_id in traces and rec.type in _MARKED:
+                queue, traceparent = traces[rec.job_id]
+                tracing.marker(
+                    rec.type,
+                    queue=queue,
+                    job_id=rec.job_id,
+                    traceparent=traceparent,
+                    attributes=_span_facts(rec),
+                )
         self.committed_events += len(recorded)
         self._wake_if_rescheduled(recorded)
         known = {job_id: held.job.task for job_id, held in self._held.items()}
@@ -288,6 +309,7 @@ class Writer(CoreActor):
                 rows.get(message.job_id), reason=message.reason, now=now, attempt=message.attempt
             ),
             {message.job_id: held.job.task} if held else None,
+            {message.job_id: (held.job.queue, held.job.trace)} if held else None,
         )
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
@@ -305,6 +327,33 @@ class Writer(CoreActor):
             ],
             {job.id: job.task for job in jobs},
         )
+
+
+_MARKED: Final = frozenset({"rescued", "released", "failed"})
+"""Outcomes recorded away from any running attempt that get a marker span of their own."""
+
+
+def _span_facts(rec: RecordedEvent) -> dict[str, Any]:
+    ev = rec.event
+    facts: dict[str, Any] = {"conductor.event.seq": rec.seq}
+    for field in ("attempt", "reason", "run_at", "error_type", "outcome"):
+        value = getattr(ev, field, None)
+        if value is not None:
+            facts[f"conductor.{field}"] = value
+    return facts
+
+
+def _end_spans(outcomes: Sequence[decide.Outcome], recorded: Sequence[RecordedEvent]) -> None:
+    """End each traced attempt's `process` span with what was committed for it."""
+    spans = {outcome.job_id: outcome.span for outcome in outcomes if outcome.span is not None}
+    if not spans:
+        return
+    committed: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    for rec in recorded:
+        if rec.job_id in spans:
+            committed.setdefault(rec.job_id, []).append((rec.type, _span_facts(rec)))
+    for job_id, span in spans.items():
+        tracing.settled(span, committed.get(job_id, ()))
 
 
 def jitter() -> float:

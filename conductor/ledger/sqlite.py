@@ -22,8 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import sqlite_utils
-
 from conductor import job as decide
 from conductor.clock import stamp
 from conductor.config import Settings
@@ -99,7 +97,7 @@ class SqliteLedger:
         self.location = settings.db
         self._settings = settings
         self._conn = self._connect(settings.db, create=create)
-        self._db = sqlite_utils.Database(self._conn)
+        self._utils: Any = None
         with self._translate():
             self._prepare(create=create)
 
@@ -513,11 +511,13 @@ class SqliteLedger:
             sql += " WHERE " + " AND ".join(clauses)
         with self._translate():
             if limit is None:
-                rows = list(self._db.query(sql + " ORDER BY id", params))
+                found = self._conn.execute(sql + " ORDER BY id", params).fetchall()
             else:
-                rows = list(self._db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
-                rows.reverse()
-        return rows  # type: ignore[return-value]
+                found = self._conn.execute(
+                    sql + " ORDER BY id DESC LIMIT ?", [*params, limit]
+                ).fetchall()
+                found.reverse()
+        return [dict(zip(COLUMNS, values, strict=True)) for values in found]  # type: ignore[misc]
 
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         earliest: str | None = None
@@ -689,9 +689,21 @@ class SqliteLedger:
                 )
         return differences
 
+    @property
+    def _db(self) -> Any:
+        """sqlite-utils over the same connection, for row-shaped maintenance reads.
+
+        Imported on first use: it costs ~60 ms to import (it pulls in numpy when present),
+        which every short CLI command would otherwise pay."""
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(self._conn)
+        return self._utils
+
     def _one(self, sql: str, key: int) -> dict[str, object] | None:
-        values = self._conn.execute(sql, (key,)).fetchone()
-        return None if values is None else dict(zip(COLUMNS, values, strict=True))
+        rows = list(self._db.query(sql, [key]))
+        return dict(rows[0]) if rows else None
 
     def _counter_rows(self, table: str) -> dict[Bucket, int]:
         return {

@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import click
 
 from conductor import job as decide
-from conductor.client import STATUSES, Conductor
+from conductor import live
+from conductor.client import STATUSES, Conductor, Stats
+from conductor.clock import stamp
 from conductor.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
@@ -32,9 +35,11 @@ from conductor.config import (
 )
 from conductor.errors import ConductorError, InvalidInput
 from conductor.events import EVENT_TYPES, JobEnqueued, RecordedEvent
+from conductor.ledger.base import EventFilter
 from conductor.registry import load_app
-from conductor.render import duration, facts, table, to_json, when
+from conductor.render import aligned, duration, elapsed, facts, rate, table, to_json, when, widths
 from projections.job_status import JobRow
+from projections.throughput import Activity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -380,7 +385,11 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
 @_json_option
 @_db_option
 def history(job_id: int, as_json: bool, db: str | None) -> None:
-    """Every event of one job, in order, with the time between them."""
+    """Every event of one job, in order, with the time between them.
+
+    The Trace column is the trace id stored with the event (the enqueue's producer span,
+    or the attempt's consumer span), to look up in a tracing backend.
+    """
     with _open(db, create=False) as app:
         entries = app.history(job_id)
     if as_json:
@@ -394,6 +403,7 @@ def history(job_id: int, as_json: bool, db: str | None) -> None:
                         "since_previous": e.since_previous,
                         "facts": e.facts,
                         "trace": e.trace,
+                        "trace_id": e.trace_id,
                     }
                     for e in entries
                 ]
@@ -402,9 +412,16 @@ def history(job_id: int, as_json: bool, db: str | None) -> None:
         return
     _echo(
         table(
-            ("Seq", "Time", "Since prev", "Event", "Details"),
+            ("Seq", "Time", "Since prev", "Event", "Trace", "Details"),
             [
-                (e.seq, when(e.at), duration(e.since_previous), e.type, facts(e.facts))
+                (
+                    e.seq,
+                    when(e.at),
+                    duration(e.since_previous),
+                    e.type,
+                    e.trace_id or "",
+                    facts(e.facts),
+                )
                 for e in entries
             ],
         )
@@ -458,6 +475,13 @@ def _event_details(rec: RecordedEvent) -> str:
     show_default=True,
     help="Show the newest N matches (0 for all), oldest first.",
 )
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Then print new matches as they are appended, like `tail -f`, until Ctrl-C; "
+    "with --json, one object per line.",
+)
 @_json_option
 @_db_option
 def events(
@@ -467,13 +491,29 @@ def events(
     since: str | None,
     until: str | None,
     limit: int,
+    follow: bool,
     as_json: bool,
     db: str | None,
 ) -> None:
-    """Query the audit trail: the event log, filtered."""
+    """Query the audit trail: the event log, filtered.
+
+    With --follow, the newest --limit matches are printed and then every new match as it
+    is appended (within 200 ms; at once for local enqueues, cancels and retries).
+    """
     now = dt.datetime.now(dt.UTC)
     lower = None if since is None else parse_time(since, now, "--since")
     upper = None if until is None else parse_time(until, now, "--until")
+    if follow:
+        where = EventFilter(
+            job_id=job_id,
+            types=types,
+            task=task,
+            since=None if lower is None else stamp(lower),
+            until=None if upper is None else stamp(upper),
+        )
+        with live.until_stopped(), _open(db, create=False) as app:
+            _follow_events(app, where, limit=_limit(limit), as_json=as_json)
+        return
     with _open(db, create=False) as app:
         found = app.events(
             job_id=job_id, types=types, task=task, since=lower, until=upper, limit=_limit(limit)
@@ -490,24 +530,143 @@ def events(
     _truncation_note(len(found), _limit(limit), "events")
 
 
+_FOLLOW_HEADERS = ("Seq", "Time", "Job", "Event", "Details")
+_FOLLOW_MIN_WIDTHS = (6, len("2026-11-28 00:33:23.107Z"), 5, max(map(len, EVENT_TYPES)))
+"""Column widths a followed table starts with, so later, wider rows still line up."""
+
+
+def _event_row(rec: RecordedEvent) -> tuple[object, ...]:
+    return (rec.seq, when(rec.at), rec.job_id, rec.type, _event_details(rec))
+
+
+def _follow_events(app: Conductor, where: EventFilter, *, limit: int | None, as_json: bool) -> None:
+    head = app.ledger.last_seq()  # before the first read: nothing after it is skipped
+    found = app.ledger.read(where, limit=limit)
+    if as_json:
+
+        def emit(batch: list[RecordedEvent]) -> None:
+            _echo("\n".join(json.dumps(_event_json(r), ensure_ascii=False) for r in batch))
+
+    else:
+        rows = [_event_row(rec) for rec in found]
+        minimum = (max(_FOLLOW_MIN_WIDTHS[0], len(str(head)) + 2), *_FOLLOW_MIN_WIDTHS[1:])
+        columns = widths(_FOLLOW_HEADERS, rows, minimum)
+        _echo(aligned(_FOLLOW_HEADERS, columns))
+
+        def emit(batch: list[RecordedEvent]) -> None:
+            _echo("\n".join(aligned(_event_row(rec), columns) for rec in batch))
+
+    if found:
+        emit(found)
+    _truncation_note(len(found), limit, "events")
+    after = max(head, found[-1].seq if found else 0)
+    wait = live.waiter(app.settings.db)
+    try:
+        live.follow(app.ledger, attrs.evolve(where, after_seq=after), emit, wait)
+    finally:
+        wait.close()
+
+
+def _interval_option(function: F) -> F:
+    return click.option(
+        "--interval",
+        default="1s",
+        show_default=True,
+        metavar="DURATION",
+        help="Time between refreshes (at least 100ms).",
+    )(function)
+
+
 @cli.command()
+@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C (like `top`).")
+@_interval_option
 @_json_option
 @_db_option
-def stats(as_json: bool, db: str | None) -> None:
-    """Job counts by status, overall and per queue."""
-    with _open(db, create=False) as app:
-        result = app.stats()
-    if as_json:
-        _echo(to_json(result.as_dict()))
+def stats(watch: bool, interval: str, as_json: bool, db: str | None) -> None:
+    """Job counts by status, overall and per queue, and recent throughput.
+
+    The activity table covers the last minute and the last hour: jobs completed and
+    failed (in all and per second), failed attempts, and the p50/p95 of wait time (from a
+    job becoming due to its attempt starting) and run time (from an attempt starting to
+    its outcome), computed from the events stamped in each window. With --watch (or
+    `conductor top`) the view refreshes in place until Ctrl-C; with --json, each refresh
+    is one JSON object per line.
+    """
+    _stats_view(db, watch=watch, interval=interval, as_json=as_json)
+
+
+@cli.command()
+@_interval_option
+@_json_option
+@_db_option
+def top(interval: str, as_json: bool, db: str | None) -> None:
+    """Live job counts and throughput, refreshed in place until Ctrl-C (`stats --watch`)."""
+    _stats_view(db, watch=True, interval=interval, as_json=as_json)
+
+
+_MIN_INTERVAL = 0.1
+
+
+def _stats_view(db: str | None, *, watch: bool, interval: str, as_json: bool) -> None:
+    every = parse_duration(interval, "--interval").total_seconds()
+    if every < _MIN_INTERVAL:
+        raise InvalidInput(f"invalid --interval {interval!r}: expected at least 100ms")
+    if not watch:
+        with _open(db, create=False) as app:
+            result, activity = app.stats(), app.activity()
+        if as_json:
+            _echo(to_json({**result.as_dict(), "activity": activity.as_dict()}))
+        else:
+            _echo(_stats_text(result, activity))
         return
+    from conductor.activity import ActivityReader
+
+    with live.until_stopped(), _open(db, create=False) as app:
+        screen = live.Screen.for_stream(sys.stdout)
+        reader = ActivityReader(app.ledger)  # kept: each refresh reads only new events
+
+        def show() -> None:
+            result, activity = app.stats(), reader.read(app.clock.now())
+            if as_json:
+                document = {**result.as_dict(), "activity": activity.as_dict()}
+                _echo(json.dumps(document, ensure_ascii=False))
+                return
+            heading = (
+                f"conductor stats: {app.settings.db} at {when(activity.at)}, "
+                f"every {interval} (Ctrl-C to stop)"
+            )
+            screen.show(heading + "\n\n" + _stats_text(result, activity))
+
+        live.refresh(show, every, live.Timer())
+
+
+def _stats_text(result: Stats, activity: Activity) -> str:
     rows = [("all", *result.overall.as_dict().values())]
     rows += [(name, *counts.as_dict().values()) for name, counts in sorted(result.queues.items())]
-    _echo(
-        table(
-            ("Queue", "Total", "Pending", "In progress", "Completed", "Failed", "Cancelled"),
-            rows,
-        )
+    counts = table(
+        ("Queue", "Total", "Pending", "In progress", "Completed", "Failed", "Cancelled"),
+        rows,
     )
+    spans = activity.windows
+
+    def spread(value: float | None) -> str:
+        return "-" if value is None else elapsed(value)
+
+    figures = table(
+        ("Activity", *(w.name.replace("_", " ").capitalize() for w in spans)),
+        [
+            ("Completed", *(w.completed for w in spans)),
+            ("Completed/s", *(rate(w.completed_per_second) for w in spans)),
+            ("Failed", *(w.failed for w in spans)),
+            ("Failed/s", *(rate(w.failed_per_second) for w in spans)),
+            ("Attempts failed", *(w.attempts_failed for w in spans)),
+            ("Wait p50", *(spread(w.wait.p50) for w in spans)),
+            ("Wait p95", *(spread(w.wait.p95) for w in spans)),
+            ("Run p50", *(spread(w.run.p50) for w in spans)),
+            ("Run p95", *(spread(w.run.p95) for w in spans)),
+        ],
+    )
+    return counts + "\n\n" + figures
 
 
 # -- operator actions ------------------------------------------------------------------
@@ -671,6 +830,19 @@ def _queues(text: str) -> tuple[str, ...]:
     show_default=True,
     help="One line per transition: text, or JSON objects.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Address the metrics endpoint listens on (0.0.0.0 exposes it to the network).",
+)
 @_db_option
 def worker(
     concurrency: int,
@@ -683,6 +855,8 @@ def worker(
     poll: str,
     quiet: bool,
     log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
     db: str | None,
 ) -> None:
     """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
@@ -703,7 +877,23 @@ def worker(
     for module in apps:
         load_app(module)
     logs.configure("json" if log_format == "json" else "text", quiet=quiet)
-    raise click.exceptions.Exit(run_worker(settings, config))
+    address = None if metrics_port is None else (metrics_host, metrics_port)
+    raise click.exceptions.Exit(run_worker(settings, config, metrics_address=address))
+
+
+@cli.command("metrics")
+@_db_option
+def metrics_once(db: str | None) -> None:
+    """Print Prometheus metrics computed from the ledger, once.
+
+    Counters are totals since the database began; gauges are read from its projections.
+    For node_exporter's textfile collector, or a quick look. Reads only.
+    """
+    from conductor import metrics
+
+    with _open(db, create=False) as app:
+        text = metrics.exposition(app.ledger, app.clock.now())
+    click.echo(text, nl=False)
 
 
 # -- bench -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ prints the same under any locale.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterable
 from typing import Any, Final
@@ -26,6 +27,7 @@ READING_ORDER: Final = (
     "history",
     "events",
     "stats",
+    "top",
     "cancel",
     "retry",
     "replay",
@@ -62,6 +64,9 @@ do to jobs a program can do too.
 - **Listings** (`jobs`, `events`) show the newest N matches (`--limit`, default 100),
   printed oldest first like `tail`; when the limit cuts the list a note on stderr says so.
   `--limit 0` shows everything.
+- **Live views** (`stats --watch`, `top`, `events --follow`) run until Ctrl-C or SIGTERM
+  and then exit 0; with `--json` they print one JSON object per line. See
+  [observability.md](observability.md#cli-views).
 - **Times** are UTC everywhere: stored and printed in JSON as
   `2026-11-28T09:30:00.000000Z`, shortened in tables to `2026-11-28 09:30:00.000Z`.
   Options that take a time accept ISO-8601 (a time without a zone is read as UTC);
@@ -171,7 +176,7 @@ def render_command(path: str, command: click.Command) -> str:
     lines = [
         f"## conductor {path}",
         "",
-        (command.help or "").strip(),
+        inspect.cleandoc(command.help or ""),  # click keeps the docstring's indentation
         "",
         "```text",
         usage,

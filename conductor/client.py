@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from conductor import job as decide
+from conductor.activity import ActivityReader
 from conductor.clock import Clock, SystemClock, stamp
 from conductor.config import (
     DEFAULT_MAX_RETRIES,
@@ -32,6 +33,7 @@ from conductor.ledger.chain import ChainReport
 from conductor.registry import REGISTRY
 from conductor.states import JobState
 from projections import history as history_projection
+from projections import throughput
 from projections.history import HistoryEntry
 from projections.job_status import JobRow
 
@@ -233,6 +235,9 @@ class Conductor:
                 span.sent([rec.job_id for rec in recorded])
         ids = [rec.job_id for rec in recorded]
         self._notify()
+        from conductor.metrics import count_appended
+
+        count_appended(recorded)
         return ids
 
     def _notify(self) -> None:
@@ -245,8 +250,13 @@ class Conductor:
     def cancel(self, job_id: int, *, by: str = "operator", reason: str = "cancelled") -> None:
         """Cancel a pending or in-progress job (a running handler sees it at its next check)."""
         row = self.job(job_id)
-        self.ledger.append([decide.cancel(row, by=by, reason=reason, now=self.clock.now())])
+        cancelled = self.ledger.append(
+            [decide.cancel(row, by=by, reason=reason, now=self.clock.now())]
+        )
         self._notify()
+        from conductor.metrics import count_appended
+
+        count_appended(cancelled, {job_id: (row["queue"], row["task"])})
         from conductor import tracing
 
         tracing.marker(
@@ -306,6 +316,13 @@ class Conductor:
         if not events:
             raise UnknownJob(job_id)
         return history_projection.timeline(events)
+
+    def activity(
+        self, spans: tuple[tuple[str, int], ...] = throughput.SPANS
+    ) -> throughput.Activity:
+        """Throughput and p50/p95 wait and run times over windows ending now (by default
+        the last minute and hour; see `projections.throughput`), read from the log's tail."""
+        return ActivityReader(self.ledger, spans).read(self.clock.now())
 
     def failures(self, job_id: int) -> list[tuple[RecordedEvent, JobAttemptFailed]]:
         """Every failed attempt of a job, with its traceback, oldest first."""

@@ -1,7 +1,8 @@
 """The per-job timeline that `conductor history ID` shows.
 
 A fold over one job's events in seq order into display entries: time, type, time since
-the previous event, and the event's key facts. The events table, indexed by
+the previous event, the event's key facts, and the trace id of the span that produced it.
+The events table, indexed by
 (job_id, seq), already stores exactly this stream, so the timeline is folded when asked
 rather than copied into a second table: a job's history can then never disagree with the
 log, and the append path writes nothing extra for it.
@@ -9,6 +10,7 @@ log, and the append path writes nothing extra for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -32,6 +34,26 @@ from conductor.events import (
 
 name: Final = "history"
 
+_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_INVALID_TRACE_ID: Final = "0" * 32
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id in a stored W3C traceparent (`00-<trace id>-<span id>-<flags>`): what a
+    tracing backend (Jaeger, Tempo, ...) looks a trace up by. None when there is none or
+    the value is not a valid traceparent."""
+    if not traceparent:
+        return None
+    text = traceparent.strip()
+    match = _TRACEPARENT.match(text)
+    if match is None or match.group(2) == _INVALID_TRACE_ID:
+        return None
+    version, end = match.group(1), match.end()
+    # Version 00 is exactly four fields; later versions may append fields, ff is invalid.
+    if version == "ff" or (end != len(text) and (version == "00" or text[end] != "-")):
+        return None
+    return match.group(2)
+
 
 @attrs.frozen(kw_only=True)
 class HistoryEntry:
@@ -42,6 +64,11 @@ class HistoryEntry:
     """Seconds since the job's previous event; None for the first."""
     facts: dict[str, object]
     trace: str | None
+    """The stored W3C traceparent, when the event carries one."""
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id(self.trace)
 
 
 def facts(rec: RecordedEvent) -> dict[str, object]:

@@ -163,8 +163,17 @@ class Engine:
             self._listener = None
 
 
-def run_worker(settings: Settings, config: WorkerConfig, *, registry: Registry = REGISTRY) -> int:
-    """`conductor worker`: run an engine in this process until signalled."""
+def run_worker(
+    settings: Settings,
+    config: WorkerConfig,
+    *,
+    registry: Registry = REGISTRY,
+    metrics_address: tuple[str, int] | None = None,
+) -> int:
+    """`conductor worker`: run an engine in this process until signalled; with
+    `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile."""
+    from conductor import metrics
+
     engine = Engine(settings, config, registry=registry)
 
     def on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -179,6 +188,8 @@ def run_worker(settings: Settings, config: WorkerConfig, *, registry: Registry =
             )
             engine.request_stop()
 
+    # Bound before any job runs: a taken port fails the command, not a running worker.
+    close_metrics = metrics.start(settings, metrics_address)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         logs.note(
@@ -189,5 +200,6 @@ def run_worker(settings: Settings, config: WorkerConfig, *, registry: Registry =
         return engine.run()
     finally:
         engine.close()
+        close_metrics()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

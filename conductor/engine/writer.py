@@ -42,6 +42,7 @@ from conductor.engine.messages import (
 from conductor.errors import LedgerError
 from conductor.events import NewEvent, RecordedEvent
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
+from conductor.metrics import record_commit
 from projections.job_status import JobRow
 
 RETRY_WRITE_AFTER = 0.5
@@ -174,6 +175,10 @@ class Writer(CoreActor):
             self._retry_later()
             return
         self._demand -= demand
+        # Metrics before settled attempts leave `_held`, which places their jobs.
+        record_commit(
+            recorded, self._held, self.ledger, outcomes=outcomes, claimed=claimed, now=now
+        )
         durations = {outcome.job_id: outcome.duration for outcome in outcomes}
         tasks = {job_id: held.job.task for job_id, held in self._held.items()}
         for outcome in outcomes:
@@ -292,6 +297,7 @@ class Writer(CoreActor):
                     attributes=_span_facts(rec),
                 )
         self.committed_events += len(recorded)
+        record_commit(recorded, self._held, self.ledger)
         self._wake_if_rescheduled(recorded)
         known = {job_id: held.job.task for job_id, held in self._held.items()}
         known.update(tasks or {})

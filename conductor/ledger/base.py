@@ -11,7 +11,8 @@ Four groups of operations:
   models. Illegal transitions raise `InvalidTransition` and store nothing.
 * **claim** - atomically pick due pending jobs and start them with a lease, for workers.
   Each attempt is claimed by exactly one caller, however many processes share the ledger.
-* **read** - the log itself, in seq order, filtered.
+* **read** - the log itself, in seq order, filtered; or its recent tail, for the
+  live views.
 * **query** - the read models: one job, a page of jobs, the counters.
 
 Plus maintenance: rebuild the read models from the log, diff them against a rebuild, and
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 import attrs
 
@@ -49,6 +50,8 @@ class ClaimedJob:
     lease_expires_at: str
     trace: str | None
     """The traceparent stored with the job's `enqueued` event."""
+    run_at: str
+    """When the job fell due (its `run_at` as claimed): the start of its queue wait."""
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +67,17 @@ class ClaimRequest:
 
 Decide = Callable[[Mapping[int, JobRow]], Sequence[NewEvent]]
 """A pure function from the current rows of some jobs to the events to append."""
+
+RECENT_MARGIN: Final = dt.timedelta(minutes=1)
+"""How far out of time order `Ledger.recent` allows the log's stamps to be.
+
+Each process stamps an event just before it appends it (a writer's group commit holds
+stamped events for milliseconds), so `at` rises with `seq` except for the disagreement of
+the appending processes' clocks. `recent` reads backwards from the newest event and stops
+at the first one stamped more than this margin before the window; an event stamped inside
+the window is missed only if some event appended after it carries a stamp more than this
+margin older than its own (clocks that far apart, or history written with back-dated
+stamps through the API)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -161,6 +175,29 @@ class Ledger(Protocol):
         """Every event of one job in seq order; empty if there is no such job."""
         ...
 
+    def recent(self, since: str) -> list[RecordedEvent]:
+        """Every event stamped at or after `since` (a stored timestamp), in seq order.
+
+        The tail of the log that a time window covers (`conductor stats`' throughput),
+        read without touching older history: the backend walks back from the newest seq
+        and stops at the first event stamped more than `RECENT_MARGIN` before `since`, so
+        the cost is the events in the window plus the margin, however long the log is.
+        See `RECENT_MARGIN` for the one assumption this makes about stamps.
+        """
+        ...
+
+    def preceding(
+        self, before: Mapping[int, int], *, types: Sequence[str]
+    ) -> dict[int, RecordedEvent]:
+        """For each `job id -> seq` of `before`, that job's newest event of one of `types`
+        with a lower seq; jobs with none are absent from the result.
+
+        What led up to a window's first event of a job (the `enqueued` before a `started`,
+        the `started` before a `completed`), found through the job's own events, one
+        indexed look-up per job.
+        """
+        ...
+
     # -- query -------------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow | None:
         """The job's row, or None."""
@@ -177,6 +214,11 @@ class Ledger(Protocol):
 
     def counts(self) -> list[tuple[str, str, str, int]]:
         """(queue, task, status, count) for every non-empty bucket."""
+        ...
+
+    def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """(queue, task, event type, count) of the stored events of `types`, for every
+        non-empty bucket, in that order: how many times each happened, ever."""
         ...
 
     def last_seq(self) -> int:

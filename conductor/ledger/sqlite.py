@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from conductor import job as decide
-from conductor.clock import stamp
+from conductor.clock import stamp, unstamp
 from conductor.config import Settings
 from conductor.errors import (
     CorruptDatabase,
@@ -38,6 +38,7 @@ from conductor.errors import (
 from conductor.events import JobEnqueued, JobStarted, NewEvent, RecordedEvent, decode_event
 from conductor.ledger import chain
 from conductor.ledger.base import (
+    RECENT_MARGIN,
     ClaimedJob,
     ClaimRequest,
     Decide,
@@ -76,6 +77,8 @@ _ROWS_PER_INSERT: Final = 50
 """Rows per INSERT statement in a replay: 850 bound values, under SQLite's historical limit
 of 999, and a sixth cheaper than one statement per row."""
 _PRIORITY_LEVELS: Final = (0, 1, 2)
+_RECENT_BATCH: Final = 1_000
+"""Rows fetched at a time while `recent` walks back from the newest event."""
 
 
 def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
@@ -456,6 +459,7 @@ class SqliteLedger:
                     max_retries=row["max_retries"],
                     lease_expires_at=started.lease_expires_at,
                     trace=row["trace"],
+                    run_at=row["run_at"],
                 )
             )
         return claimed
@@ -492,6 +496,47 @@ class SqliteLedger:
 
     def history(self, job_id: int) -> list[RecordedEvent]:
         return self.read(EventFilter(job_id=job_id))
+
+    def recent(self, since: str) -> list[RecordedEvent]:
+        # A walk down the primary key from the newest row, stopped in Python at the first
+        # row stamped before `stop`: SQLite reads rows lazily, so nothing older is touched,
+        # and only rows inside the window are decoded. (An index on `at` would make every
+        # append pay for a read this walk does at the cost of the window itself.)
+        stop = stamp(unstamp(since) - RECENT_MARGIN)
+        found: list[tuple[Any, ...]] = []
+        with self._translate():
+            cursor = self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq DESC")
+            try:
+                for row in itertools.chain.from_iterable(
+                    iter(lambda: cursor.fetchmany(_RECENT_BATCH), [])
+                ):
+                    at = row[4]
+                    if at < stop:
+                        break
+                    if at >= since:
+                        found.append(row)
+            finally:
+                cursor.close()
+        found.reverse()
+        return [_recorded(row) for row in found]
+
+    def preceding(
+        self, before: Mapping[int, int], *, types: Sequence[str]
+    ) -> dict[int, RecordedEvent]:
+        if not before or not types:
+            return {}
+        # A backwards range seek on events_by_job (job_id, seq) per job.
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE job_id = ? AND seq < ? "
+            f"AND type IN ({', '.join('?' for _ in types)}) ORDER BY seq DESC LIMIT 1"
+        )
+        found: dict[int, RecordedEvent] = {}
+        with self._translate():
+            for job_id, seq in before.items():
+                row = self._conn.execute(sql, (job_id, seq, *types)).fetchone()
+                if row is not None:
+                    found[job_id] = _recorded(row)
+        return found
 
     # -- query -------------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow | None:
@@ -541,6 +586,22 @@ class SqliteLedger:
                 for queue, task, status, n in self._conn.execute(
                     "SELECT queue, task, status, n FROM counters WHERE n != 0 "
                     "ORDER BY queue, task, status"
+                )
+            ]
+
+    def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        if not types:
+            return []
+        marks = ", ".join("?" for _ in types)
+        with self._translate():
+            return [
+                (queue, task, event_type, n)
+                for queue, task, event_type, n in self._conn.execute(
+                    "SELECT jobs.queue, jobs.task, events.type, count(*) FROM events "
+                    f"JOIN jobs ON jobs.id = events.job_id WHERE events.type IN ({marks}) "
+                    "GROUP BY jobs.queue, jobs.task, events.type "
+                    "ORDER BY jobs.queue, jobs.task, events.type",
+                    list(types),
                 )
             ]
 

@@ -250,6 +250,33 @@ def test_counts_follow_every_transition(ledger: Ledger) -> None:
     ]
 
 
+def test_event_counts_total_each_type_per_queue_and_task(ledger: Ledger) -> None:
+    enqueue(ledger, "a", count=3)
+    enqueue(ledger, "b", queue="q2")
+    ledger.claim(worker="w", queues=["default", "q2"], limit=4, now=T0, lease=LEASE)
+    ledger.append(
+        [
+            NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1)),
+            NewEvent(job_id=2, at=at(1), event=JobCompleted(attempt=1)),
+            NewEvent(job_id=4, at=at(1), event=JobCompleted(attempt=1)),
+        ]
+    )
+    assert ledger.event_counts(("enqueued", "completed", "rescued")) == [
+        ("default", "a", "completed", 2),
+        ("default", "a", "enqueued", 3),
+        ("q2", "b", "completed", 1),
+        ("q2", "b", "enqueued", 1),
+    ]
+    assert ledger.event_counts(()) == []
+
+
+def test_a_claimed_job_carries_the_run_at_it_fell_due_at(ledger: Ledger) -> None:
+    enqueue(ledger, run_at=T0 + dt.timedelta(seconds=5))
+    later = T0 + dt.timedelta(seconds=40)
+    [job] = ledger.claim(worker="w", queues=["default"], limit=1, now=later, lease=LEASE)
+    assert job.run_at == at(5)
+
+
 def test_history_is_every_event_of_one_job_and_empty_for_an_unknown_one(ledger: Ledger) -> None:
     enqueue(ledger, count=2)
     ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
@@ -306,3 +333,31 @@ def test_an_attempt_failure_must_come_with_its_decision(ledger: Ledger) -> None:
             ]
         )
     assert ledger.last_seq() == 2
+
+
+def test_recent_returns_the_events_stamped_in_a_window_in_seq_order(ledger: Ledger) -> None:
+    from conductor.ledger.base import RECENT_MARGIN
+
+    margin = RECENT_MARGIN.total_seconds()
+    window_start = 3600.0
+    enqueue(ledger, now=T0)  # seq 1: long before the window
+    enqueue(ledger, now=T0 + dt.timedelta(seconds=window_start + 10))  # seq 2: inside
+    # seq 3 was stamped by a clock running behind: before the window, within the margin.
+    enqueue(ledger, now=T0 + dt.timedelta(seconds=window_start - margin / 2))
+    enqueue(ledger, now=T0 + dt.timedelta(seconds=window_start + 5))  # seq 4: inside
+    recent = ledger.recent(at(window_start))
+    assert [rec.seq for rec in recent] == [2, 4]
+    assert recent == [rec for rec in ledger.read(EventFilter()) if rec.seq in (2, 4)]
+    assert ledger.recent(at(window_start + 3600)) == []
+    assert [rec.seq for rec in ledger.recent(at(0))] == [1, 2, 3, 4]
+
+
+def test_preceding_finds_each_jobs_newest_event_of_the_types_before_a_seq(ledger: Ledger) -> None:
+    enqueue(ledger, count=2)  # seqs 1, 2
+    ledger.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)  # seqs 3, 4
+    ledger.append([NewEvent(job_id=1, at=at(5), event=JobCompleted(attempt=1))])  # seq 5
+    found = ledger.preceding({1: 5, 2: 4, 3: 9}, types=("enqueued", "started"))
+    assert {job: rec.seq for job, rec in found.items()} == {1: 3, 2: 2}
+    assert found[1] == ledger.read(EventFilter(after_seq=2))[0]
+    assert ledger.preceding({1: 5}, types=("completed",)) == {}
+    assert ledger.preceding({}, types=("started",)) == {}

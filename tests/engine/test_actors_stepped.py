@@ -61,6 +61,7 @@ def dispatch(job_id: int) -> Dispatch:
         max_retries=0,
         lease_expires_at="x",
         trace=None,
+        run_at="2026-01-01T00:00:00.000000Z",
     )
     return Dispatch(job=job, cancel=threading.Event())
 

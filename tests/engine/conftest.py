@@ -31,6 +31,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
         time.sleep(0.01)
 
 
+def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
+    """Enqueue through the public API, as an application would, in one transaction."""
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+
+
 @attrs.define
 class RunningEngine:
     engine: Engine
@@ -49,6 +55,9 @@ class RunningEngine:
 
     def types(self, job_id: int) -> list[str]:
         return [rec.type for rec in self.app.ledger.history(job_id)]
+
+
+Start = Callable[..., RunningEngine]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import datetime as dt
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from conductor import Conductor
@@ -17,14 +16,7 @@ from conductor.engine.identity import holder_gone, process_id
 from conductor.engine.messages import InjectFault
 from conductor.events import JobStarted, NewEvent
 from conductor.registry import Registry
-from tests.engine.conftest import RunningEngine, wait_until
-
-Start = Callable[..., RunningEngine]
-
-
-def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+from tests.engine.conftest import Start, enqueue, wait_until
 
 
 def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(

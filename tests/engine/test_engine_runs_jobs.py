@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from conductor import Conductor
@@ -12,14 +11,7 @@ from conductor.clock import unstamp
 from conductor.config import Settings
 from conductor.context import current_job
 from conductor.registry import Registry
-from tests.engine.conftest import RunningEngine, wait_until
-
-Start = Callable[..., RunningEngine]
-
-
-def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+from tests.engine.conftest import Start, enqueue, wait_until
 
 
 def test_immediate_jobs_run_and_complete(

@@ -1,0 +1,121 @@
+"""Zombie fencing, the claim race, tampering and corrupt files, with real processes."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from conductor import Conductor
+from conductor.config import Settings
+from tests.conftest import CONDUCTOR, run_cli
+from tests.engine.conftest import wait_until
+
+
+def open_app(db_path: Path) -> Conductor:
+    return Conductor(settings=Settings(db=str(db_path)))
+
+
+def start_worker(db_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [CONDUCTOR, "worker", "--db", str(db_path), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: Path) -> None:
+    with open_app(db_path) as app:
+        job_id = app.enqueue({"task": "sleep", "seconds": 2})
+    zombie = start_worker(db_path, tmp_path / "zombie.log", "--lease", "1s", "-q")
+    try:
+        with open_app(db_path) as app:
+            wait_until(lambda: app.job(job_id)["status"] == "in_progress", what="the claim")
+            zombie.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeats
+            rescuer = start_worker(db_path, tmp_path / "rescuer.log", "--burst", "-q")
+            assert rescuer.wait(120) == 0
+            assert app.job(job_id)["status"] == "completed"
+            zombie.send_signal(signal.SIGCONT)
+            wait_until(
+                lambda: "result_ignored" in [r.type for r in app.ledger.history(job_id)],
+                what="the zombie's late result",
+            )
+            types = [r.type for r in app.ledger.history(job_id)]
+            assert types.count("completed") == 1
+            assert types.index("rescued") < types.index("completed")
+            ignored = [r for r in app.ledger.history(job_id) if r.type == "result_ignored"]
+            assert ignored[0].event.attempt == 1  # type: ignore[union-attr]
+            assert app.job(job_id)["status"] == "completed"
+    finally:
+        zombie.send_signal(signal.SIGCONT)
+        zombie.terminate()
+        zombie.wait(60)
+    assert run_cli("audit", "verify", db=db_path).code == 0
+    assert run_cli("replay", "--verify", db=db_path).code == 0
+
+
+def test_four_processes_of_eight_workers_start_each_attempt_once(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "noop"}] * 10_000)
+    logs = [tmp_path / f"w{n}.log" for n in range(4)]
+    workers = [start_worker(db_path, log, "--burst", "--concurrency", "8", "-q") for log in logs]
+    for worker in workers:
+        assert worker.wait(300) == 0
+    with open_app(db_path) as app:
+        starts = collections.Counter(
+            (r.job_id, r.event.attempt)
+            for r in app.events(types=["started"])  # type: ignore[union-attr]
+        )
+        assert len(starts) == 10_000
+        assert set(starts.values()) == {1}
+        assert app.stats().overall.completed == 10_000
+    for log in logs:
+        text = log.read_text()
+        assert "locked" not in text, text
+        assert "Traceback" not in text, text
+
+
+def test_reordered_events_are_named_by_audit_verify(db_path: Path) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "noop", "n": n} for n in range(6)])
+    subprocess.run(
+        [
+            "sqlite3",
+            str(db_path),
+            "DROP TRIGGER events_refuse_update;"
+            "UPDATE events SET seq = -1 WHERE seq = 3;"
+            "UPDATE events SET seq = 3 WHERE seq = 5;"
+            "UPDATE events SET seq = 5 WHERE seq = -1;",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    result = run_cli("audit", "verify", db=db_path)
+    assert result.code == 1
+    assert "seq 3" in result.stdout
+
+
+def test_a_corrupt_database_gives_one_line_naming_the_file_and_the_recovery(
+    db_path: Path,
+) -> None:
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "noop", "pad": "x" * 2000} for _ in range(50)])
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(db_path.read_bytes())
+    page = 4096
+    for offset in range(page * 2, min(len(data), page * 8)):  # wreck b-tree pages, keep header
+        data[offset] = 0xA5
+    db_path.write_bytes(bytes(data))
+    result = run_cli("jobs", db=db_path)
+    assert result.code == 1
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert str(db_path) in result.stderr
+    assert "malformed" in result.stderr or "corrupt" in result.stderr
+    assert "recover" in result.stderr or "backup" in result.stderr

@@ -278,7 +278,8 @@ class SqliteLedger:
         if name.startswith("SQLITE_CORRUPT"):
             return CorruptDatabase(
                 f"{where} is corrupt ({e}); expected an intact file - restore a backup, "
-                f"or salvage it with `sqlite3 {where} .recover`"
+                f"or salvage it with `sqlite3 {where} .recover` (or `.dump`; "
+                "see docs/operations.md)"
             )
         if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")):
             return LedgerError(f"cannot open or read {where} ({e}); expected an accessible file")

@@ -1,0 +1,108 @@
+"""Wall-clock jumps, with an injected clock driving a real engine and real SQLite file."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+
+from conductor import Conductor, ManualClock
+from conductor.config import Settings, WorkerConfig
+from conductor.engine.messages import Flush, Maintain, Tick
+from conductor.engine.runtime import Engine
+from conductor.registry import Registry
+from tests.engine.conftest import wait_until
+
+
+class Running:
+    def __init__(self, db_path: Path, registry: Registry, clock: ManualClock) -> None:
+        self.settings = Settings(db=str(db_path))
+        self.engine = Engine(
+            self.settings,
+            WorkerConfig(concurrency=2, poll_interval=0.1, maintenance_interval=0.1),
+            registry=registry,
+            clock=clock,
+        )
+        self.engine.start()
+        self.thread = threading.Thread(target=self.engine.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.engine.request_stop()
+        self.thread.join(30)
+
+
+@pytest.fixture
+def engines() -> Iterator[list[Running]]:
+    started: list[Running] = []
+    yield started
+    for running in started:
+        if running.thread.is_alive():
+            running.engine.request_stop(force=True)
+            running.thread.join(30)
+    pykka.ActorRegistry.stop_all()
+
+
+def started_counts(app: Conductor) -> collections.Counter[int]:
+    return collections.Counter(r.job_id for r in app.events(types=["started"]))
+
+
+def test_a_jump_forward_runs_each_overdue_job_once(db_path: Path, engines: list[Running]) -> None:
+    clock = ManualClock(dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC))
+    registry = Registry()
+    registry.task("quick")(lambda: None)
+    with Conductor(settings=Settings(db=str(db_path)), clock=clock) as app:
+        ids = app.enqueue_many([{"task": "quick"}] * 5, delay=dt.timedelta(hours=1))
+        engines.append(running := Running(db_path, registry, clock))
+        # Nothing is due yet: however often it looks, the engine runs nothing.
+        actors = running.engine.actors()
+        for _ in range(3):
+            actors.scheduler.ask(Tick(clock.now(), woken=True))
+            actors.writer.ask(Flush())  # any claim the look caused is committed by now
+        assert started_counts(app) == collections.Counter()
+        clock.advance(dt.timedelta(hours=3))  # the wall clock leaps past every run_at
+        running.engine.wake()
+        wait_until(lambda: app.stats().overall.completed == 5, what="the overdue jobs")
+        assert started_counts(app) == collections.Counter(dict.fromkeys(ids, 1))
+        running.stop()
+
+
+def test_a_jump_backward_neither_reruns_nor_rescues_a_live_job(
+    db_path: Path, engines: list[Running]
+) -> None:
+    clock = ManualClock(dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC))
+    registry = Registry()
+    running_now = threading.Event()
+    release = threading.Event()
+
+    @registry.task("long")
+    def long() -> None:
+        running_now.set()
+        release.wait(30)
+
+    registry.task("quick")(lambda: None)
+    with Conductor(settings=Settings(db=str(db_path)), clock=clock) as app:
+        long_id = app.enqueue({"task": "long"})
+        done_id = app.enqueue({"task": "quick"})
+        engines.append(running := Running(db_path, registry, clock))
+        assert running_now.wait(30)
+        wait_until(lambda: app.job(done_id)["status"] == "completed", what="the quick job")
+        clock.set(clock.now() - dt.timedelta(hours=2))  # the wall clock falls back
+        writer = running.engine.actors().writer
+        for _ in range(3):  # maintenance (rescues, heartbeats) at the earlier time, awaited
+            writer.ask(Maintain(clock.now()))
+        assert [r.type for r in app.ledger.history(long_id)] == ["enqueued", "started"]
+        assert started_counts(app) == collections.Counter({long_id: 1, done_id: 1})
+        release.set()
+        wait_until(lambda: app.job(long_id)["status"] == "completed", what="the long job")
+        assert [r.type for r in app.ledger.history(long_id)] == [
+            "enqueued",
+            "started",
+            "completed",
+        ]
+        running.stop()

@@ -23,3 +23,7 @@ docs:
 # Ledger benchmarks: enqueue rates, replay of 1,000,000 events, stats/jobs at 1,000,000 jobs.
 bench *args:
     python tests/benchmarks/ledger_bench.py {{args}}
+
+# The long chaos soak (20,000 jobs, 100 worker kills); skipped in `just test`.
+soak:
+    CONDUCTOR_SOAK=1 python -m pytest -n 2 tests/reliability -m soak

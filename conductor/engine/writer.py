@@ -12,6 +12,7 @@ transaction, so fencing is exact.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import threading
 from collections.abc import Mapping, Sequence
@@ -42,10 +43,17 @@ from conductor.engine.messages import (
 from conductor.errors import LedgerError
 from conductor.events import NewEvent, RecordedEvent
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
-from conductor.metrics import record_commit
+from conductor.metrics import record_commit, wal_path
 from projections.job_status import JobRow
 
 RETRY_WRITE_AFTER = 0.5
+WAL_CAP: Final = 64 * 1024 * 1024
+"""Above this many bytes of -wal file, maintenance checkpoints and truncates the log
+(docs/operations.md, "WAL size and checkpoints")."""
+CHECKPOINT_WAIT: Final = 0.5
+"""How long one checkpoint waits for readers on old snapshots (and holds off writers)."""
+CHECKPOINT_WARN_AFTER: Final = 10
+"""Consecutive blocked checkpoints (one a maintenance round) before the one warning."""
 _REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
 
 
@@ -84,6 +92,7 @@ class Writer(CoreActor):
         self._claiming = True
         self._held: dict[int, _Held] = {}
         self._retry_timer: threading.Timer | None = None
+        self._checkpoints_blocked = 0
         self.committed_events = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -216,6 +225,7 @@ class Writer(CoreActor):
     # -- maintenance -------------------------------------------------------------------
     def _maintain(self, now: dt.datetime) -> None:
         """Cancellation checks, heartbeats and rescues: one read, at most one commit."""
+        self._limit_wal()
         try:
             running = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
         except LedgerError as e:
@@ -273,6 +283,38 @@ class Writer(CoreActor):
             {row["id"]: row["task"] for row in lost},
             {row["id"]: (row["queue"], row["trace"]) for row in lost},
         )
+
+    def _limit_wal(self) -> None:
+        """Checkpoint and truncate the -wal file once it is over `WAL_CAP`.
+
+        SQLite's own checkpoints never truncate, and cannot reset the log while a reader
+        holds an old snapshot, so a busy database's -wal only grows. A blocked attempt
+        changes nothing and is tried again next round; one warning if it keeps failing."""
+        path = wal_path(self.ledger.location)
+        try:
+            size = os.stat(path).st_size if path is not None else 0
+        except OSError:
+            size = 0
+        if size <= WAL_CAP:
+            self._checkpoints_blocked = 0
+            return
+        try:
+            done = self.ledger.checkpoint_wal(wait=CHECKPOINT_WAIT)
+        except LedgerError as e:
+            logs.note(f"WAL checkpoint failed: {e}", warning=True)
+            return
+        if done:
+            self._checkpoints_blocked = 0
+            return
+        self._checkpoints_blocked += 1
+        if self._checkpoints_blocked == CHECKPOINT_WARN_AFTER:
+            logs.note(
+                f"WAL {path} is {size // 2**20} MiB, over the {WAL_CAP // 2**20} MiB cap, and "
+                f"{CHECKPOINT_WARN_AFTER} checkpoints in a row were blocked: a reader keeps "
+                "an old snapshot open (a long-running read transaction); expected readers "
+                "to finish their transactions",
+                warning=True,
+            )
 
     def _commit(
         self,

@@ -239,6 +239,14 @@ class Ledger(Protocol):
         """Walk the whole log and report the first event that breaks the hash chain."""
         ...
 
+    def checkpoint_wal(self, *, wait: float) -> bool:
+        """Copy everything in the write-ahead log into the database file and truncate the
+        log to zero bytes (SQLite's `wal_checkpoint(TRUNCATE)`), waiting at most `wait`
+        seconds for other writers and for readers on older snapshots. Returns False,
+        having changed nothing anyone can see, when one of them is still there (try again
+        later); True when done, or when the backend keeps no such log."""
+        ...
+
     def close(self) -> None:
         """Release the connection; the ledger is unusable afterwards."""
         ...

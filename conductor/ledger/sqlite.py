@@ -130,8 +130,10 @@ class SqliteLedger:
             # -wal beside it (the state after a clean close) every committed transaction
             # is in the main file, so it can be read as immutable; writes then fail with
             # SQLITE_READONLY, which becomes a clear "read-only" error.
+            # (Not when the -shm could not grow: that is a full disk, not a read-only one.)
             wal = Path(location + "-wal")
-            if is_uri or (wal.exists() and wal.stat().st_size > 0):
+            shm_full = getattr(e, "sqlite_errorname", "") == "SQLITE_IOERR_SHMSIZE"
+            if is_uri or shm_full or (wal.exists() and wal.stat().st_size > 0):
                 raise self._translated(e) from e
             try:
                 conn = self._sqlite_connect(
@@ -151,6 +153,7 @@ class SqliteLedger:
             isolation_level=None,
             uri=uri,
             check_same_thread=False,
+            factory=_FaultAt if "CONDUCTOR_FAULT_AT" in os.environ else sqlite3.Connection,
         )
 
     @staticmethod
@@ -269,7 +272,7 @@ class SqliteLedger:
             return ReadOnlyDatabase(
                 f"{where} is read-only; expected a writable database for this command"
             )
-        if name.startswith("SQLITE_FULL"):
+        if name.startswith("SQLITE_FULL") or name == "SQLITE_IOERR_SHMSIZE":
             return DiskFull(f"disk full writing {where}; expected free space on its filesystem")
         if name.startswith("SQLITE_NOTADB"):
             return NotAConductorDatabase(
@@ -785,5 +788,53 @@ class SqliteLedger:
                 row for batch in iter(lambda: cursor.fetchmany(10_000), []) for row in batch
             )
 
+    def checkpoint_wal(self, *, wait: float) -> bool:
+        # Never inside a transaction of our own; the busy handler is shortened for the
+        # checkpoint only, so the write path keeps its full timeout.
+        with self._translate():
+            self._conn.execute(f"PRAGMA busy_timeout = {max(int(wait * 1000), 0)}")
+            try:
+                row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._conn.execute(
+                    f"PRAGMA busy_timeout = {int(self._settings.busy_timeout * 1000)}"
+                )
+        return row is None or row[0] == 0
+
     def close(self) -> None:
         self._conn.close()
+
+
+class _FaultAt(sqlite3.Connection):
+    """Test-only crash injection, never for production use: with `CONDUCTOR_FAULT_AT=N:before`
+    (or `N:after`) set when a ledger is opened, its connection counts every statement run
+    inside a write transaction, from `BEGIN IMMEDIATE` to `COMMIT`/`ROLLBACK` inclusive, and
+    ends the process with `os._exit(97)` just before (or after) the Nth. Unset, the ledger
+    uses a plain `sqlite3.Connection` and pays nothing (tests/reliability/
+    test_crash_at_every_write.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        n, _, mode = os.environ["CONDUCTOR_FAULT_AT"].partition(":")
+        self._fault_at, self._fault_after = int(n), mode == "after"
+        self._count, self._writing = 0, False
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return self._step(sql, lambda: super(_FaultAt, self).execute(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return self._step(sql, lambda: super(_FaultAt, self).executemany(sql, parameters))
+
+    def _step(self, sql: str, run: Any) -> sqlite3.Cursor:
+        self._writing = self._writing or sql == "BEGIN IMMEDIATE"
+        if not self._writing:
+            return run()  # type: ignore[no-any-return]
+        self._count += 1
+        hit = self._count == self._fault_at
+        if hit and not self._fault_after:
+            os._exit(97)
+        cursor: sqlite3.Cursor = run()
+        if hit:
+            os._exit(97)
+        self._writing = sql not in ("COMMIT", "ROLLBACK")
+        return cursor

@@ -1,0 +1,260 @@
+"""Chaos kill (issue 6, test 1): SIGKILL random worker processes while 2,000 jobs flow.
+
+Four `conductor worker` processes run `chaos_sleep` jobs (5-50 ms, some flaky, a few that
+always fail); about once a second a random worker is SIGKILLed and restarted. Then a
+`--burst` worker drains what is left and the rest stop with SIGTERM. The ledger, the
+journal the handler writes and the verifiers must then agree that nothing was lost, nothing
+completed twice and every attempt ended exactly once. The one `time.sleep` is the kill
+cadence (a chaos schedule); every wait for a state polls the ledger against a deadline.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor import Conductor
+from conductor.config import Settings
+from conductor.events import RecordedEvent
+from tests.conftest import CONDUCTOR, run_cli
+from tests.engine.conftest import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "tests.reliability.chaos_tasks"
+SEED = 20_260_601
+PROCESSES = 4
+KILL_EVERY = 0.6
+ALWAYS_FAIL_EVERY = 100
+"""One job in this many always fails (flaky_p 1.0, max_retries 1) and must end failed."""
+FLAKY_EVERY = 4
+"""One job in this many fails with probability 0.3 per attempt (max_retries 10)."""
+
+HOLDING_OUTCOMES = frozenset({"completed", "attempt_failed", "rescued", "released"})
+"""Outcomes that end an attempt's hold on its job (plus `failed` without `attempt_failed`,
+which is a rescue that found the retries used up)."""
+TAKEN_BACK = frozenset({"rescued", "released", "failed-on-rescue"})
+"""Outcomes of an attempt whose worker lost the job before reporting."""
+
+SOAK = pytest.mark.skipif(
+    os.environ.get("CONDUCTOR_SOAK") != "1", reason="soak test: set CONDUCTOR_SOAK=1 (just soak)"
+)
+
+
+class Pool:
+    """`PROCESSES` worker processes on one database, restartable; none outlives the test."""
+
+    def __init__(self, db: Path, logs: Path) -> None:
+        self.db = db
+        self.logs = logs
+        self.started = 0
+        self.all: list[subprocess.Popen[bytes]] = []
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{self.started}.log").open("wb")
+        self.started += 1
+        process = subprocess.Popen(
+            [CONDUCTOR, "worker", "--db", str(self.db), "--app", APP, "-q", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        log.close()
+        self.all.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.all:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+
+
+@pytest.fixture
+def pool(db_path: Path, tmp_path: Path) -> Iterator[Pool]:
+    workers = Pool(db_path, tmp_path)
+    yield workers
+    workers.stop_all()
+
+
+def _enqueue(db_path: Path, journal: Path, n_jobs: int) -> tuple[set[int], set[int]]:
+    """Enqueue `n_jobs`; return (ids that must complete, ids that must fail)."""
+    rng = random.Random(SEED)  # noqa: S311 - a reproducible job mix, not secrets
+    good: list[dict[str, object]] = []
+    bad: list[dict[str, object]] = []
+    for n in range(n_jobs):
+        payload: dict[str, object] = {
+            "task": "chaos_sleep",
+            "ms": rng.randint(5, 50),
+            "journal": str(journal),
+            "flaky_p": 0.3 if n % FLAKY_EVERY == 0 else 0.0,
+        }
+        if n % ALWAYS_FAIL_EVERY == ALWAYS_FAIL_EVERY - 1:
+            bad.append({**payload, "flaky_p": 1.0})
+        else:
+            good.append(payload)
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        # Spread the always-failing jobs through the run rather than all at the end.
+        cut = len(good) // 2
+        first = app.enqueue_many(good[:cut], max_retries=10)
+        failing = app.enqueue_many(bad, max_retries=1)
+        second = app.enqueue_many(good[cut:], max_retries=10)
+    return set(first) | set(second), set(failing)
+
+
+def _pid(worker: str) -> int:
+    return int(worker.split(":")[1])
+
+
+def _run_chaos(pool: Pool, db_path: Path, kills: int, budget: float) -> set[int]:
+    """Run the workers under the kill schedule, drain, stop; return the killed pids."""
+    # One slot per process keeps the 2,000 jobs running long enough for all the kills.
+    worker_args = ("--concurrency", "1", "--lease", "5s")
+    live = [pool.start(*worker_args) for _ in range(PROCESSES)]
+    chaos = random.Random(SEED)  # noqa: S311 - a reproducible kill schedule, not secrets
+    killed: set[int] = set()
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+
+        def unfinished() -> int:
+            overall = app.stats().overall
+            return overall.pending + overall.in_progress
+
+        # The chaos schedule: a SIGKILL every 0.6 s, the victim restarted at once.
+        for _ in range(kills):
+            time.sleep(KILL_EVERY)
+            if unfinished() == 0:
+                break
+            index = chaos.randrange(PROCESSES)
+            victim = live[index]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+            killed.add(victim.pid)
+            live[index] = pool.start(*worker_args)
+        assert killed, "the work finished before the first kill: make the jobs longer"
+
+        drain = pool.start("--burst", "--concurrency", "4")
+        assert drain.wait(budget) == 0
+        wait_until(lambda: unfinished() == 0, timeout=budget, what="every job to end")
+        for process in live:
+            process.send_signal(signal.SIGTERM)
+        for process in live:
+            assert process.wait(60) == 0
+    return killed
+
+
+def _check_attempts(
+    records: list[RecordedEvent], killed: set[int]
+) -> tuple[dict[tuple[int, int], str], int]:
+    """Group the events by (job, attempt) and check each attempt ended exactly once.
+
+    Return the worker of each started attempt and how many attempts the kills interrupted.
+    """
+    by_attempt: dict[tuple[int, int], list[str]] = collections.defaultdict(list)
+    workers: dict[tuple[int, int], str] = {}
+    for rec in records:
+        attempt = getattr(rec.event, "attempt", None)
+        if attempt is None:
+            continue
+        by_attempt[(rec.job_id, attempt)].append(rec.type)
+        if rec.type == "started":
+            workers[(rec.job_id, attempt)] = rec.event.worker  # type: ignore[union-attr]
+    wrong: dict[tuple[int, int], list[str]] = {}
+    interrupted_unrescued: list[tuple[int, int]] = []
+    interrupted = 0
+    for key, types in by_attempt.items():
+        outcomes = [t for t in types if t in HOLDING_OUTCOMES]
+        if "failed" in types and "attempt_failed" not in types:
+            outcomes.append("failed-on-rescue")
+        ignored = types.count("result_ignored")
+        ok = (
+            types.count("started") == 1
+            and len(outcomes) == 1
+            # A stale result is recorded only for an attempt that had lost its job.
+            and (ignored == 0 or (ignored == 1 and outcomes[0] in TAKEN_BACK))
+            and (
+                outcomes[0] != "attempt_failed"
+                or ("retry_scheduled" in types) != ("failed" in types)
+            )
+        )
+        if not ok:
+            wrong[key] = types
+        # An attempt whose worker was SIGKILLed before it ended must have been taken back.
+        if (
+            key in workers
+            and _pid(workers[key]) in killed
+            and not ({"completed", "attempt_failed"} & set(types))
+        ):
+            interrupted += 1
+            if not TAKEN_BACK & set(outcomes):
+                interrupted_unrescued.append(key)
+    assert wrong == {}
+    assert interrupted_unrescued == []
+    assert interrupted > 0, "no kill interrupted an attempt"
+
+    return workers, interrupted
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "kills", "budget"),
+    [
+        pytest.param(2_000, 20, 60.0, id="2k-jobs-20-kills"),
+        pytest.param(
+            20_000, 100, 900.0, id="soak-20k-jobs-100-kills", marks=[pytest.mark.soak, SOAK]
+        ),
+    ],
+)
+def test_sigkilling_random_workers_loses_nothing_and_ends_every_attempt_once(
+    db_path: Path, tmp_path: Path, pool: Pool, n_jobs: int, kills: int, budget: float
+) -> None:
+    journal = tmp_path / "journal.txt"
+    must_complete, must_fail = _enqueue(db_path, journal, n_jobs)
+    killed = _run_chaos(pool, db_path, kills, budget)
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        statuses = {row["id"]: row["status"] for row in app.jobs()}
+        records = app.events()
+
+    # Every job ends terminal: the good ones completed, the always-failing ones failed.
+    assert len(statuses) == n_jobs
+    assert {j for j, s in statuses.items() if s not in ("completed", "failed")} == set()
+    assert {j for j, s in statuses.items() if s == "completed"} == must_complete
+    assert {j for j, s in statuses.items() if s == "failed"} == must_fail
+
+    # At most one completed event per job (exactly one for the ones that completed).
+    completed = collections.Counter(r.job_id for r in records if r.type == "completed")
+    assert [j for j, n in completed.items() if n > 1] == []
+    assert set(completed) == must_complete
+
+    # Every attempt has exactly one outcome; every attempt a kill interrupted was taken back.
+    workers, interrupted = _check_attempts(records, killed)
+    print(f"chaos: {len(killed)} kills interrupted {interrupted} attempts of {len(workers)}")
+
+    # The journal: every completed attempt ran, and no attempt ran twice.
+    lines = journal.read_text().splitlines()
+    ran = collections.Counter(tuple(int(x) for x in line.split()) for line in lines)
+    assert [pair for pair, n in ran.items() if n > 1] == []
+    completed_attempts = {
+        (r.job_id, r.event.attempt)  # type: ignore[union-attr]
+        for r in records
+        if r.type == "completed"
+    }
+    assert completed_attempts - set(ran) == set()
+    assert set(ran) <= set(workers), "the journal names an attempt the ledger never started"
+
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    verify = run_cli("replay", "--verify", db=db_path)
+    assert verify.code == 0, verify.stdout
+    audit = run_cli("audit", "verify", db=db_path)
+    assert audit.code == 0, audit.stdout

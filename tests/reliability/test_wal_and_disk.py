@@ -1,0 +1,172 @@
+"""The -wal file under a reader that keeps taking snapshots, and a filesystem that fills up."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor import Conductor
+from conductor.config import Settings
+from conductor.engine.writer import WAL_CAP
+from tests.conftest import CONDUCTOR, db_snapshot, run_cli
+from tests.engine.conftest import wait_until
+
+JOBS = 100_000
+"""~4 s to enqueue and ~25 s to drain with two burst workers on 2 cores."""
+
+INTERVAL_WRITES = 32 * 2**20
+"""One maintenance interval's (1 s) worth of -wal growth, with room: this run appends
+~15-20 MiB a second on 2 cores. The bound is WAL_CAP + INTERVAL_WRITES = 96 MiB."""
+
+
+def _wal_size(db: Path) -> int:
+    try:
+        return os.stat(f"{db}-wal").st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _worker(db: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [CONDUCTOR, "worker", "--db", str(db), "-q", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _assert_clean(db: Path) -> None:
+    verify = run_cli("replay", "--verify", db=db)
+    assert verify.code == 0, verify.stdout + verify.stderr
+    audit = run_cli("audit", "verify", db=db)
+    assert audit.code == 0, audit.stdout + audit.stderr
+
+
+def test_the_wal_stays_under_the_cap_while_a_reader_keeps_taking_snapshots(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        app.enqueue_many([{"task": "noop"}] * JOBS)
+    workers = [
+        _worker(db_path, tmp_path / f"worker-{n}.log", "--burst", "-c", "16", "--prefetch", "32")
+        for n in range(2)
+    ]
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    sizes: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while any(w.poll() is None for w in workers):
+            assert time.monotonic() < deadline, "the workers did not drain in time"
+            # Snapshots of 0.2 s with 5 ms gaps: SQLite's own passive checkpoints seldom
+            # complete, nor reset the log; the engine's TRUNCATE waits for a gap.
+            reader.execute("BEGIN")
+            reader.execute("SELECT max(seq) FROM events").fetchone()
+            for _ in range(2):
+                time.sleep(0.1)
+                sizes.append(_wal_size(db_path))
+            reader.execute("COMMIT")
+            time.sleep(0.005)
+    finally:
+        reader.close()
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+            w.wait(30)
+    assert [w.returncode for w in workers] == [0, 0]
+    appended = sum(max(b - a, 0) for a, b in zip([0, *sizes], sizes, strict=False))
+    # How far the file grew is a race between the reader's gaps and SQLite's own passive
+    # checkpoints (from ~15 MiB to past 100 MiB here); `appended` is in the message.
+    peak = max(sizes)
+    assert peak < WAL_CAP + INTERVAL_WRITES, (
+        f"-wal peaked at {peak >> 20} MiB ({appended >> 20} MiB appended); "
+        f"expected under {(WAL_CAP + INTERVAL_WRITES) >> 20}"
+    )
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        assert app.stats().overall.completed == JOBS
+    _assert_clean(db_path)
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Write `path` until the filesystem has not one more block."""
+    with path.open("wb", buffering=0) as out:
+        for chunk in (1 << 16, 1 << 12, 1 << 9):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    assert os.statvfs(path.parent).f_bavail == 0
+    with (
+        pytest.raises(OSError, match="No space") as full,
+        (path.parent / "probe").open("wb", buffering=0) as f,
+    ):
+        f.write(b"\0" * 4096)
+    assert full.value.errno == errno.ENOSPC
+
+
+def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_returns(
+    tmp_path: Path,
+) -> None:
+    with _tmpfs(tmp_path / "small", "4m") as mnt:
+        db = mnt / "conductor.db"
+        filler = mnt / "filler"
+        with Conductor(settings=Settings(db=str(db))) as app:
+            app.enqueue_many([{"task": "sleep", "seconds": 0.3}] * 20)
+
+        _fill(filler)
+        before = db_snapshot(db)
+        refused = run_cli("enqueue", "--payload", '{"task": "noop"}', db=db)
+        assert refused.code == 1, refused
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert "disk full" in refused.stderr
+        assert db_snapshot(db) == before
+        filler.unlink()
+        (mnt / "probe").unlink(missing_ok=True)
+
+        log = tmp_path / "worker.log"
+        worker = _worker(db, log, "--burst", "-c", "4", "--poll", "0.2s")
+        try:
+            with Conductor(settings=Settings(db=str(db))) as app:
+                wait_until(lambda: app.stats().overall.in_progress >= 2, what="jobs in flight")
+                _fill(filler)
+                wait_until(lambda: "write failed" in log.read_text(), what="a failed write")
+                time.sleep(1.5)  # several retries against the full disk
+                assert worker.poll() is None, log.read_text()
+                filler.unlink()
+                (mnt / "probe").unlink(missing_ok=True)
+                assert worker.wait(120) == 0, log.read_text()
+                stats = app.stats().overall
+                assert (stats.completed, stats.in_progress, stats.pending) == (20, 0, 0)
+                started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+                assert set(started.values()) == {1}, "no attempt may be lost and run again"
+                assert not app.events(types=["rescued", "released"])
+            assert "disk full" in log.read_text()
+            _assert_clean(db)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait(30)

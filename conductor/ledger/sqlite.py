@@ -108,20 +108,13 @@ class SqliteLedger:
     def _connect(self, location: str, *, create: bool) -> sqlite3.Connection:
         is_uri = location.startswith("file:")
         if not is_uri:
-            path = Path(location)
-            if path.is_dir():
-                raise LedgerError(f"{location} is a directory; expected a database file path")
-            if not path.exists():
-                if not create:
-                    raise DatabaseNotFound(
-                        f"no conductor database at {location}; expected an existing file "
-                        "(enqueue a job to create one, or pass --db / set CONDUCTOR_DB)"
-                    )
-                self._create_private_file(path)
-            elif not stat.S_ISREG(path.stat().st_mode):
-                raise NotAConductorDatabase(
-                    f"{location} is not a regular file; expected a database file"
-                )
+            try:
+                self._check_path(Path(location), create=create)
+            except OSError as e:  # e.g. a name too long for the filesystem
+                shown = location if len(location) <= 120 else location[:117] + "..."
+                raise LedgerError(
+                    f"cannot use database path {shown}: {e.strerror}; expected a valid file path"
+                ) from None
         try:
             conn = self._sqlite_connect(location, uri=is_uri)
             conn.execute("PRAGMA application_id").fetchone()
@@ -155,6 +148,22 @@ class SqliteLedger:
             check_same_thread=False,
             factory=_FaultAt if "CONDUCTOR_FAULT_AT" in os.environ else sqlite3.Connection,
         )
+
+    def _check_path(self, path: Path, *, create: bool) -> None:
+        location = self.location
+        if path.is_dir():
+            raise LedgerError(f"{location} is a directory; expected a database file path")
+        if not path.exists():
+            if not create:
+                raise DatabaseNotFound(
+                    f"no conductor database at {location}; expected an existing file "
+                    "(enqueue a job to create one, or pass --db / set CONDUCTOR_DB)"
+                )
+            self._create_private_file(path)
+        elif not stat.S_ISREG(path.stat().st_mode):
+            raise NotAConductorDatabase(
+                f"{location} is not a regular file; expected a database file"
+            )
 
     @staticmethod
     def _create_private_file(path: Path) -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 DEMO_COMMAND = "python -m pip install -e . && conductor demo"
-TEST_COMMAND = "python -m pip install -e '.[dev]' && just"
+TEST_COMMAND = "python -m pip install -e '.[dev]' && just lint && just test"
 
 
 def fenced_blocks(markdown: str) -> list[str]:

@@ -62,7 +62,6 @@ class Supervisor(pykka.ThreadingActor):
         self._clock = clock
         self._open_ledger = open_ledger
         self._workers: dict[str, pykka.ActorRef[Any]] = {}
-        self.restarts = 0
 
     def on_start(self) -> None:
         self._queue = Queue.start(self._config.prefetch, self.actor_ref)
@@ -93,7 +92,6 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WorkerCrashed):
-            self.restarts += 1
             fresh = self._start_worker(message.slot)
             self._workers[message.slot] = fresh
             logs.note(

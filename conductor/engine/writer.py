@@ -93,7 +93,6 @@ class Writer(CoreActor):
         self._held: dict[int, _Held] = {}
         self._retry_timer: threading.Timer | None = None
         self._checkpoints_blocked = 0
-        self.committed_events = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_start(self) -> None:
@@ -198,7 +197,6 @@ class Writer(CoreActor):
             self._held[job.id] = held
             tasks[job.id] = job.task
             dispatches.append(Dispatch(job=job, cancel=held.cancel))
-        self.committed_events += len(recorded) + len(claimed)
         for rec in recorded:
             logs.transition(rec, tasks.get(rec.job_id), durations.get(rec.job_id))
         self._wake_if_rescheduled(recorded)
@@ -243,24 +241,18 @@ class Writer(CoreActor):
             and running[job_id]["attempts"] == held.job.attempt
             and (running[job_id]["lease_expires_at"] or "") < renew_before
         ]
-        lost = [
-            row
-            for job_id, row in running.items()
-            if job_id not in self._held
-            and (decide.lease_expired(row, now) or identity.holder_gone(row["worker"]))
-        ]
-        if not heartbeats and not lost:
+        # Held elsewhere and lost: the holder process is gone (this host), or its lease ran out.
+        reasons: dict[int, str] = {}
+        for job_id, row in running.items():
+            if job_id in self._held:
+                continue
+            if identity.holder_gone(row["worker"]):
+                reasons[job_id] = f"worker {row['worker']} is gone"
+            elif decide.lease_expired(row, now):
+                reasons[job_id] = f"lease of {row['worker']} expired at {row['lease_expires_at']}"
+        if not heartbeats and not reasons:
             return
         attempts = dict(heartbeats)
-        reasons = {
-            row["id"]: (
-                f"worker {row['worker']} is gone"
-                if identity.holder_gone(row["worker"])
-                else f"lease of {row['worker']} expired at {row['lease_expires_at']}"
-            )
-            for row in lost
-        }
-        lost_attempts = {row["id"]: row["attempts"] for row in lost}
 
         def decide_all(rows: Mapping[int, JobRow]) -> list[NewEvent]:
             events: list[NewEvent] = []
@@ -273,15 +265,15 @@ class Writer(CoreActor):
                 # Re-checked under the write lock: the holder may have finished meanwhile.
                 if row is not None and row["worker"] == running[job_id]["worker"]:
                     events += decide.rescue(
-                        row, reason=reason, now=now, attempt=lost_attempts[job_id]
+                        row, reason=reason, now=now, attempt=running[job_id]["attempts"]
                     )
             return events
 
         self._commit(
             [*attempts, *reasons],
             decide_all,
-            {row["id"]: row["task"] for row in lost},
-            {row["id"]: (row["queue"], row["trace"]) for row in lost},
+            {job_id: running[job_id]["task"] for job_id in reasons},
+            {job_id: (running[job_id]["queue"], running[job_id]["trace"]) for job_id in reasons},
         )
 
     def _limit_wal(self) -> None:
@@ -338,7 +330,6 @@ class Writer(CoreActor):
                     traceparent=traceparent,
                     attributes=_span_facts(rec),
                 )
-        self.committed_events += len(recorded)
         record_commit(recorded, self._held, self.ledger)
         self._wake_if_rescheduled(recorded)
         known = {job_id: held.job.task for job_id, held in self._held.items()}

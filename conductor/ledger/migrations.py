@@ -78,5 +78,3 @@ _V1: Final = (
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
 """MIGRATIONS[N-1] takes the schema to version N."""
-
-READ_MODEL_TABLES: Final = ("jobs", "counters")

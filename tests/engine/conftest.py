@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,8 +16,10 @@ import pykka
 import pytest
 
 from conductor import Conductor
+from conductor.clock import stamp
 from conductor.config import Settings, WorkerConfig
 from conductor.engine.runtime import Engine
+from conductor.events import JobStarted, NewEvent
 from conductor.registry import Registry
 
 
@@ -35,6 +39,30 @@ def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object)
     """Enqueue through the public API, as an application would, in one transaction."""
     with Conductor(settings=Settings(db=str(db_path))) as app:
         return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
+
+
+def hold(db_path: Path, job_id: int, worker: str, lease: dt.timedelta) -> None:
+    """Record that `worker` claimed attempt 1 of `job_id` with a lease ending `lease` from
+    now (negative: already expired), as another worker process would have."""
+    now = dt.datetime.now(dt.UTC)
+    started = JobStarted(attempt=1, worker=worker, lease_expires_at=stamp(now + lease))
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        app.ledger.append([NewEvent(job_id=job_id, at=stamp(now), event=started)])
+
+
+def dead_process_worker() -> str:
+    """The worker id of a process on this host that has already exited."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from conductor.engine.identity import process_id; print(process_id())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return child.stdout.strip()
 
 
 @attrs.define

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 from conductor import Conductor
-from conductor.clock import stamp
 from conductor.config import Settings
 from conductor.context import current_job
 from conductor.engine.identity import holder_gone, process_id
 from conductor.engine.messages import InjectFault
-from conductor.events import JobStarted, NewEvent
 from conductor.registry import Registry
-from tests.engine.conftest import Start, enqueue, wait_until
+from tests.engine.conftest import Start, dead_process_worker, enqueue, hold, wait_until
 
 
 def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
@@ -93,39 +89,15 @@ def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
     running.stop()
 
 
-def _dead_process_worker() -> str:
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from conductor.engine.identity import process_id; print(process_id())",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return child.stdout.strip()
-
-
 def test_a_job_held_by_a_dead_process_on_this_host_is_rescued_at_once(
     db_path: Path, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
     (job_id,) = enqueue(db_path, [{"task": "quick"}])
-    dead = _dead_process_worker()
+    dead = dead_process_worker()
     assert holder_gone(dead)
     assert not holder_gone(process_id())
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-        app.ledger.append(
-            [
-                NewEvent(
-                    job_id=job_id,
-                    at=stamp(dt.datetime.now(dt.UTC)),
-                    event=JobStarted(attempt=1, worker=dead, lease_expires_at=stamp(far)),
-                )
-            ]
-        )
+    hold(db_path, job_id, dead, dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     history = running.app.ledger.history(job_id)
@@ -145,30 +117,8 @@ def test_a_job_held_on_another_host_waits_for_its_lease_to_expire(
 ) -> None:
     registry.task("quick")(lambda: None)
     live, expired = enqueue(db_path, [{"task": "quick"}] * 2)
-    now = dt.datetime.now(dt.UTC)
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        app.ledger.append(
-            [
-                NewEvent(
-                    job_id=live,
-                    at=stamp(now),
-                    event=JobStarted(
-                        attempt=1,
-                        worker="elsewhere:1:1",
-                        lease_expires_at=stamp(now + dt.timedelta(hours=1)),
-                    ),
-                ),
-                NewEvent(
-                    job_id=expired,
-                    at=stamp(now),
-                    event=JobStarted(
-                        attempt=1,
-                        worker="elsewhere:2:2",
-                        lease_expires_at=stamp(now - dt.timedelta(seconds=1)),
-                    ),
-                ),
-            ]
-        )
+    hold(db_path, live, "elsewhere:1:1", dt.timedelta(hours=1))
+    hold(db_path, expired, "elsewhere:2:2", dt.timedelta(seconds=-1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(expired) == "completed", what="the expired one")
     assert "lease of elsewhere:2:2 expired" in running.app.ledger.history(expired)[2].event.reason  # type: ignore[union-attr]
@@ -213,20 +163,7 @@ def test_a_rescue_uses_a_retry_and_a_poison_pill_ends_failed(
 ) -> None:
     registry.task("quick")(lambda: None)
     (job_id,) = enqueue(db_path, [{"task": "quick"}], max_retries=0)
-    dead = _dead_process_worker()
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        now = dt.datetime.now(dt.UTC)
-        app.ledger.append(
-            [
-                NewEvent(
-                    job_id=job_id,
-                    at=stamp(now),
-                    event=JobStarted(
-                        attempt=1, worker=dead, lease_expires_at=stamp(now + dt.timedelta(hours=1))
-                    ),
-                )
-            ]
-        )
+    hold(db_path, job_id, dead_process_worker(), dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "failed", what="the failure")
     assert running.types(job_id) == ["enqueued", "started", "failed"]

@@ -20,14 +20,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
 from conductor import Conductor
-from conductor.clock import stamp
 from conductor.config import Settings
-from conductor.events import JobStarted, NewEvent
 from conductor.registry import Registry
 from conductor.tracing import trace_id
 from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import RunningEngine, wait_until
-from tests.engine.test_engine_recovery import _dead_process_worker
+from tests.engine.conftest import RunningEngine, dead_process_worker, hold, wait_until
 
 Start = Callable[..., RunningEngine]
 
@@ -160,20 +157,7 @@ def test_a_rescued_job_gets_a_marker_and_its_next_attempt_in_the_same_trace(
     registry.task("quick")(lambda: None)
     with Conductor(settings=Settings(db=str(db_path))) as app:
         job_id = app.enqueue({"task": "quick"})
-        now = dt.datetime.now(dt.UTC)
-        app.ledger.append(
-            [
-                NewEvent(
-                    job_id=job_id,
-                    at=stamp(now),
-                    event=JobStarted(
-                        attempt=1,
-                        worker=_dead_process_worker(),
-                        lease_expires_at=stamp(now + dt.timedelta(hours=1)),
-                    ),
-                )
-            ]
-        )
+    hold(db_path, job_id, dead_process_worker(), dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     wait_until(lambda: named(spans, "process default"), what="the process span")

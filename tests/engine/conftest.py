@@ -21,6 +21,7 @@ from conductor.config import Settings, WorkerConfig
 from conductor.engine.runtime import Engine
 from conductor.events import JobStarted, NewEvent
 from conductor.registry import Registry
+from tests.conftest import CONDUCTOR
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -63,6 +64,40 @@ def dead_process_worker() -> str:
         check=True,
     )
     return child.stdout.strip()
+
+
+class WorkerProcesses:
+    """Starts `conductor worker` processes (each with `base_args`, logging to its own file)
+    and makes sure none outlives the test."""
+
+    def __init__(
+        self, db: Path, logs: Path, *base_args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.db = db
+        self.logs = logs
+        self.base_args = base_args
+        self.env = env
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        with (self.logs / f"worker-{len(self.processes)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [CONDUCTOR, "worker", "--db", str(self.db), *self.base_args, "-q", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        self.processes.append(process)
+        return process
+
+    def log(self, index: int) -> str:
+        return (self.logs / f"worker-{index}.log").read_text()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
 
 
 @attrs.define

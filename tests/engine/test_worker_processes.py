@@ -14,40 +14,12 @@ import pytest
 from conductor import Conductor
 from conductor.config import Settings
 from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import wait_until
-
-
-class Workers:
-    """Starts worker processes and makes sure none outlives the test."""
-
-    def __init__(self, db: Path, logs: Path) -> None:
-        self.db = db
-        self.logs = logs
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"worker-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(
-            [CONDUCTOR, "worker", "--db", str(self.db), "-q", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append(process)
-        return process
-
-    def log(self, index: int) -> str:
-        return (self.logs / f"worker-{index}.log").read_text()
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(30)
+from tests.engine.conftest import WorkerProcesses, wait_until
 
 
 @pytest.fixture
-def workers(db_path: Path, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(db_path, tmp_path)
+def workers(db_path: Path, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    pool = WorkerProcesses(db_path, tmp_path)
     yield pool
     pool.stop_all()
 
@@ -64,7 +36,7 @@ def assert_clean(db_path: Path) -> None:
 
 
 def test_a_job_enqueued_by_another_process_is_noticed_through_the_wake_up(
-    db_path: Path, workers: Workers
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with open_app(db_path):
         pass
@@ -89,7 +61,7 @@ def _listening(db_path: Path) -> bool:
 
 
 def test_sigkill_mid_run_loses_nothing_and_runs_each_job_to_one_completion(
-    db_path: Path, workers: Workers
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 0.02 + (n % 4) * 0.01} for n in range(300)])
@@ -116,7 +88,9 @@ def test_sigkill_mid_run_loses_nothing_and_runs_each_job_to_one_completion(
     assert_clean(db_path)
 
 
-def test_three_processes_never_start_one_attempt_twice(db_path: Path, workers: Workers) -> None:
+def test_three_processes_never_start_one_attempt_twice(
+    db_path: Path, workers: WorkerProcesses
+) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "noop"}] * 3000)
     drains = [workers.start("--burst", "--concurrency", "8") for _ in range(3)]
@@ -134,7 +108,7 @@ def test_three_processes_never_start_one_attempt_twice(db_path: Path, workers: W
 
 
 def test_sigterm_finishes_or_releases_in_flight_jobs_and_exits_zero(
-    db_path: Path, workers: Workers
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 60}] * 2 + [{"task": "noop"}] * 3)
@@ -151,7 +125,7 @@ def test_sigterm_finishes_or_releases_in_flight_jobs_and_exits_zero(
 
 
 def test_a_second_signal_forces_the_exit_without_waiting_out_the_grace(
-    db_path: Path, workers: Workers
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 600}])
@@ -168,7 +142,7 @@ def test_a_second_signal_forces_the_exit_without_waiting_out_the_grace(
     assert os.path.exists(db_path)
 
 
-def test_json_logs_carry_one_line_per_transition(db_path: Path, workers: Workers) -> None:
+def test_json_logs_carry_one_line_per_transition(db_path: Path, workers: WorkerProcesses) -> None:
     import json
 
     with open_app(db_path) as app:

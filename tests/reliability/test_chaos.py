@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,8 @@ import pytest
 from conductor import Conductor
 from conductor.config import Settings
 from conductor.events import RecordedEvent
-from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import wait_until
+from tests.conftest import run_cli
+from tests.engine.conftest import WorkerProcesses, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.chaos_tasks"
@@ -49,42 +48,13 @@ SOAK = pytest.mark.skipif(
 )
 
 
-class Pool:
-    """`PROCESSES` worker processes on one database, restartable; none outlives the test."""
-
-    def __init__(self, db: Path, logs: Path) -> None:
-        self.db = db
-        self.logs = logs
-        self.started = 0
-        self.all: list[subprocess.Popen[bytes]] = []
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"worker-{self.started}.log").open("wb")
-        self.started += 1
-        process = subprocess.Popen(
-            [CONDUCTOR, "worker", "--db", str(self.db), "--app", APP, "-q", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-        )
-        log.close()
-        self.all.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.all:
-            if process.poll() is None:
-                process.kill()
-                process.wait(30)
-
-
 @pytest.fixture
-def pool(db_path: Path, tmp_path: Path) -> Iterator[Pool]:
-    workers = Pool(db_path, tmp_path)
+def pool(db_path: Path, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    """Workers running the chaos app module (importable from the repository root)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    workers = WorkerProcesses(
+        db_path, tmp_path, "--app", APP, env={**os.environ, "PYTHONPATH": path}
+    )
     yield workers
     workers.stop_all()
 
@@ -118,7 +88,7 @@ def _pid(worker: str) -> int:
     return int(worker.split(":")[1])
 
 
-def _run_chaos(pool: Pool, db_path: Path, kills: int, budget: float) -> set[int]:
+def _run_chaos(pool: WorkerProcesses, db_path: Path, kills: int, budget: float) -> set[int]:
     """Run the workers under the kill schedule, drain, stop; return the killed pids."""
     # One slot per process keeps the 2,000 jobs running long enough for all the kills.
     worker_args = ("--concurrency", "1", "--lease", "5s")
@@ -216,7 +186,7 @@ def _check_attempts(
     ],
 )
 def test_sigkilling_random_workers_loses_nothing_and_ends_every_attempt_once(
-    db_path: Path, tmp_path: Path, pool: Pool, n_jobs: int, kills: int, budget: float
+    db_path: Path, tmp_path: Path, pool: WorkerProcesses, n_jobs: int, kills: int, budget: float
 ) -> None:
     journal = tmp_path / "journal.txt"
     must_complete, must_fail = _enqueue(db_path, journal, n_jobs)

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,23 @@ def _limit(value: int) -> int | None:
     return None if value == 0 else value
 
 
+class Whole(click.IntRange):
+    """An integer option or argument written in ASCII digits, as ids and counts are.
+
+    `int()` also takes full-width and other Unicode digits, spaces and underscores
+    ("\\uff11", " 1 ", "1_0"); a user typing those meant something else, so they are refused."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _ASCII_INTEGER.fullmatch(value):
+            self.fail(f"{value!r} is not an integer in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _bindable(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """Refuse integers too large for SQLite as usage errors (they would crash the query)."""
     if value is not None and value > SQLITE_MAX_INTEGER:
@@ -193,7 +211,7 @@ def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(0, MAX_RETRIES_CAP),
+    type=Whole(0, MAX_RETRIES_CAP),
     help=(
         f"Retries after the first attempt fails [default: the task's, else {DEFAULT_MAX_RETRIES}]."
     ),
@@ -287,7 +305,7 @@ def _job_json(row: JobRow) -> dict[str, Any]:
 @click.option("--queue", callback=_utf8, help="Only jobs in this queue.")
 @click.option(
     "--limit",
-    type=click.IntRange(0, None),
+    type=Whole(0, None),
     callback=_bindable,
     default=DEFAULT_LIMIT,
     show_default=True,
@@ -331,7 +349,7 @@ def jobs(
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
+@click.argument("job_id", type=Whole(1, None), callback=_bindable, metavar="ID")
 @_json_option
 @_db_option
 def show(job_id: int, as_json: bool, db: str | None) -> None:
@@ -381,7 +399,7 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
+@click.argument("job_id", type=Whole(1, None), callback=_bindable, metavar="ID")
 @_json_option
 @_db_option
 def history(job_id: int, as_json: bool, db: str | None) -> None:
@@ -453,7 +471,7 @@ def _event_details(rec: RecordedEvent) -> str:
 @click.option(
     "--job",
     "job_id",
-    type=click.IntRange(1, None),
+    type=Whole(1, None),
     callback=_bindable,
     help="Only this job's events.",
 )
@@ -469,7 +487,7 @@ def _event_details(rec: RecordedEvent) -> str:
 @click.option("--until", metavar="TIME", help="Before: ISO-8601, or an age like 10m.")
 @click.option(
     "--limit",
-    type=click.IntRange(0, None),
+    type=Whole(0, None),
     callback=_bindable,
     default=DEFAULT_LIMIT,
     show_default=True,
@@ -671,7 +689,7 @@ def _stats_text(result: Stats, activity: Activity) -> str:
 
 # -- operator actions ------------------------------------------------------------------
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
+@click.argument("job_id", type=Whole(1, None), callback=_bindable, metavar="ID")
 @_db_option
 def cancel(job_id: int, db: str | None) -> None:
     """Cancel a pending or in-progress job."""
@@ -681,7 +699,7 @@ def cancel(job_id: int, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("job_id", type=click.IntRange(1, None), callback=_bindable, metavar="ID")
+@click.argument("job_id", type=Whole(1, None), callback=_bindable, metavar="ID")
 @_db_option
 def retry(job_id: int, db: str | None) -> None:
     """Send a failed or cancelled job back to pending with a fresh retry budget."""
@@ -772,7 +790,7 @@ def _queues(text: str) -> tuple[str, ...]:
 @click.option(
     "--concurrency",
     "-c",
-    type=click.IntRange(1, 1024),
+    type=Whole(1, 1024),
     default=8,
     show_default=True,
     help="Jobs in progress at once in this process.",
@@ -810,7 +828,7 @@ def _queues(text: str) -> tuple[str, ...]:
 )
 @click.option(
     "--prefetch",
-    type=click.IntRange(0, 10_000),
+    type=Whole(0, 10_000),
     default=2,
     show_default=True,
     help="Jobs claimed ahead of free slots.",
@@ -832,7 +850,7 @@ def _queues(text: str) -> tuple[str, ...]:
 )
 @click.option(
     "--metrics-port",
-    type=click.IntRange(0, 65535),
+    type=Whole(0, 65535),
     metavar="PORT",
     help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port).",
 )
@@ -900,14 +918,14 @@ def metrics_once(db: str | None) -> None:
 @cli.command()
 @click.option(
     "--jobs",
-    type=click.IntRange(1, 10_000_000),
+    type=Whole(1, 10_000_000),
     default=10_000,
     show_default=True,
     help="Jobs to enqueue and drain.",
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 1024),
+    type=Whole(1, 1024),
     default=8,
     show_default=True,
     help="Worker slots per process.",
@@ -921,7 +939,7 @@ def metrics_once(db: str | None) -> None:
 )
 @click.option(
     "--processes",
-    type=click.IntRange(1, 64),
+    type=Whole(1, 64),
     default=1,
     show_default=True,
     help="Worker processes draining the queue.",

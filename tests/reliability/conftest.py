@@ -1,5 +1,32 @@
-"""Reliability tests run real engines too: share the engine fixtures."""
+"""Reliability tests run real engines too: share the engine fixtures. After every test,
+every ledger the test left under its temporary directory must keep the invariants of
+`tests/reliability/invariants.py`; a test that breaks a ledger on purpose (tampering,
+corruption) says so with `@pytest.mark.breaks_ledger("why")`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.engine.conftest import registry, start_engine
+from tests.reliability.invariants import is_ledger, ledger_problems
 
-__all__ = ["registry", "start_engine"]
+__all__ = ["ledger_invariants", "registry", "start_engine"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "breaks_ledger(why): the test damages its ledger on purpose; skip invariants"
+    )
+
+
+@pytest.fixture(autouse=True)
+def ledger_invariants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    yield
+    if request.node.get_closest_marker("breaks_ledger"):
+        return
+    ledgers = [p for p in sorted(tmp_path.rglob("*.db")) if p.is_file() and is_ledger(p)]
+    problems = [problem for db in ledgers for problem in ledger_problems(db)]
+    assert problems == [], "\n".join(problems[:20])

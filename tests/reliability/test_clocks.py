@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import glob
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from conductor.config import Settings, WorkerConfig
 from conductor.engine.messages import Flush, Maintain, Tick
 from conductor.engine.runtime import Engine
 from conductor.registry import Registry
+from tests.conftest import CONDUCTOR
 from tests.engine.conftest import wait_until
 
 
@@ -106,3 +110,81 @@ def test_a_jump_backward_neither_reruns_nor_rescues_a_live_job(
             "completed",
         ]
         running.stop()
+
+
+FAKETIME_LIBRARIES = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+
+
+@pytest.mark.skipif(
+    not FAKETIME_LIBRARIES,
+    reason="libfaketime is not installed (Debian: apt-get install faketime; .ci/run does)",
+)
+def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """A real `conductor worker` whose wall clock libfaketime moves while it runs.
+
+    Only the wall clock moves (FAKETIME_DONT_FAKE_MONOTONIC), as when NTP steps the system
+    clock. libfaketime 0.9.10 then fails `time.sleep` with EINVAL (its clock_nanosleep
+    wrapper), which the engine does not use on its paths here."""
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    log = tmp_path / "worker.log"
+    with Conductor(settings=Settings(db=str(db_path))) as app:
+        overdue = app.enqueue_many([{"task": "noop"}] * 5, delay=dt.timedelta(hours=1))
+        first = app.enqueue({"task": "noop"})
+        with log.open("ab") as out:
+            worker = subprocess.Popen(
+                [
+                    CONDUCTOR,
+                    "worker",
+                    "--db",
+                    str(db_path),
+                    "-c",
+                    "2",
+                    "--poll",
+                    "0.2s",
+                    "--lease",
+                    "1s",
+                    "-q",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={
+                    **os.environ,
+                    "LD_PRELOAD": FAKETIME_LIBRARIES[0],
+                    "FAKETIME_TIMESTAMP_FILE": str(offset),
+                    "FAKETIME_NO_CACHE": "1",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                },
+            )
+        try:
+            # The worker is up and has looked for due jobs: nothing delayed ran.
+            wait_until(lambda: app.job(first)["status"] == "completed", what="a due job")
+            assert started_counts(app) == collections.Counter({first: 1})
+
+            # Forward: the worker's clock leaps two hours; each overdue job runs once.
+            offset.write_text("+2h\n")
+            wait_until(
+                lambda: all(app.job(i)["status"] == "completed" for i in overdue),
+                what="the overdue jobs",
+            )
+            assert started_counts(app) == collections.Counter(dict.fromkeys([first, *overdue], 1))
+
+            # Backward: a job holds a 1 s lease renewed by heartbeats while the worker's
+            # clock falls from two hours ahead to one behind; it is neither rescued nor run again.
+            long_id = app.enqueue({"task": "sleep", "seconds": 4})
+
+            def beats() -> list[str]:
+                return [r.type for r in app.ledger.history(long_id) if r.type == "lease_extended"]
+
+            wait_until(lambda: beats() != [], what="a heartbeat of the long job")
+            offset.write_text("-1h\n")
+            wait_until(lambda: app.job(long_id)["status"] == "completed", what="the long job")
+            types = [r.type for r in app.ledger.history(long_id)]
+            assert types == ["enqueued", "started", *beats(), "completed"], types
+            assert started_counts(app)[long_id] == 1
+        finally:
+            worker.terminate()
+            assert worker.wait(30) == 0, log.read_text()
+    assert "Traceback" not in log.read_text(), log.read_text()

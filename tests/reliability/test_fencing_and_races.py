@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conductor import Conductor
 from conductor.config import Settings
 from tests.conftest import CONDUCTOR, run_cli
@@ -79,6 +81,7 @@ def test_four_processes_of_eight_workers_start_each_attempt_once(
         assert "Traceback" not in text, text
 
 
+@pytest.mark.breaks_ledger("reorders events to be caught")
 def test_reordered_events_are_named_by_audit_verify(db_path: Path) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "noop", "n": n} for n in range(6)])
@@ -99,6 +102,7 @@ def test_reordered_events_are_named_by_audit_verify(db_path: Path) -> None:
     assert "seq 3" in result.stdout
 
 
+@pytest.mark.breaks_ledger("corrupts the file to be caught")
 def test_a_corrupt_database_gives_one_line_naming_the_file_and_the_recovery(
     db_path: Path,
 ) -> None:

@@ -10,6 +10,7 @@ without parsing them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from typing import Protocol
 
@@ -58,8 +59,10 @@ class ManualClock:
             self._now = when
 
 
+@functools.lru_cache(maxsize=64)
 def stamp(when: dt.datetime) -> Timestamp:
-    """Format an aware datetime as a stored timestamp."""
+    """Format an aware datetime as a stored timestamp. Cached: a commit stamps many events
+    with the same instant (its `now`, a claim's lease expiry)."""
     utc = when.astimezone(UTC).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
 

@@ -23,9 +23,11 @@ import attrs
 from conductor.clock import Timestamp
 from conductor.errors import UnreadableEvent
 
-
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_dumps: Final[Callable[[dict[str, Any]], str]] = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+"""Canonical JSON of `data`: keys sorted, no spaces, UTF-8 kept. One encoder built once:
+`json.dumps` with arguments builds a new one per call, a third of the cost of a small event."""
 
 
 _Scanner = Callable[[str, int], tuple[Any, int]]
@@ -51,6 +53,17 @@ def _loads(text: str) -> Any:
     return value
 
 
+_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """An event class's field names, looked up once (`attrs.asdict` walks them per call)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+    return names
+
+
 class _Event:
     """Shared behaviour of event classes: encode to and decode from stored `data`."""
 
@@ -58,8 +71,8 @@ class _Event:
     VERSION: ClassVar[int]
 
     def encode(self) -> str:
-        """The stored `data` JSON for this event."""
-        return _dumps(attrs.asdict(self))  # type: ignore[arg-type]
+        """The stored `data` JSON for this event (its fields are flat: str, int, None)."""
+        return _dumps({name: getattr(self, name) for name in field_names(type(self))})
 
     @classmethod
     def decode(cls, data: str) -> Any:

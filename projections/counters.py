@@ -33,13 +33,15 @@ def move(before: JobRow | None, after: JobRow) -> tuple[Bucket | None, Bucket] |
     return None if frm == to else (frm, to)
 
 
-def accumulate(counts: Counter[Bucket], before: JobRow | None, after: JobRow) -> None:
-    """Add one row change to a batch's running deltas (the append path's fold step)."""
-    moved = move(before, after)
-    if moved is not None:
-        if moved[0] is not None:
-            counts[moved[0]] -= 1
-        counts[moved[1]] += 1
+def shift(counts: Counter[Bucket], after: JobRow, status_before: str | None) -> None:
+    """Add one row change to a batch's running deltas (the append path's fold step), for a
+    row folded in place: only its status can have moved, since a job's queue and task
+    never change after `enqueued` (job_status.MUTABLE_COLUMNS)."""
+    status = after["status"]
+    if status != status_before:
+        if status_before is not None:
+            counts[(after["queue"], after["task"], status_before)] -= 1
+        counts[(after["queue"], after["task"], status)] += 1
 
 
 def from_rows(rows: Iterable[JobRow]) -> Counter[Bucket]:

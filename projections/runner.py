@@ -45,10 +45,19 @@ def apply_batch(current: Mapping[int, JobRow], events: Sequence[RecordedEvent]) 
     last_type: dict[int, str] = {}
     for rec in events:
         job_id = rec.job_id
-        before = rows.get(job_id) or current.get(job_id)
-        after = job_status.apply(before, rec)
-        counters.accumulate(deltas, before, after)
-        rows[job_id] = after
+        row = rows.get(job_id)
+        if row is None:
+            before = current.get(job_id)
+            # Folded in place on the batch's own copy: `apply` (a copy per event) folded
+            # over the batch, without the copies.
+            row = None if before is None else before.copy()
+        status_before = None if row is None else row["status"]
+        event = rec.event
+        row = job_status.advance(
+            row, job_id, rec.seq, rec.at, rec.trace, event.TYPE, job_status.fields_of(event)
+        )
+        counters.shift(deltas, row, status_before)
+        rows[job_id] = row
         last_type[job_id] = rec.type
     for job_id, event_type in last_type.items():
         if event_type == "attempt_failed":

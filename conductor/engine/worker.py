@@ -55,11 +55,18 @@ def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any
     )
 
 
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+"""Each handler's signature, read once (`inspect.signature` costs more than a no-op job)."""
+
+
 def _arguments(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any]:
     """The payload minus `task`, checked against the handler's signature up front so
     that a payload the function rejects is told apart from a TypeError inside it."""
     arguments = {key: value for key, value in payload.items() if key != "task"}
-    inspect.signature(spec.function).bind(**arguments)
+    signature = _SIGNATURES.get(spec.function)
+    if signature is None:
+        signature = _SIGNATURES[spec.function] = inspect.signature(spec.function)
+    signature.bind(**arguments)
     return arguments
 
 

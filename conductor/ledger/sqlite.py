@@ -50,14 +50,13 @@ from conductor.ledger.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSI
 from projections import base as projections_base
 from projections import runner
 from projections.counters import Bucket, from_rows
-from projections.job_status import COLUMNS, JobRow
+from projections.job_status import COLUMNS, MUTABLE_COLUMNS, JobRow
 
 _JOB_COLUMNS: Final = ", ".join(COLUMNS)
 _JOB_PLACEHOLDERS: Final = ", ".join("?" for _ in COLUMNS)
-_JOB_UPSERT: Final = (
-    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_JOB_PLACEHOLDERS}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+_JOB_INSERT: Final = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_JOB_PLACEHOLDERS})"
+_JOB_UPDATE: Final = (
+    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in MUTABLE_COLUMNS)} WHERE id = ?"
 )
 _EVENT_INSERT: Final = (
     "INSERT INTO events (seq, job_id, type, version, at, data, trace, prev_hash, hash) "
@@ -91,6 +90,29 @@ def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
         trace=trace,
         hash=hash_,
     )
+
+
+def _claimed(picked: Sequence[JobRow], started: Sequence[RecordedEvent]) -> list[ClaimedJob]:
+    """What a claim hands the engine: each picked row with its `started` event's facts."""
+    claimed = []
+    for row, rec in zip(picked, started, strict=True):
+        event = rec.event
+        assert isinstance(event, JobStarted)
+        claimed.append(
+            ClaimedJob(
+                id=row["id"],
+                task=row["task"],
+                queue=row["queue"],
+                payload=row["payload"],
+                attempt=event.attempt,
+                retries=row["retries"],
+                max_retries=row["max_retries"],
+                lease_expires_at=event.lease_expires_at,
+                trace=row["trace"],
+                run_at=row["run_at"],
+            )
+        )
+    return claimed
 
 
 class SqliteLedger:
@@ -381,7 +403,16 @@ class SqliteLedger:
         current = {**known, **self._rows(missing)} if missing else known
         effect = runner.apply_batch(current, recorded)
         conn.executemany(_EVENT_INSERT, stored)
-        conn.executemany(_JOB_UPSERT, [tuple(row.values()) for row in effect.rows.values()])
+        inserts, updates = [], []
+        for job_id, row in effect.rows.items():
+            if job_id in current:
+                updates.append((*[row[c] for c in MUTABLE_COLUMNS], job_id))
+            else:
+                inserts.append(tuple(row.values()))
+        if inserts:
+            conn.executemany(_JOB_INSERT, inserts)
+        if updates:
+            conn.executemany(_JOB_UPDATE, updates)
         self._write_counters(effect.counter_deltas)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'projected_seq'", (str(seq),))
         return recorded
@@ -404,8 +435,19 @@ class SqliteLedger:
         with self._translate(), self._transaction():
             rows = self._rows(list(job_ids)) if job_ids else {}
             events = decide(rows)
-            recorded = self._append(events, known=rows) if events else []
-            claimed = self._claim(claim) if claim is not None else []
+            # The claim picks among pending jobs, which the decided events (outcomes of
+            # in-progress attempts) do not touch: pick first, then number, fold and store
+            # both in one append (one head read, one upsert of rows and counters).
+            picked = self._pick(claim) if claim is not None else []
+            starts = [self._start(row, claim) for row in picked] if claim is not None else []
+            if starts:
+                known = {**rows, **{row["id"]: row for row in picked}}
+                stored = self._append([*events, *starts], known=known)
+                recorded = stored[: len(events)]
+                claimed = _claimed(picked, stored[len(events) :])
+            else:
+                recorded = self._append(events, known=rows) if events else []
+                claimed = []
         return recorded, claimed
 
     def claim(
@@ -427,6 +469,18 @@ class SqliteLedger:
 
     def _claim(self, request: ClaimRequest) -> list[ClaimedJob]:
         """Pick and start due jobs; the caller holds the transaction."""
+        picked = self._pick(request)
+        if not picked:
+            return []
+        starts = [self._start(row, request) for row in picked]
+        return _claimed(picked, self._append(starts, known={row["id"]: row for row in picked}))
+
+    @staticmethod
+    def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
+        return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
+
+    def _pick(self, request: ClaimRequest) -> list[JobRow]:
+        """The due pending jobs a claim takes, best first: priority, then run_at, then id."""
         limit, queues = request.limit, request.queues
         if limit <= 0 or not queues:
             return []
@@ -450,32 +504,7 @@ class SqliteLedger:
             if len(queues) > 1:
                 candidates.sort(key=lambda row: (row["run_at"], row["id"]))
             picked.extend(candidates[:wanted])
-        if not picked:
-            return []
-        starts = [
-            decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
-            for row in picked
-        ]
-        recorded = self._append(starts, known={row["id"]: row for row in picked})
-        claimed = []
-        for row, rec in zip(picked, recorded, strict=True):
-            started = rec.event
-            assert isinstance(started, JobStarted)
-            claimed.append(
-                ClaimedJob(
-                    id=row["id"],
-                    task=row["task"],
-                    queue=row["queue"],
-                    payload=row["payload"],
-                    attempt=started.attempt,
-                    retries=row["retries"],
-                    max_retries=row["max_retries"],
-                    lease_expires_at=started.lease_expires_at,
-                    trace=row["trace"],
-                    run_at=row["run_at"],
-                )
-            )
-        return claimed
+        return picked
 
     # -- read --------------------------------------------------------------------------
     def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:

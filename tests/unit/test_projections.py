@@ -146,6 +146,11 @@ def test_counters_move_a_job_between_buckets_and_ignore_same_bucket_events() -> 
     assert counters.move(None, pending) == (None, ("q", "t", "pending"))
     assert counters.move(pending, running) == (("q", "t", "pending"), ("q", "t", "in_progress"))
     assert counters.move(running, failed_once) is None
+    deltas: Counter[counters.Bucket] = Counter()
+    counters.shift(deltas, pending, None)
+    counters.shift(deltas, running, "pending")
+    counters.shift(deltas, failed_once, "in_progress")  # no move: still in progress
+    assert +deltas == Counter({("q", "t", "in_progress"): 1})
 
 
 def test_a_batch_folds_several_events_of_one_job_and_nets_the_counters() -> None:

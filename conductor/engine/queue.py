@@ -44,6 +44,7 @@ class Queue(CoreActor):
         self._buffer: deque[Dispatch] = deque()
         self._asked = 0
         self._exhausted = False
+        self._woken_while_asking = False
         self._draining = False
         self._idle_event = threading.Event()
 
@@ -65,7 +66,12 @@ class Queue(CoreActor):
             self._asked -= message.asked
             self._buffer.extend(message.jobs)
             if len(message.jobs) < message.asked:
-                self._exhausted = True
+                # A short claim means nothing more was due when it ran, unless a wake-up
+                # came in meanwhile: its job may have committed after the claim's snapshot,
+                # so ask once more rather than wait for the next poll.
+                self._exhausted = not self._woken_while_asking
+            if self._asked == 0:
+                self._woken_while_asking = False
             self._dispatch()
             self._want_more()
         elif isinstance(message, LateResult):
@@ -73,6 +79,7 @@ class Queue(CoreActor):
             self._writer.tell(Report(message.outcome))
         elif isinstance(message, Wake):
             self._exhausted = False
+            self._woken_while_asking = self._asked > 0
             self._want_more()
         elif isinstance(message, WorkerReplaced):
             self._workers[message.slot] = message.ref

@@ -123,6 +123,26 @@ def test_a_short_claim_stops_asking_until_something_wakes_the_queue(actors: None
     assert demanded(writer) == 2
 
 
+def test_a_wake_up_during_a_claim_is_not_lost_when_the_claim_comes_back_short(
+    actors: None,
+) -> None:
+    """The claim may have read the database before the woken-for job committed: a short
+    answer to it must not park the queue until the next poll."""
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start()}
+    queue = Queue.start(0)
+    queue.proxy().connect(writer, workers).get()
+    assert demanded(writer) == 1  # a claim is in flight
+    queue.tell(Wake())  # a job committed meanwhile
+    queue.tell(Claimed((), 1))  # the claim missed it
+    status = queue.ask(QueueState())
+    assert not status.exhausted
+    assert demanded(writer) == 2, "the queue must ask again at once"
+    queue.tell(Claimed((), 1))  # nothing woke it since: now it rests
+    assert queue.ask(QueueState()).exhausted
+    assert demanded(writer) == 2
+
+
 @pytest.fixture
 def scheduler(
     db_path: Path, actors: None, request: pytest.FixtureRequest

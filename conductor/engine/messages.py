@@ -30,9 +30,9 @@ class Demand:
 
 @attrs.frozen
 class Report:
-    """A worker finished an attempt."""
+    """Workers finished these attempts (the Queue forwards them together)."""
 
-    outcome: Outcome
+    outcomes: tuple[Outcome, ...]
 
 
 @attrs.frozen
@@ -99,6 +99,12 @@ class LateResult:
     Queue passes it to the Writer (it is recorded as `result_ignored`)."""
 
     outcome: Outcome
+
+
+@attrs.frozen
+class Forward:
+    """Send the Writer what finished since the last Forward (sent by the Queue to itself,
+    behind the Finished messages already waiting: one Report for all of them)."""
 
 
 @attrs.frozen

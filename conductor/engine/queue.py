@@ -22,6 +22,7 @@ from conductor.engine.messages import (
     Dispatch,
     Drain,
     Finished,
+    Forward,
     LateResult,
     QueueState,
     QueueStatus,
@@ -30,6 +31,7 @@ from conductor.engine.messages import (
     Wake,
     WorkerReplaced,
 )
+from conductor.job import Outcome
 
 
 class Queue(CoreActor):
@@ -47,6 +49,7 @@ class Queue(CoreActor):
         self._woken_while_asking = False
         self._draining = False
         self._idle_event = threading.Event()
+        self._finished: list[Outcome] = []
 
     def connect(self, writer: pykka.ActorRef[Any], workers: dict[str, pykka.ActorRef[Any]]) -> None:
         """Called once by the Supervisor through a proxy, before any other message."""
@@ -57,10 +60,15 @@ class Queue(CoreActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Finished):
-            assert self._writer is not None
-            self._writer.tell(Report(message.outcome))
             self._idle.append(message.slot)
             self._dispatch()
+            self._forward_soon(message.outcome)
+        elif isinstance(message, Forward):
+            # Outcomes first, then the demand they free up: the Writer settles and claims
+            # in one transaction.
+            assert self._writer is not None
+            self._writer.tell(Report(tuple(self._finished)))
+            self._finished.clear()
             self._want_more()
         elif isinstance(message, Claimed):
             self._asked -= message.asked
@@ -75,8 +83,7 @@ class Queue(CoreActor):
             self._dispatch()
             self._want_more()
         elif isinstance(message, LateResult):
-            assert self._writer is not None
-            self._writer.tell(Report(message.outcome))
+            self._forward_soon(message.outcome)
         elif isinstance(message, Wake):
             self._exhausted = False
             self._woken_while_asking = self._asked > 0
@@ -100,6 +107,11 @@ class Queue(CoreActor):
                 exhausted=self._exhausted,
             )
         return None
+
+    def _forward_soon(self, outcome: Outcome) -> None:
+        if not self._finished:
+            self.actor_ref.tell(Forward())
+        self._finished.append(outcome)
 
     def _dispatch(self) -> None:
         while self._idle and self._buffer and not self._draining:

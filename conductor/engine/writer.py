@@ -114,7 +114,7 @@ class Writer(CoreActor):
     # -- messages ----------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Report):
-            self._outcomes.append(message.outcome)
+            self._outcomes.extend(message.outcomes)
             self._schedule_flush()
         elif isinstance(message, Demand):
             self._demand += message.count

@@ -20,8 +20,15 @@ demo:
 docs:
     python -m conductor.clidocs > docs/cli.md
 
-# Ledger benchmarks: enqueue rates, replay of 1,000,000 events, stats/jobs at 1,000,000 jobs.
+# conductor beside huey, RQ and Celery on identical workloads, interleaved, medians of 3 runs;
+# RQ and Celery need Redis at 127.0.0.1:6379; plots and peers.json go to docs/img (`--out`).
+# Quicker: `just bench --runs 1 --quick`. The engine alone: `conductor bench`.
 bench *args:
+    python -m pip install -q -e '.[bench]'
+    python tests/benchmarks/peers.py {{args}}
+
+# Ledger benchmarks: enqueue rates, replay of 1,000,000 events, stats/jobs at 1,000,000 jobs.
+bench-ledger *args:
     python tests/benchmarks/ledger_bench.py {{args}}
 
 # The long chaos soak (20,000 jobs, 100 worker kills); skipped in `just test`.

@@ -1,11 +1,21 @@
-"""`conductor bench`: the real stack on a fresh temporary database, measured.
+"""`conductor bench`: the real stack on fresh temporary databases, measured.
 
-Reports enqueue rate (batched API), end-to-end drain rate (jobs/s and events/s, with the
-engine in this process or `--processes P` worker processes), pickup latency under a steady
-stream (the time from a job's `enqueued` event to its `started` event, both stamped by the
-same clock, for jobs enqueued in the worker's process and from another process), and
-peak RSS. Default durability (synchronous=FULL) unless CONDUCTOR_SYNCHRONOUS says
-otherwise. Figures depend on the machine: compare runs made side by side.
+Each scenario answers one figure of the performance targets (docs/performance.md):
+
+- `enqueue`: the batch APIs, `Conductor.enqueue_many` and `conductor enqueue --file`.
+- `drain`: no-op jobs drained end to end by the actor engine in this process (jobs/s, and
+  events/s of the whole life of a job: enqueued, started, completed).
+- `sleep`: 10 ms jobs, as a share of the ideal `concurrency / 10 ms`.
+- `latency`: pickup latency under a steady stream, enqueued in the worker's process and
+  from another process (`started.at - enqueued.at`, both stamped by the same clock).
+- `processes`: CPU-bound jobs drained by `conductor worker --processes P` against one
+  process, and the ratio.
+- `scale`: with `--backlog N` jobs waiting, the drain rate (against `drain`), peak RSS of a
+  worker process after 10,000 and after all N jobs, `stats` and `jobs` as commands, and
+  `replay` of the resulting log.
+
+Default durability (synchronous=FULL) unless CONDUCTOR_SYNCHRONOUS says otherwise. Figures
+depend on the machine and on what else runs on it: compare runs made side by side.
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -31,23 +42,34 @@ from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
 from conductor.engine.runtime import Engine
 
+SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency", "processes", "scale")
+DEFAULT_SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency")
+SLEEP_SECONDS: Final = 0.01
+SPIN_ITERATIONS: Final = 200_000
+"""A CPU-bound job: about 7 ms of pure Python on the 2-core test machine."""
+
 
 @attrs.frozen(kw_only=True)
 class BenchOptions:
     jobs: int = 10_000
     concurrency: int = 8
-    task: str = "noop"
+    prefetch: int = attrs.field(factory=lambda: WorkerConfig().prefetch)
     processes: int = 1
+    backlog: int | None = None
     latency_rate: float = 200.0
     latency_seconds: float = 3.0
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
 
 
-def _payload(task: str) -> dict[str, Any]:
-    return {"task": "sleep", "seconds": 0.01} if task == "sleep" else {"task": "noop"}
+def console_command() -> list[str]:
+    """This interpreter's `conductor` script (a shim such as pyenv's adds its own start-up),
+    else `python -m conductor`."""
+    script = Path(sys.executable).with_name("conductor")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "conductor"]
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    if len(values) < 2:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return {
@@ -57,73 +79,123 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _wait_done(app: Conductor, total: int, timeout: float = 600) -> None:
+def _wait_until(done: Callable[[], bool], timeout: float = 1800) -> None:
     deadline = time.monotonic() + timeout
-    while app.stats().overall.completed + app.stats().overall.failed < total:
+    while not done():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark jobs did not finish in time")
         time.sleep(0.005)
 
 
-def _start_engine(settings: Settings, concurrency: int) -> tuple[Engine, threading.Thread]:
-    engine = Engine(settings, WorkerConfig(concurrency=concurrency, poll_interval=1.0))
+def _finished(app: Conductor) -> int:
+    overall = app.stats().overall
+    return overall.completed + overall.failed
+
+
+def _start_engine(settings: Settings, options: BenchOptions) -> tuple[Engine, threading.Thread]:
+    config = WorkerConfig(
+        concurrency=options.concurrency, prefetch=options.prefetch, poll_interval=1.0
+    )
+    engine = Engine(settings, config)
     engine.start()
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
     return engine, thread
 
 
-def _worker_processes(
-    db: Path, options: BenchOptions, *extra: str
-) -> list[subprocess.Popen[bytes]]:
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "conductor",
-                "worker",
-                "--db",
-                str(db),
-                "-q",
-                "--concurrency",
-                str(options.concurrency),
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(options.processes)
-    ]
+def _worker_process(db: Path, options: BenchOptions, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            *console_command(),
+            "worker",
+            "--db",
+            str(db),
+            "-q",
+            "--concurrency",
+            str(options.concurrency),
+            "--prefetch",
+            str(options.prefetch),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _fill(app: Conductor, payload: dict[str, Any], count: int, batch: int = 10_000) -> float:
+    """Enqueue `count` copies of `payload` in batches; returns jobs/s."""
+    started = time.perf_counter()
+    for first in range(0, count, batch):
+        app.enqueue_many([payload] * min(batch, count - first))
+    return count / (time.perf_counter() - started)
+
+
+def _drain_in_process(settings: Settings, options: BenchOptions, count: int) -> dict[str, Any]:
+    """Start the engine in this process and time it through `count` more finished jobs."""
+    with Conductor(settings=settings) as app:
+        target = _finished(app) + count
+        events_before = app.ledger.last_seq()
+        began = time.perf_counter()
+        engine, thread = _start_engine(settings, options)
+        try:
+            _wait_until(lambda: _finished(app) >= target)
+            elapsed = time.perf_counter() - began
+        finally:
+            engine.request_stop()
+            thread.join(60)
+        events = app.ledger.last_seq() - events_before
+    return {
+        "jobs_per_s": round(count / elapsed),
+        "events_written_per_s": round(events / elapsed),
+        "seconds": round(elapsed, 3),
+    }
+
+
+# -- scenarios ---------------------------------------------------------------------------
+def measure_enqueue(folder: Path, options: BenchOptions) -> dict[str, Any]:
+    with Conductor(settings=Settings(db=str(folder / "enqueue-api.db"))) as app:
+        api_rate = _fill(app, {"task": "noop"}, options.jobs, batch=1_000)
+    lines = folder / "payloads.jsonl"
+    lines.write_text('{"task": "noop"}\n' * options.jobs)
+    db = folder / "enqueue-file.db"
+    with Conductor(settings=Settings(db=str(db))):
+        pass  # the file exists before the command runs: its creation is not timed
+    began = time.perf_counter()
+    subprocess.run(
+        [*console_command(), "enqueue", "--db", str(db), "--file", str(lines)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    file_rate = options.jobs / (time.perf_counter() - began)
+    return {
+        "enqueue_many_jobs_per_s": round(api_rate),
+        "enqueue_file_jobs_per_s": round(file_rate),
+        "enqueue_file_note": "wall time of the command, start-up included",
+    }
 
 
 def measure_drain(folder: Path, options: BenchOptions) -> dict[str, Any]:
     settings = Settings(db=str(folder / "drain.db"))
-    payload = _payload(options.task)
     with Conductor(settings=settings) as app:
-        started = time.perf_counter()
-        for first in range(0, options.jobs, 1000):
-            app.enqueue_many([payload] * min(1000, options.jobs - first))
-        enqueue_seconds = time.perf_counter() - started
-        events_before = app.ledger.last_seq()
-        began = time.perf_counter()
-        if options.processes == 1:
-            engine, thread = _start_engine(settings, options.concurrency)
-            _wait_done(app, options.jobs)
-            elapsed = time.perf_counter() - began
-            engine.request_stop()
-            thread.join(60)
-        else:
-            workers = _worker_processes(Path(settings.db), options, "--burst")
-            for process in workers:
-                process.wait(600)
-            elapsed = time.perf_counter() - began
-        events = app.ledger.last_seq() - events_before
+        _fill(app, {"task": "noop"}, options.jobs)
+    result = _drain_in_process(settings, options, options.jobs)
+    # A job's whole life is 3 events: enqueued (written before the drain), started, completed.
+    result["lifecycle_events_per_s"] = result["jobs_per_s"] * 3
+    return result
+
+
+def measure_sleep(folder: Path, options: BenchOptions) -> dict[str, Any]:
+    settings = Settings(db=str(folder / "sleep.db"))
+    count = max(options.concurrency * 250, 1_000)
+    with Conductor(settings=settings) as app:
+        _fill(app, {"task": "sleep", "seconds": SLEEP_SECONDS}, count)
+    result = _drain_in_process(settings, options, count)
+    ideal = options.concurrency / SLEEP_SECONDS
     return {
-        "enqueue_jobs_per_s": round(options.jobs / enqueue_seconds),
-        "jobs_per_s": round(options.jobs / elapsed),
-        "events_per_s": round(events / elapsed),
-        "drain_seconds": round(elapsed, 3),
+        "jobs": count,
+        "jobs_per_s": result["jobs_per_s"],
+        "ideal_jobs_per_s": round(ideal),
+        "share_of_ideal": round(result["jobs_per_s"] / ideal, 3),
     }
 
 
@@ -153,31 +225,123 @@ def _stream(app: Conductor, options: BenchOptions) -> list[int]:
 
 
 def measure_latency(folder: Path, options: BenchOptions) -> dict[str, Any]:
+    from conductor import wakeup
+
     results: dict[str, Any] = {}
     settings = Settings(db=str(folder / "latency-in.db"))
     with Conductor(settings=settings) as app:
-        engine, thread = _start_engine(settings, options.concurrency)
-        ids = _stream(app, options)
-        _wait_done(app, len(ids))
-        engine.request_stop()
-        thread.join(60)
+        engine, thread = _start_engine(settings, options)
+        try:
+            ids = _stream(app, options)
+            _wait_until(lambda: _finished(app) >= len(ids))
+        finally:
+            engine.request_stop()
+            thread.join(60)
         results["in_process"] = _percentiles(_latencies(app, ids))
     settings = Settings(db=str(folder / "latency-cross.db"))
     with Conductor(settings=settings) as app:
-        (worker,) = _worker_processes(Path(settings.db), attrs.evolve(options, processes=1))
-        from conductor import wakeup
-
-        deadline = time.monotonic() + 30
-        while not any(wakeup.directory(settings.db).glob("*.sock")):
-            if time.monotonic() > deadline:
-                raise TimeoutError("worker process did not start")
-            time.sleep(0.01)
-        ids = _stream(app, options)
-        _wait_done(app, len(ids))
-        worker.terminate()
-        worker.wait(60)
+        worker = _worker_process(Path(settings.db), options)
+        try:
+            _wait_until(lambda: any(wakeup.directory(settings.db).glob("*.sock")), timeout=30)
+            ids = _stream(app, options)
+            _wait_until(lambda: _finished(app) >= len(ids))
+        finally:
+            worker.terminate()
+            worker.wait(60)
         results["cross_process"] = _percentiles(_latencies(app, ids))
     return results
+
+
+def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
+    """CPU-bound jobs: one worker process against `--processes P`, each with the same slots."""
+    count = max(options.jobs // 25, 8) * options.processes
+    rates: dict[str, float] = {}
+    for processes in sorted({1, options.processes}):
+        db = folder / f"spin-{processes}.db"
+        with Conductor(settings=Settings(db=str(db))) as app:
+            _fill(app, {"task": "spin", "iterations": SPIN_ITERATIONS}, count)
+        began = time.perf_counter()
+        worker = _worker_process(db, options, "--burst", "--processes", str(processes))
+        if worker.wait(1800) != 0:
+            raise RuntimeError(f"worker --processes {processes} exited {worker.returncode}")
+        rates[str(processes)] = count / (time.perf_counter() - began)
+    one, many = rates["1"], rates[str(options.processes)]
+    return {
+        "jobs": count,
+        "spin_iterations": SPIN_ITERATIONS,
+        "jobs_per_s": {key: round(rate) for key, rate in rates.items()},
+        "speedup": round(many / one, 2),
+        "note": "wall time of `conductor worker --burst`, start-up included",
+    }
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def _command_ms(*args: str, runs: int = 7) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run([*console_command(), *args], check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - began)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def measure_scale(folder: Path, options: BenchOptions, base_rate: float | None) -> dict[str, Any]:
+    """The same drain with `--backlog` jobs waiting, memory as jobs flow, reads at scale."""
+    backlog = options.backlog or 1_000_000
+    db = folder / "backlog.db"
+    settings = Settings(db=str(db))
+    with Conductor(settings=settings) as app:
+        fill_rate = _fill(app, {"task": "noop"}, backlog)
+    reads = {
+        "stats_ms": _command_ms("stats", "--db", str(db)),
+        "jobs_first_page_ms": _command_ms("jobs", "--db", str(db)),
+    }
+    if base_rate is None:  # the drain scenario did not run: measure the small case here
+        small = Settings(db=str(folder / "backlog-small.db"))
+        with Conductor(settings=small) as app:
+            _fill(app, {"task": "noop"}, options.jobs)
+        base_rate = _drain_in_process(small, options, options.jobs)["jobs_per_s"]
+    window = _drain_in_process(settings, options, options.jobs)
+    # Memory: one worker process works off the rest; its peak RSS after its first 10,000
+    # jobs (or half of a smaller backlog) and at the end.
+    worker = _worker_process(db, options, "--burst")
+    rss: dict[str, float | None] = {}
+    early = min(10_000, backlog // 2)
+    with Conductor(settings=settings) as app:
+        first = _finished(app) + early
+        while worker.poll() is None:
+            if f"after_{early}" not in rss and _finished(app) >= first:
+                rss[f"after_{early}"] = _peak_rss_mib(worker.pid)
+            rss["at_end"] = _peak_rss_mib(worker.pid) or rss.get("at_end")
+            time.sleep(0.2)
+        processed = _finished(app)
+    with Conductor(settings=settings) as app:
+        events = app.ledger.last_seq()
+        began = time.perf_counter()
+        app.replay()
+        replay_seconds = time.perf_counter() - began
+    return {
+        "backlog": backlog,
+        "enqueue_many_jobs_per_s": round(fill_rate),
+        "drain_jobs_per_s_with_backlog": window["jobs_per_s"],
+        "drain_jobs_per_s_small": round(base_rate),
+        "ratio": round(window["jobs_per_s"] / base_rate, 3),
+        **reads,
+        "worker_peak_rss_mib": rss,
+        "jobs_processed": processed,
+        "replay_events": events,
+        "replay_events_per_s": round(events / replay_seconds),
+    }
 
 
 def run(options: BenchOptions) -> dict[str, Any]:
@@ -189,32 +353,74 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "options": attrs.asdict(options),
             "synchronous": os.environ.get("CONDUCTOR_SYNCHRONOUS", "FULL").upper(),
             "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
         }
-        result.update(measure_drain(folder, options))
-        result["pickup_latency"] = measure_latency(folder, options)
+        wanted = options.scenarios
+        if "enqueue" in wanted:
+            result["enqueue"] = measure_enqueue(folder, options)
+        if "drain" in wanted:
+            result["drain"] = measure_drain(folder, options)
+        if "sleep" in wanted:
+            result["sleep"] = measure_sleep(folder, options)
+        if "latency" in wanted:
+            result["pickup_latency"] = measure_latency(folder, options)
+        if "processes" in wanted:
+            result["processes"] = measure_processes(folder, options)
+        if "scale" in wanted:
+            base = result.get("drain", {}).get("jobs_per_s")
+            result["scale"] = measure_scale(folder, options, base)
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        result["peak_rss_mib"] = round(max(own, children) / 1024, 1)
+        result["bench_process_peak_rss_mib"] = round(own / 1024, 1)
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def render(result: dict[str, Any]) -> str:
-    latency = result["pickup_latency"]
+    options = result["options"]
     lines = [
-        f"conductor bench: {result['options']['jobs']} {result['options']['task']} jobs, "
-        f"concurrency {result['options']['concurrency']}, "
-        f"{result['options']['processes']} process(es), synchronous={result['synchronous']}",
-        f"  enqueue (batches of 1000)   {result['enqueue_jobs_per_s']:>10,} jobs/s",
-        f"  drain, end to end          {result['jobs_per_s']:>10,} jobs/s",
-        f"  events written              {result['events_per_s']:>10,} events/s",
+        f"conductor bench: concurrency {options['concurrency']}, prefetch "
+        f"{options['prefetch']}, synchronous={result['synchronous']}, {result['cpus']} CPUs",
     ]
-    for name, label in (("in_process", "in process"), ("cross_process", "another process")):
-        values = latency[name]
+    if "enqueue" in result:
+        e = result["enqueue"]
         lines.append(
-            f"  pickup latency ({label:>15})  p50 {values['p50_ms']:.2f} ms  "
-            f"p95 {values['p95_ms']:.2f} ms  p99 {values['p99_ms']:.2f} ms"
+            f"  enqueue_many ({options['jobs']:,} jobs)      "
+            f"{e['enqueue_many_jobs_per_s']:>9,} jobs/s"
         )
-    lines.append(f"  peak RSS                    {result['peak_rss_mib']:>10} MiB")
+        lines.append(f"  enqueue --file (command)        {e['enqueue_file_jobs_per_s']:>9,} jobs/s")
+    if "drain" in result:
+        d = result["drain"]
+        lines.append(
+            f"  drain {options['jobs']:,} no-op jobs          {d['jobs_per_s']:>9,} jobs/s"
+        )
+        lines.append(
+            f"    lifecycle events (3 per job)  {d['lifecycle_events_per_s']:>9,} events/s"
+        )
+    if "sleep" in result:
+        s = result["sleep"]
+        lines.append(
+            f"  10 ms jobs                      {s['jobs_per_s']:>9,} jobs/s "
+            f"({s['share_of_ideal']:.0%} of {s['ideal_jobs_per_s']:,})"
+        )
+    if "pickup_latency" in result:
+        for name, label in (("in_process", "in process"), ("cross_process", "other process")):
+            v = result["pickup_latency"][name]
+            lines.append(
+                f"  pickup latency, {label:<14}  p50 {v['p50_ms']:.2f} ms  "
+                f"p95 {v['p95_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms"
+            )
+    if "processes" in result:
+        p = result["processes"]
+        rates = ", ".join(f"{k} process(es) {v:,}/s" for k, v in p["jobs_per_s"].items())
+        lines.append(f"  CPU-bound jobs: {rates}; speed-up {p['speedup']}x")
+    if "scale" in result:
+        s = result["scale"]
+        lines += [
+            f"  with {s['backlog']:,} waiting: drain {s['drain_jobs_per_s_with_backlog']:,} "
+            f"jobs/s vs {s['drain_jobs_per_s_small']:,} (ratio {s['ratio']})",
+            f"    stats {s['stats_ms']} ms, jobs {s['jobs_first_page_ms']} ms (commands)",
+            f"    worker peak RSS {s['worker_peak_rss_mib']} MiB over {s['jobs_processed']:,} jobs",
+            f"    replay {s['replay_events']:,} events: {s['replay_events_per_s']:,} events/s",
+        ]
     return "\n".join(lines)

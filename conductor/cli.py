@@ -14,13 +14,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import click
 
 from conductor import job as decide
-from conductor import live
 from conductor.client import STATUSES, Conductor, Stats
 from conductor.clock import stamp
 from conductor.config import (
@@ -30,6 +29,7 @@ from conductor.config import (
     PRIORITIES,
     PRIORITY_NAMES,
     Settings,
+    WorkerConfig,
     check_queue,
     parse_duration,
     parse_time,
@@ -37,10 +37,14 @@ from conductor.config import (
 from conductor.errors import ConductorError, InvalidInput
 from conductor.events import EVENT_TYPES, JobEnqueued, RecordedEvent
 from conductor.ledger.base import EventFilter
-from conductor.registry import load_app
 from conductor.render import aligned, duration, elapsed, facts, rate, table, to_json, when, widths
 from projections.job_status import JobRow
-from projections.throughput import Activity
+
+if TYPE_CHECKING:
+    from projections.throughput import Activity
+
+# What only some commands use (live views, task modules, the engine, tracing, metrics) is
+# imported in those commands: every command pays at start-up for the modules imported here.
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -255,6 +259,8 @@ def enqueue(
     # enqueue must leave no file behind.
     if queue is not None:
         check_queue(queue)
+    from conductor.registry import load_app
+
     for module in apps:
         load_app(module)
     wait = None if delay is None else parse_duration(delay, "delay")
@@ -522,6 +528,8 @@ def events(
     lower = None if since is None else parse_time(since, now, "--since")
     upper = None if until is None else parse_time(until, now, "--until")
     if follow:
+        from conductor import live
+
         where = EventFilter(
             job_id=job_id,
             types=types,
@@ -558,6 +566,8 @@ def _event_row(rec: RecordedEvent) -> tuple[object, ...]:
 
 
 def _follow_events(app: Conductor, where: EventFilter, *, limit: int | None, as_json: bool) -> None:
+    from conductor import live
+
     head = app.ledger.last_seq()  # before the first read: nothing after it is skipped
     found = app.ledger.read(where, limit=limit)
     if as_json:
@@ -637,6 +647,7 @@ def _stats_view(db: str | None, *, watch: bool, interval: str, as_json: bool) ->
         else:
             _echo(_stats_text(result, activity))
         return
+    from conductor import live
     from conductor.activity import ActivityReader
 
     with live.until_stopped(), _open(db, create=False) as app:
@@ -796,6 +807,13 @@ def _queues(text: str) -> tuple[str, ...]:
     help="Jobs in progress at once in this process.",
 )
 @click.option(
+    "--processes",
+    type=Whole(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes; above 1, this process supervises them and restarts any that dies.",
+)
+@click.option(
     "--queues",
     default=DEFAULT_QUEUE,
     show_default=True,
@@ -864,6 +882,7 @@ def _queues(text: str) -> tuple[str, ...]:
 @_db_option
 def worker(
     concurrency: int,
+    processes: int,
     queues: str,
     apps: tuple[str, ...],
     burst: bool,
@@ -881,6 +900,7 @@ def worker(
     from conductor.config import WorkerConfig
     from conductor.engine import logs
     from conductor.engine.runtime import run_worker
+    from conductor.registry import load_app
 
     config = WorkerConfig(
         concurrency=concurrency,
@@ -895,6 +915,17 @@ def worker(
     for module in apps:
         load_app(module)
     logs.configure("json" if log_format == "json" else "text", quiet=quiet)
+    if processes > 1:
+        from conductor.engine import processes as pool
+
+        if metrics_port and metrics_port + processes - 1 > 65535:
+            raise click.BadParameter(
+                f"{metrics_port} leaves no room for {processes} ports (one per process); "
+                f"expected at most {65536 - processes}",
+                param_hint="'--metrics-port'",
+            )
+        arguments = pool.child_arguments(click.get_current_context())
+        raise click.exceptions.Exit(pool.supervise(settings, config, processes, arguments))
     address = None if metrics_port is None else (metrics_host, metrics_port)
     raise click.exceptions.Exit(run_worker(settings, config, metrics_address=address))
 
@@ -915,13 +946,20 @@ def metrics_once(db: str | None) -> None:
 
 
 # -- bench -----------------------------------------------------------------------------
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """A comma-separated option as a tuple of its non-empty names."""
+    if value is None:
+        return ()
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 @cli.command()
 @click.option(
     "--jobs",
     type=Whole(1, 10_000_000),
     default=10_000,
     show_default=True,
-    help="Jobs to enqueue and drain.",
+    help="Jobs per enqueue and drain measurement.",
 )
 @click.option(
     "--concurrency",
@@ -931,18 +969,31 @@ def metrics_once(db: str | None) -> None:
     help="Worker slots per process.",
 )
 @click.option(
-    "--task",
-    type=click.Choice(["noop", "sleep"]),
-    default="noop",
+    "--prefetch",
+    type=Whole(0, 10_000),
+    default=WorkerConfig().prefetch,
     show_default=True,
-    help="noop, or sleep (10 ms).",
+    help="Jobs claimed ahead of free slots (as `worker --prefetch`).",
 )
 @click.option(
     "--processes",
     type=Whole(1, 64),
     default=1,
     show_default=True,
-    help="Worker processes draining the queue.",
+    help="Above 1, also compare CPU-bound jobs on this many worker processes with one.",
+)
+@click.option(
+    "--backlog",
+    type=Whole(1_000, 10_000_000),
+    default=None,
+    help="Also measure with this many jobs waiting: drain rate, worker memory as they are "
+    "all processed, stats/jobs as commands, replay (minutes at 1000000).",
+)
+@click.option(
+    "--only",
+    metavar="A,B",
+    callback=_names,
+    help="Run only these of: enqueue, drain, sleep, latency, processes, scale.",
 )
 @click.option(
     "--stream-seconds",
@@ -962,23 +1013,42 @@ def metrics_once(db: str | None) -> None:
 def bench(
     jobs: int,
     concurrency: int,
-    task: str,
+    prefetch: int,
     processes: int,
+    backlog: int | None,
+    only: tuple[str, ...],
     stream_seconds: float,
     rate: float,
     as_json: bool,
 ) -> None:
-    """Measure the real stack on a fresh temporary database."""
+    """Measure the real stack on fresh temporary databases (docs/performance.md).
+
+    By default: enqueue (batch API and --file), a drain of no-op jobs, 10 ms jobs, and
+    pickup latency in and across processes. --processes and --backlog add their scenarios.
+    """
     from conductor import bench as benchmark
 
+    unknown = [name for name in only if name not in benchmark.SCENARIOS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown scenario {unknown[0]!r}; expected some of {', '.join(benchmark.SCENARIOS)}",
+            param_hint="--only",
+        )
+    scenarios = only or (
+        *benchmark.DEFAULT_SCENARIOS,
+        *(("processes",) if processes > 1 else ()),
+        *(("scale",) if backlog else ()),
+    )
     result = benchmark.run(
         benchmark.BenchOptions(
             jobs=jobs,
             concurrency=concurrency,
-            task=task,
+            prefetch=prefetch,
             processes=processes,
+            backlog=backlog,
             latency_rate=rate,
             latency_seconds=stream_seconds,
+            scenarios=scenarios,
         )
     )
     _echo(json.dumps(result, indent=2) if as_json else benchmark.render(result))

@@ -11,12 +11,11 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
 from conductor import job as decide
-from conductor.activity import ActivityReader
 from conductor.clock import Clock, SystemClock, stamp
 from conductor.config import (
     DEFAULT_MAX_RETRIES,
@@ -30,12 +29,15 @@ from conductor.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
 from conductor.job import Payload
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
-from conductor.registry import REGISTRY
 from conductor.states import JobState
-from projections import history as history_projection
-from projections import throughput
-from projections.history import HistoryEntry
 from projections.job_status import JobRow
+
+if TYPE_CHECKING:
+    from projections.history import HistoryEntry
+    from projections.throughput import Activity
+
+# The registry, the history and activity folds and their readers are imported where they
+# are used: a read command pays at start-up for every module it imports.
 
 STATUSES: Final = tuple(state.value for state in JobState)
 MAX_ID: Final = 2**63 - 1
@@ -197,6 +199,8 @@ class Conductor:
         run_at = now + delay if delay is not None else at
         if priority is not None:
             parse_priority(priority)
+        from conductor.registry import REGISTRY
+
         planned = []
         for index, raw in enumerate(payloads, start=1):
             try:
@@ -315,14 +319,18 @@ class Conductor:
         events = self.ledger.history(job_id)
         if not events:
             raise UnknownJob(job_id)
+        from projections import history as history_projection
+
         return history_projection.timeline(events)
 
-    def activity(
-        self, spans: tuple[tuple[str, int], ...] = throughput.SPANS
-    ) -> throughput.Activity:
+    def activity(self, spans: tuple[tuple[str, int], ...] | None = None) -> Activity:
         """Throughput and p50/p95 wait and run times over windows ending now (by default
-        the last minute and hour; see `projections.throughput`), read from the log's tail."""
-        return ActivityReader(self.ledger, spans).read(self.clock.now())
+        the last minute and hour, `projections.throughput.SPANS`), read from the log's tail."""
+        from conductor.activity import ActivityReader
+        from projections import throughput
+
+        reader = ActivityReader(self.ledger, throughput.SPANS if spans is None else spans)
+        return reader.read(self.clock.now())
 
     def failures(self, job_id: int) -> list[tuple[RecordedEvent, JobAttemptFailed]]:
         """Every failed attempt of a job, with its traceback, oldest first."""

@@ -1,7 +1,7 @@
 """Example tasks, always registered, so the README and the demo run out of the box.
 
-They simulate work with cancellable sleeps; real applications register their own tasks
-in a module passed to `conductor worker --app`.
+They simulate work with cancellable sleeps (`spin` burns CPU instead); real applications
+register their own tasks in a module passed to `conductor worker --app`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ def data_import(source: str = "data.csv", rows: int = 1000, **_: object) -> int:
 def sleep(seconds: float = 1.0, **_: object) -> None:
     """Sleeps `seconds` (cancellable)."""
     current_job().sleep(float(seconds))
+
+
+@task("spin")
+def spin(iterations: int = 100_000, **_: object) -> int:
+    """Burns CPU for `iterations` loop turns, holding the GIL: for CPU-bound benchmarks."""
+    total = 0
+    for turn in range(int(iterations)):
+        total += turn
+    return total
 
 
 @task("fail", backoff=0.5)

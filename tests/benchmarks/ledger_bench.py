@@ -455,8 +455,10 @@ QUERIES: dict[str, Callable[[Conductor], object]] = {
 
 
 def _cli_commands() -> dict[str, list[str]]:
-    found = shutil.which("conductor")
-    conductor = [found] if found else [sys.executable, "-m", "conductor"]
+    # The console script installed next to this interpreter, not the first `conductor` on
+    # PATH: that may be a wrapper (a pyenv shim is a shell script costing tens of ms).
+    script = Path(sys.executable).with_name("conductor")
+    conductor = [str(script)] if script.is_file() else [sys.executable, "-m", "conductor"]
     return {
         "python -c pass (interpreter start-up)": [sys.executable, "-c", "pass"],
         "conductor --help (start-up, imports)": [*conductor, "--help"],

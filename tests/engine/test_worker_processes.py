@@ -188,11 +188,36 @@ def test_the_demo_runs_every_job_to_an_end(tmp_path: Path) -> None:
 def test_bench_reports_every_figure(tmp_path: Path) -> None:
     import json
 
-    result = run_cli("bench", "--jobs", "300", "--stream-seconds", "0.5", "--json")
+    result = run_cli(
+        "bench",
+        "--jobs",
+        "300",
+        "--stream-seconds",
+        "0.5",
+        "--processes",
+        "2",
+        "--backlog",
+        "2000",
+        "--json",
+    )
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
-    for key in ("enqueue_jobs_per_s", "jobs_per_s", "events_per_s", "peak_rss_mib"):
-        assert report[key] > 0
+    assert report["enqueue"]["enqueue_many_jobs_per_s"] > 0
+    assert report["enqueue"]["enqueue_file_jobs_per_s"] > 0
+    assert report["drain"]["jobs_per_s"] > 0
+    assert report["drain"]["lifecycle_events_per_s"] == 3 * report["drain"]["jobs_per_s"]
+    assert 0 < report["sleep"]["share_of_ideal"] <= 1.05
     for where in ("in_process", "cross_process"):
         latency = report["pickup_latency"][where]
         assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
+    processes = report["processes"]
+    assert set(processes["jobs_per_s"]) == {"1", "2"}
+    assert processes["speedup"] > 0
+    scale = report["scale"]
+    assert scale["jobs_processed"] == 2000  # every job of the backlog ran
+    assert scale["replay_events"] >= 2000 * 3  # 3 each, and the releases of a stop
+    assert scale["replay_events_per_s"] > 0
+    assert scale["stats_ms"] > 0
+    assert scale["jobs_first_page_ms"] > 0
+    assert all(v and v > 0 for v in scale["worker_peak_rss_mib"].values())
+    assert len(scale["worker_peak_rss_mib"]) == 2

@@ -1,0 +1,101 @@
+"""The one task every system in the peer benchmark runs, and each system's registration of it.
+
+`record(sent)` appends two doubles to a file of its own process: `sent`, the time the
+producer stamped just before enqueueing (0.0 for drain jobs), and the time the task body
+started. The harness (`peers.py`) counts completions by the files' sizes and reads the
+stamps afterwards, so every system is timed by the same code, on the same clock, and no
+system's own bookkeeping (results, ledger) is read. One `os.write` of 16 bytes to an
+`O_APPEND` file is one atomic append on Linux, so threads need no lock to write.
+
+Workers import this module by name with `PYTHONPATH` set to this directory:
+
+* conductor: `conductor worker --app peer_tasks`; `bench_record` is registered only when
+  conductor is already imported, so the other systems' workers do not import it.
+* huey: `huey_consumer peer_tasks.huey` (a `SqliteHuey` on `BENCH_HUEY_DB`).
+* RQ: jobs name `peer_tasks.record` itself.
+* Celery: `celery -A peer_tasks:celery_app` (broker `BENCH_BROKER_URL`, queue
+  `BENCH_CELERY_QUEUE`).
+
+The huey and Celery apps are built on first attribute access (PEP 562 `__getattr__`), so
+importing this module pulls in neither library.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+STAMP = struct.Struct("<dd")
+"""One record: (sent, started), seconds since the epoch (`time.time()`)."""
+STAMPS_ENV = "BENCH_STAMPS"
+HUEY_TASK = "record"
+CELERY_TASK = "peer_tasks.record"
+
+_lock = threading.Lock()
+_fd: int | None = None
+_fd_pid = 0
+
+
+def _stamp_file() -> int:
+    global _fd, _fd_pid  # noqa: PLW0603 - one file per process, opened on first use
+    pid = os.getpid()
+    if _fd is None or _fd_pid != pid:  # a forked child writes a file of its own
+        with _lock:
+            if _fd is None or _fd_pid != pid:
+                folder = Path(os.environ[STAMPS_ENV])
+                _fd = os.open(
+                    folder / f"stamps-{pid}.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+                )
+                _fd_pid = pid
+    return _fd
+
+
+def record(sent: float = 0.0, **_: object) -> None:
+    """The task: note when it started, next to when its producer sent it."""
+    started = time.time()
+    os.write(_stamp_file(), STAMP.pack(sent, started))
+
+
+def make_huey(path: str) -> tuple[Any, Any]:
+    """A `SqliteHuey` on `path` with huey's shipped defaults, and `record` registered on it."""
+    from huey import SqliteHuey
+
+    huey = SqliteHuey("bench", filename=path)
+    return huey, huey.task(name=HUEY_TASK)(record)
+
+
+def make_celery(broker_url: str, queue: str) -> Any:
+    """A Celery app on a Redis broker with no result backend, `record` registered."""
+    from celery import Celery
+
+    app = Celery("peer_tasks", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=queue,
+        task_ignore_result=True,  # no result backend: completion is read from the stamps
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=CELERY_TASK)(record)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "huey":
+        value = make_huey(os.environ["BENCH_HUEY_DB"])[0]
+    elif name == "celery_app":
+        value = make_celery(os.environ["BENCH_BROKER_URL"], os.environ["BENCH_CELERY_QUEUE"])
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+if "conductor" in sys.modules:  # a conductor worker (`--app peer_tasks`) or the harness
+    from conductor import task
+
+    task("bench_record")(record)

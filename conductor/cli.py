@@ -682,7 +682,7 @@ def _stats_text(result: Stats, activity: Activity) -> str:
         return "-" if value is None else elapsed(value)
 
     figures = table(
-        ("Activity", *(w.name.replace("_", " ").capitalize() for w in spans)),
+        ("Activity", *(w.name.replace("_", " ").capitalize() + "*" * w.sampled for w in spans)),
         [
             ("Completed", *(w.completed for w in spans)),
             ("Completed/s", *(rate(w.completed_per_second) for w in spans)),
@@ -695,6 +695,12 @@ def _stats_text(result: Stats, activity: Activity) -> str:
             ("Run p95", *(spread(w.run.p95) for w in spans)),
         ],
     )
+    sampled = next((w for w in spans if w.sampled), None)
+    if sampled is not None:
+        figures += (
+            f"\n* over the last {elapsed(sampled.seconds)} only: "
+            "the window holds more events than stats reads"
+        )
     return counts + "\n\n" + figures
 
 

@@ -76,12 +76,16 @@ class Window:
 
     name: str
     seconds: int
+    """The seconds the figures cover: the window's length, or less when `sampled`."""
     completed: int
     failed: int
     """Jobs given up on (`failed` events), not failed attempts that will be retried."""
     attempts_failed: int
     wait: Spread
     run: Spread
+    sampled: bool = False
+    """The window held more events than were read: the figures cover only its newest
+    `seconds` (the time since the oldest event read)."""
 
     @property
     def completed_per_second(self) -> float:
@@ -94,6 +98,7 @@ class Window:
     def as_dict(self) -> dict[str, Any]:
         return {
             "seconds": self.seconds,
+            "sampled": self.sampled,
             "completed": self.completed,
             "failed": self.failed,
             "attempts_failed": self.attempts_failed,
@@ -216,15 +221,30 @@ class Tally:
         for stamps in self._closed.values():
             del stamps[: bisect.bisect_left(stamps, before)]
 
-    def figures(self, now: dt.datetime, spans: Sequence[tuple[str, int]] = SPANS) -> Activity:
-        """The figures of each window of `spans` ending at `now`."""
+    def figures(
+        self,
+        now: dt.datetime,
+        spans: Sequence[tuple[str, int]] = SPANS,
+        *,
+        covered_since: Timestamp | None = None,
+    ) -> Activity:
+        """The figures of each window of `spans` ending at `now`. With `covered_since`,
+        the events before that stamp were not read: a window reaching further back is
+        reported over the time since then, marked `sampled`."""
         windows = []
-        for span_name, seconds in spans:
-            since = stamp(now - dt.timedelta(seconds=seconds))
+        for span_name, span_seconds in spans:
+            since = stamp(now - dt.timedelta(seconds=span_seconds))
+            covered = span_seconds
+            sampled = covered_since is not None and since < covered_since
+            if sampled:
+                assert covered_since is not None
+                since = covered_since
+                covered = max(1, math.ceil(seconds_between(covered_since, stamp(now))))
             windows.append(
                 Window(
                     name=span_name,
-                    seconds=seconds,
+                    seconds=covered,
+                    sampled=sampled,
                     completed=self._count(JobCompleted.TYPE, since),
                     failed=self._count(JobFailed.TYPE, since),
                     attempts_failed=self._count(JobAttemptFailed.TYPE, since),

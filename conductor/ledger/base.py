@@ -175,8 +175,9 @@ class Ledger(Protocol):
         """Every event of one job in seq order; empty if there is no such job."""
         ...
 
-    def recent(self, since: str) -> list[RecordedEvent]:
-        """Every event stamped at or after `since` (a stored timestamp), in seq order.
+    def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
+        """Every event stamped at or after `since` (a stored timestamp), in seq order;
+        with `limit`, only the newest `limit` of them.
 
         The tail of the log that a time window covers (`conductor stats`' throughput),
         read without touching older history: the backend walks back from the newest seq

@@ -539,7 +539,7 @@ class SqliteLedger:
     def history(self, job_id: int) -> list[RecordedEvent]:
         return self.read(EventFilter(job_id=job_id))
 
-    def recent(self, since: str) -> list[RecordedEvent]:
+    def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
         # A walk down the primary key from the newest row, stopped in Python at the first
         # row stamped before `stop`: SQLite reads rows lazily, so nothing older is touched,
         # and only rows inside the window are decoded. (An index on `at` would make every
@@ -557,6 +557,8 @@ class SqliteLedger:
                         break
                     if at >= since:
                         found.append(row)
+                        if len(found) == limit:
+                            break
             finally:
                 cursor.close()
         found.reverse()

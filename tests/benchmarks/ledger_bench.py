@@ -47,6 +47,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from summary import summary
+
 from conductor import Conductor, ManualClock, Settings
 from conductor import job as decide
 from conductor.clock import stamp
@@ -68,15 +70,6 @@ def _open(path: Path, *, clock: ManualClock | None = None, create: bool = True) 
 
 def _payload(i: int) -> dict[str, Any]:
     return {"task": TASKS[i % len(TASKS)], "user_id": i, "email": f"user{i}@example.com"}
-
-
-def _summary(values: Sequence[float]) -> dict[str, float | int]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "runs": len(values),
-    }
 
 
 def _remove_db(path: Path) -> None:
@@ -183,7 +176,7 @@ def bench_enqueue(workdir: Path, runs: int, singles: int) -> dict[str, Any]:
                 elapsed = time.perf_counter() - start
             rates.append(total / elapsed)
             _remove_db(path)
-        results[name] = {"jobs": total, "batch": batch, "jobs_per_s": _summary(rates)}
+        results[name] = {"jobs": total, "batch": batch, "jobs_per_s": summary(rates)}
         _log(f"  {name}: {statistics.median(rates):,.0f} jobs/s")
     return results
 
@@ -385,32 +378,32 @@ def bench_replay(
         _log(f"  verify run {run + 1}: {got['seconds']:.2f} s")
     _remove_db(run_db)
 
-    def replay_summary(name: str) -> dict[str, Any]:
+    def replaysummary(name: str) -> dict[str, Any]:
         return {
             "events": events,
-            "seconds": _summary(series[f"{name}.seconds"]),
-            "events_per_s": _summary(series[f"{name}.rate"]),
-            "peak_rss_mb": _summary(series[f"{name}.rss"]),
-            "rss_before_mb": _summary(series[f"{name}.rss0"]),
+            "seconds": summary(series[f"{name}.seconds"]),
+            "events_per_s": summary(series[f"{name}.rate"]),
+            "peak_rss_mb": summary(series[f"{name}.rss"]),
+            "rss_before_mb": summary(series[f"{name}.rss0"]),
         }
 
     result: dict[str, Any] = {
-        "replay": replay_summary("replay"),
+        "replay": replaysummary("replay"),
         "replay_small": {
             "events": small_events,
-            "events_per_s": _summary(series["small.rate"]),
-            "peak_rss_mb": _summary(series["small.rss"]),
+            "events_per_s": summary(series["small.rate"]),
+            "peak_rss_mb": summary(series["small.rss"]),
         },
         "verify": {
             "events": events,
-            "seconds": _summary(series["verify.seconds"]),
-            "events_per_s": _summary([events / s for s in series["verify.seconds"]]),
-            "peak_rss_mb": _summary(series["verify.rss"]),
+            "seconds": summary(series["verify.seconds"]),
+            "events_per_s": summary([events / s for s in series["verify.seconds"]]),
+            "peak_rss_mb": summary(series["verify.rss"]),
         },
     }
     if baseline_src is not None:
-        result["baseline"] = {**replay_summary("baseline"), "src": str(baseline_src)}
-        result["speedup"] = _summary(
+        result["baseline"] = {**replaysummary("baseline"), "src": str(baseline_src)}
+        result["speedup"] = summary(
             [
                 b / a
                 for a, b in zip(series["replay.seconds"], series["baseline.seconds"], strict=True)
@@ -517,10 +510,10 @@ def bench_queries(base: Path, runs: int, repeats: int) -> dict[str, Any]:
         )
     return {
         "in_process": {
-            name: {"first_call_ms": _summary(first[name]), "repeated_ms": _summary(warm[name])}
+            name: {"first_call_ms": summary(first[name]), "repeated_ms": summary(warm[name])}
             for name in QUERIES
         },
-        "cli_wall_ms": {name: _summary(values) for name, values in cli.items()},
+        "cli_wall_ms": {name: summary(values) for name, values in cli.items()},
         "repeats_per_run": repeats,
         "cli_repeats_per_run": cli_repeats,
     }

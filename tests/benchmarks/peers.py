@@ -55,6 +55,7 @@ from typing import Any, Protocol
 
 import attrs
 import peer_tasks
+from summary import summary
 
 from conductor import Conductor, Settings
 
@@ -92,15 +93,6 @@ class Options:
 # -- measuring helpers -----------------------------------------------------------------
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _summary(values: Sequence[float]) -> dict[str, float | int]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "runs": len(values),
-    }
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -577,7 +569,7 @@ def _machine() -> dict[str, Any]:
 
 
 def _summarise(runs: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
-    return {key: _summary([r[key] for r in runs if key in r]) for key in keys if key in runs[0]}
+    return {key: summary([r[key] for r in runs if key in r]) for key in keys if key in runs[0]}
 
 
 DRAIN_KEYS = (

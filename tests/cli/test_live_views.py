@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import math
 import os
 import pty
 import re
@@ -28,8 +29,9 @@ from typing import Any
 
 import pytest
 
+from conductor import Conductor, Settings
 from conductor import job as decide
-from conductor.clock import stamp
+from conductor.clock import stamp, unstamp
 from conductor.events import (
     JobAttemptFailed,
     JobCompleted,
@@ -266,6 +268,7 @@ def test_stats_json_reports_throughput_and_percentiles_of_each_window(activity_d
     activity = json.loads(result.stdout)["activity"]
     assert activity["last_minute"] == {
         "seconds": 60,
+        "sampled": False,
         "completed": 3,
         "failed": 1,
         "attempts_failed": 1,
@@ -277,6 +280,7 @@ def test_stats_json_reports_throughput_and_percentiles_of_each_window(activity_d
     }
     assert activity["last_hour"] == {
         "seconds": 3600,
+        "sampled": False,
         "completed": 4,
         "failed": 1,
         "attempts_failed": 1,
@@ -455,3 +459,27 @@ def test_history_shows_the_trace_id_of_each_event_that_carries_a_traceparent(
     entries = json.loads(run_cli("history", "1", "--json", db=db).stdout)
     assert [e["trace_id"] for e in entries] == [TRACE_1, None, TRACE_2]
     assert entries[2]["trace"] == f"00-{TRACE_2}-b7ad6b7169203331-01"
+
+
+def test_a_window_with_more_events_than_stats_reads_is_reported_over_what_was_read(
+    activity_db: Path,
+) -> None:
+    from conductor.activity import ActivityReader
+    from conductor.cli import _stats_text
+
+    with Conductor(settings=Settings(db=str(activity_db))) as app:
+        newest = app.events()[-5:]
+        reader = ActivityReader(app.ledger, max_events=5)
+        now = app.clock.now()
+        activity = reader.read(now)
+        text = _stats_text(app.stats(), activity)
+    covered = (now - unstamp(newest[0].at)).total_seconds()
+    minute, hour = activity.windows
+    assert minute.sampled
+    assert hour.sampled
+    assert minute.seconds == hour.seconds == math.ceil(covered)
+    completed_read = sum(rec.type == "completed" for rec in newest)
+    assert minute.completed == hour.completed == completed_read
+    headings, _ = table_rows(text.split("\n\n")[1])
+    assert headings == ["Activity", "Last minute*", "Last hour*"]
+    assert "* over the last" in text.splitlines()[-1]

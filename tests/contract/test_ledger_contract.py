@@ -350,6 +350,9 @@ def test_recent_returns_the_events_stamped_in_a_window_in_seq_order(ledger: Ledg
     assert recent == [rec for rec in ledger.read(EventFilter()) if rec.seq in (2, 4)]
     assert ledger.recent(at(window_start + 3600)) == []
     assert [rec.seq for rec in ledger.recent(at(0))] == [1, 2, 3, 4]
+    # With a limit, the newest of them, still in seq order.
+    assert [rec.seq for rec in ledger.recent(at(0), limit=2)] == [3, 4]
+    assert [rec.seq for rec in ledger.recent(at(window_start), limit=1)] == [4]
 
 
 def test_preceding_finds_each_jobs_newest_event_of_the_types_before_a_seq(ledger: Ledger) -> None:

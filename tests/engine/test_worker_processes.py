@@ -213,6 +213,8 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     processes = report["processes"]
     assert set(processes["jobs_per_s"]) == {"1", "2"}
     assert processes["speedup"] > 0
+    assert set(processes["drain_jobs_per_s"]) == {"1", "2"}
+    assert processes["drain_speedup"] > 0
     scale = report["scale"]
     assert scale["jobs_processed"] == 2000  # every job of the backlog ran
     assert scale["replay_events"] >= 2000 * 3  # 3 each, and the releases of a stop

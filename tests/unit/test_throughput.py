@@ -182,6 +182,7 @@ def test_a_quiet_window_has_zero_counts_and_no_percentiles() -> None:
     minute = activity.windows[0]
     assert minute.as_dict() == {
         "seconds": 60,
+        "sampled": False,
         "completed": 0,
         "failed": 0,
         "attempts_failed": 0,
@@ -190,6 +191,23 @@ def test_a_quiet_window_has_zero_counts_and_no_percentiles() -> None:
         "wait_seconds": {"count": 0, "p50": None, "p95": None},
         "run_seconds": {"count": 0, "p50": None, "p95": None},
     }
+
+
+def test_a_window_reaching_past_what_was_read_covers_only_the_time_since() -> None:
+    log = Log()
+    for job_id, seconds_ago in ((1, 1800), (2, 100), (3, 30)):
+        log.enqueued(job_id, ago(seconds_ago + 1))
+        log.started(job_id, ago(seconds_ago + 0.5))
+        log.completed(job_id, ago(seconds_ago))
+    tally = throughput.Tally()
+    tally.add(log.events)
+    # Only events since 200 s ago were read: the hour is reported over those 200 s.
+    activity = tally.figures(NOW, covered_since=ago(200))
+    minute, hour = window(activity, "last_minute"), window(activity, "last_hour")
+    assert (minute.sampled, minute.seconds, minute.completed) == (False, 60, 1)
+    assert (hour.sampled, hour.seconds, hour.completed) == (True, 200, 2)
+    assert hour.completed_per_second == 2 / 200
+    assert hour.as_dict()["sampled"] is True
 
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

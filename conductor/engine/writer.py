@@ -40,7 +40,7 @@ from conductor.engine.messages import (
     RescueAttempt,
     StopClaiming,
 )
-from conductor.errors import LedgerError
+from conductor.errors import DatabaseBusy, LedgerError
 from conductor.events import NewEvent, RecordedEvent
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
 from conductor.metrics import record_commit, wal_path
@@ -54,6 +54,10 @@ CHECKPOINT_WAIT: Final = 0.5
 """How long one checkpoint waits for readers on old snapshots (and holds off writers)."""
 CHECKPOINT_WARN_AFTER: Final = 10
 """Consecutive blocked checkpoints (one a maintenance round) before the one warning."""
+BUSY_WARN_AFTER: Final = 6
+"""Consecutive writes refused for the lock (busy timeout, 5 s by default, each) before
+the Writer warns. Waiting for another process's commit is ordinary contention between
+workers sharing a database, not an error: the write is kept and retried."""
 _REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
 
 
@@ -93,6 +97,7 @@ class Writer(CoreActor):
         self._held: dict[int, _Held] = {}
         self._retry_timer: threading.Timer | None = None
         self._checkpoints_blocked = 0
+        self._busy_in_a_row = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_start(self) -> None:
@@ -178,10 +183,11 @@ class Writer(CoreActor):
         except LedgerError as e:
             # Keep everything and try again shortly: a full disk or a long lock must not
             # lose an outcome or a claim.
-            logs.note(f"write failed, retrying in {RETRY_WRITE_AFTER}s: {e}", warning=True)
+            self._write_failed(e, f"write failed, retrying in {RETRY_WRITE_AFTER}s")
             self._outcomes[:0] = outcomes
             self._retry_later()
             return
+        self._busy_in_a_row = 0
         self._demand -= demand
         # Metrics before settled attempts leave `_held`, which places their jobs.
         record_commit(
@@ -206,6 +212,14 @@ class Writer(CoreActor):
                 logs.started(job.id, job.task, job.attempt)
         if claim is not None:
             self._queue.tell(Claimed(tuple(dispatches), demand))
+
+    def _write_failed(self, error: LedgerError, what: str) -> None:
+        """Log a failed write; lock waits only once per streak, at the BUSY_WARN_AFTER-th."""
+        if isinstance(error, DatabaseBusy):
+            self._busy_in_a_row += 1
+            if self._busy_in_a_row != BUSY_WARN_AFTER:
+                return
+        logs.note(f"{what}: {error}", warning=True)
 
     def _wake_if_rescheduled(self, recorded: Sequence[Any]) -> None:
         # A retry (or a job given back) may fall due before the Scheduler's next look.
@@ -318,8 +332,9 @@ class Writer(CoreActor):
         try:
             recorded, _ = self.ledger.transact(job_ids, decide_fn)
         except LedgerError as e:
-            logs.note(f"write failed: {e}", warning=True)
+            self._write_failed(e, "write failed")
             return 0
+        self._busy_in_a_row = 0
         for rec in recorded:
             if traces and rec.job_id in traces and rec.type in _MARKED:
                 queue, traceparent = traces[rec.job_id]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import os
 import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,35 @@ def test_a_corrupt_database_gives_one_line_naming_the_file_and_the_recovery(
     assert str(db_path) in result.stderr
     assert "malformed" in result.stderr or "corrupt" in result.stderr
     assert "recover" in result.stderr or "backup" in result.stderr
+
+
+def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """Lock contention is retried silently; a lock held through six busy timeouts in a
+    row is reported once, and the work resumes when the lock is free."""
+    with open_app(db_path) as app:
+        app.enqueue_many([{"task": "noop"}] * 4)
+    log = tmp_path / "worker.log"
+    blocker = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: no claim can commit
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "-q"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CONDUCTOR_BUSY_TIMEOUT": "0.05"},
+        )
+    try:
+        # Six refused writes take at least 6 x (0.05 + 0.5) s; well before that, nothing.
+        time.sleep(1.0)  # a time span to stay quiet for, not a synchronisation
+        assert "locked" not in log.read_text()
+        wait_until(lambda: "locked" in log.read_text(), what="the persistent-lock warning")
+        time.sleep(1.5)  # more refused writes in the same streak: still the one warning
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert worker.wait(60) == 0, log.read_text()
+    assert log.read_text().count("locked") == 1, log.read_text()
+    with open_app(db_path) as app:
+        assert app.stats().overall.completed == 4

@@ -284,7 +284,10 @@ def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
     }
 
 
-def _peak_rss_mib(pid: int) -> float | None:
+def peak_rss_mib(pid: int | str = "self") -> float | None:
+    """A process's own peak RSS (`VmHWM`), None once it is gone or off Linux. Not
+    `getrusage`: on Linux its `ru_maxrss` survives `exec`, so a child starts at the size
+    of the parent that forked it."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -330,11 +333,10 @@ def measure_scale(folder: Path, options: BenchOptions, base_rate: float | None) 
         first = _finished(app) + early
         while worker.poll() is None:
             if f"after_{early}" not in rss and _finished(app) >= first:
-                rss[f"after_{early}"] = _peak_rss_mib(worker.pid)
-            rss["at_end"] = _peak_rss_mib(worker.pid) or rss.get("at_end")
+                rss[f"after_{early}"] = peak_rss_mib(worker.pid)
+            rss["at_end"] = peak_rss_mib(worker.pid) or rss.get("at_end")
             time.sleep(0.2)
         processed = _finished(app)
-    with Conductor(settings=settings) as app:
         events = app.ledger.last_seq()
         began = time.perf_counter()
         app.replay()
@@ -378,8 +380,10 @@ def run(options: BenchOptions) -> dict[str, Any]:
         if "scale" in wanted:
             base = result.get("drain", {}).get("jobs_per_s")
             result["scale"] = measure_scale(folder, options, base)
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result["bench_process_peak_rss_mib"] = round(own / 1024, 1)
+        own = peak_rss_mib()
+        if own is None:  # not Linux: getrusage's peak (KiB on Linux, bytes on macOS)
+            own = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["bench_process_peak_rss_mib"] = own
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -56,7 +56,7 @@ def _loads(text: str) -> Any:
 _FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
 
 
-def field_names(cls: type) -> tuple[str, ...]:
+def _field_names(cls: type) -> tuple[str, ...]:
     """An event class's field names, looked up once (`attrs.asdict` walks them per call)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
@@ -70,9 +70,13 @@ class _Event:
     TYPE: ClassVar[str]
     VERSION: ClassVar[int]
 
+    def fields(self) -> dict[str, Any]:
+        """The event's fields by name (`attrs.asdict` at half the cost: they are flat)."""
+        return {name: getattr(self, name) for name in _field_names(type(self))}
+
     def encode(self) -> str:
         """The stored `data` JSON for this event (its fields are flat: str, int, None)."""
-        return _dumps({name: getattr(self, name) for name in field_names(type(self))})
+        return _dumps(self.fields())
 
     @classmethod
     def decode(cls, data: str) -> Any:

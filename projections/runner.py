@@ -54,7 +54,7 @@ def apply_batch(current: Mapping[int, JobRow], events: Sequence[RecordedEvent]) 
         status_before = None if row is None else row["status"]
         event = rec.event
         row = job_status.advance(
-            row, job_id, rec.seq, rec.at, rec.trace, event.TYPE, job_status.fields_of(event)
+            row, job_id, rec.seq, rec.at, rec.trace, event.TYPE, event.fields()
         )
         counters.shift(deltas, row, status_before)
         rows[job_id] = row

@@ -440,14 +440,10 @@ class SqliteLedger:
             # both in one append (one head read, one upsert of rows and counters).
             picked = self._pick(claim) if claim is not None else []
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
-            if starts:
-                known = {**rows, **{row["id"]: row for row in picked}}
-                stored = self._append([*events, *starts], known=known)
-                recorded = stored[: len(events)]
-                claimed = _claimed(picked, stored[len(events) :])
-            else:
-                recorded = self._append(events, known=rows) if events else []
-                claimed = []
+            known = {**rows, **{row["id"]: row for row in picked}}
+            stored = self._append([*events, *starts], known=known) if events or starts else []
+            recorded = stored[: len(events)]
+            claimed = _claimed(picked, stored[len(events) :])
         return recorded, claimed
 
     def claim(
@@ -464,16 +460,7 @@ class SqliteLedger:
         )
         if limit <= 0 or not queues:
             return []
-        with self._translate(), self._transaction():
-            return self._claim(request)
-
-    def _claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        """Pick and start due jobs; the caller holds the transaction."""
-        picked = self._pick(request)
-        if not picked:
-            return []
-        starts = [self._start(row, request) for row in picked]
-        return _claimed(picked, self._append(starts, known={row["id"]: row for row in picked}))
+        return self.transact((), lambda rows: [], claim=request)[1]
 
     @staticmethod
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:

@@ -51,6 +51,7 @@ from summary import summary
 
 from conductor import Conductor, ManualClock, Settings
 from conductor import job as decide
+from conductor.bench import console_command, peak_rss_mib
 from conductor.clock import stamp
 from conductor.events import JobAttemptFailed, JobCompleted, JobRetryScheduled, NewEvent
 from conductor.ledger.base import JobFilter
@@ -111,19 +112,9 @@ def _log(message: str) -> None:
 
 
 def _rss_mb() -> float:
-    """This process's peak resident set size so far, in MB.
-
-    On Linux `getrusage(RUSAGE_SELF).ru_maxrss` survives `execve`: in a child it starts at
-    the size of the parent that forked it. `VmHWM` in /proc/self/status is the high-water
-    mark of this process image alone, so it is used where it exists.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak resident set size so far, in MB (`VmHWM`: see `peak_rss_mib`)."""
+    own = peak_rss_mib()
+    return own if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- machine ---------------------------------------------------------------------------
@@ -448,10 +439,7 @@ QUERIES: dict[str, Callable[[Conductor], object]] = {
 
 
 def _cli_commands() -> dict[str, list[str]]:
-    # The console script installed next to this interpreter, not the first `conductor` on
-    # PATH: that may be a wrapper (a pyenv shim is a shell script costing tens of ms).
-    script = Path(sys.executable).with_name("conductor")
-    conductor = [str(script)] if script.is_file() else [sys.executable, "-m", "conductor"]
+    conductor = console_command()  # not a wrapper first on PATH, such as a pyenv shim
     return {
         "python -c pass (interpreter start-up)": [sys.executable, "-c", "pass"],
         "conductor --help (start-up, imports)": [*conductor, "--help"],

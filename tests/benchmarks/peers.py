@@ -58,6 +58,7 @@ import peer_tasks
 from summary import summary
 
 from conductor import Conductor, Settings
+from conductor.bench import peak_rss_mib
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent.parent
@@ -119,17 +120,6 @@ def _read_stamps(stamps: Path) -> list[tuple[float, float]]:
     return pairs
 
 
-def _peak_rss_mib(pid: int) -> float:
-    """VmHWM of a live process (0.0 once it is gone): its own peak, not its parent's."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 class Workers:
     """Worker processes started for one measurement, logging to files in its folder."""
 
@@ -149,7 +139,7 @@ class Workers:
 
     def sample(self) -> None:
         for process in self.processes:
-            rss = _peak_rss_mib(process.pid)
+            rss = peak_rss_mib(process.pid) or 0.0
             self.peak_rss[process.pid] = max(rss, self.peak_rss.get(process.pid, 0.0))
         if self.exited is None and all(p.poll() is not None for p in self.processes):
             self.exited = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import subprocess
 import sys
@@ -64,6 +65,14 @@ def dead_process_worker() -> str:
         check=True,
     )
     return child.stdout.strip()
+
+
+def attempt_starts(app: Conductor) -> collections.Counter[tuple[int, int]]:
+    """How often each (job, attempt) was started: every value 1 when no claim raced."""
+    return collections.Counter(
+        (r.job_id, r.event.attempt)  # type: ignore[union-attr]
+        for r in app.events(types=["started"])
+    )
 
 
 class WorkerProcesses:

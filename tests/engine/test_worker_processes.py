@@ -14,7 +14,7 @@ import pytest
 from conductor import Conductor
 from conductor.config import Settings
 from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import WorkerProcesses, wait_until
+from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 
 
 @pytest.fixture
@@ -97,10 +97,7 @@ def test_three_processes_never_start_one_attempt_twice(
     for process in drains:
         assert process.wait(300) == 0
     with open_app(db_path) as app:
-        starts = collections.Counter(
-            (r.job_id, r.event.attempt)
-            for r in app.events(types=["started"])  # type: ignore[union-attr]
-        )
+        starts = attempt_starts(app)
         assert len(starts) == 3000
         assert set(starts.values()) == {1}
         assert app.stats().overall.completed == 3000

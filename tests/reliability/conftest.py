@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import registry, start_engine
+from tests.engine.conftest import WorkerProcesses, registry, start_engine
 from tests.reliability.invariants import is_ledger, ledger_problems
 
-__all__ = ["ledger_invariants", "registry", "start_engine"]
+__all__ = ["ledger_invariants", "registry", "start_engine", "workers"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,3 +30,11 @@ def ledger_invariants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     ledgers = [p for p in sorted(tmp_path.rglob("*.db")) if p.is_file() and is_ledger(p)]
     problems = [problem for db in ledgers for problem in ledger_problems(db)]
     assert problems == [], "\n".join(problems[:20])
+
+
+@pytest.fixture
+def workers(db_path: Path, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    """`conductor worker` processes on `db_path`, logging under `tmp_path`, killed after."""
+    pool = WorkerProcesses(db_path, tmp_path)
+    yield pool
+    pool.stop_all()

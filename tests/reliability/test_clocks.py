@@ -6,7 +6,6 @@ import collections
 import datetime as dt
 import glob
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,7 @@ from conductor.config import Settings, WorkerConfig
 from conductor.engine.messages import Flush, Maintain, Tick
 from conductor.engine.runtime import Engine
 from conductor.registry import Registry
-from tests.conftest import CONDUCTOR
-from tests.engine.conftest import wait_until
+from tests.engine.conftest import WorkerProcesses, wait_until
 
 
 class Running:
@@ -129,35 +127,22 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
     wrapper), which the engine does not use on its paths here."""
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
-    log = tmp_path / "worker.log"
+    pool = WorkerProcesses(
+        db_path,
+        tmp_path,
+        env={
+            **os.environ,
+            "LD_PRELOAD": FAKETIME_LIBRARIES[0],
+            "FAKETIME_TIMESTAMP_FILE": str(offset),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        },
+    )
+    log = tmp_path / "worker-0.log"
     with Conductor(settings=Settings(db=str(db_path))) as app:
         overdue = app.enqueue_many([{"task": "noop"}] * 5, delay=dt.timedelta(hours=1))
         first = app.enqueue({"task": "noop"})
-        with log.open("ab") as out:
-            worker = subprocess.Popen(
-                [
-                    CONDUCTOR,
-                    "worker",
-                    "--db",
-                    str(db_path),
-                    "-c",
-                    "2",
-                    "--poll",
-                    "0.2s",
-                    "--lease",
-                    "1s",
-                    "-q",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={
-                    **os.environ,
-                    "LD_PRELOAD": FAKETIME_LIBRARIES[0],
-                    "FAKETIME_TIMESTAMP_FILE": str(offset),
-                    "FAKETIME_NO_CACHE": "1",
-                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-                },
-            )
+        worker = pool.start("-c", "2", "--poll", "0.2s", "--lease", "1s")
         try:
             # The worker is up and has looked for due jobs: nothing delayed ran.
             wait_until(lambda: app.job(first)["status"] == "completed", what="a due job")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import sqlite3
@@ -14,31 +13,25 @@ import pytest
 
 from conductor import Conductor
 from conductor.config import Settings
-from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import wait_until
+from tests.conftest import run_cli
+from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 
 
 def open_app(db_path: Path) -> Conductor:
     return Conductor(settings=Settings(db=str(db_path)))
 
 
-def start_worker(db_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [CONDUCTOR, "worker", "--db", str(db_path), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-
-
-def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: Path) -> None:
+def test_a_zombie_worker_past_its_lease_is_fenced_off(
+    db_path: Path, workers: WorkerProcesses
+) -> None:
     with open_app(db_path) as app:
         job_id = app.enqueue({"task": "sleep", "seconds": 2})
-    zombie = start_worker(db_path, tmp_path / "zombie.log", "--lease", "1s", "-q")
+    zombie = workers.start("--lease", "1s")
     try:
         with open_app(db_path) as app:
             wait_until(lambda: app.job(job_id)["status"] == "in_progress", what="the claim")
             zombie.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeats
-            rescuer = start_worker(db_path, tmp_path / "rescuer.log", "--burst", "-q")
+            rescuer = workers.start("--burst")
             assert rescuer.wait(120) == 0
             assert app.job(job_id)["status"] == "completed"
             zombie.send_signal(signal.SIGCONT)
@@ -61,24 +54,20 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: P
 
 
 def test_four_processes_of_eight_workers_start_each_attempt_once(
-    db_path: Path, tmp_path: Path
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "noop"}] * 10_000)
-    logs = [tmp_path / f"w{n}.log" for n in range(4)]
-    workers = [start_worker(db_path, log, "--burst", "--concurrency", "8", "-q") for log in logs]
-    for worker in workers:
+    drains = [workers.start("--burst", "--concurrency", "8") for _ in range(4)]
+    for worker in drains:
         assert worker.wait(300) == 0
     with open_app(db_path) as app:
-        starts = collections.Counter(
-            (r.job_id, r.event.attempt)
-            for r in app.events(types=["started"])  # type: ignore[union-attr]
-        )
+        starts = attempt_starts(app)
         assert len(starts) == 10_000
         assert set(starts.values()) == {1}
         assert app.stats().overall.completed == 10_000
-    for log in logs:
-        text = log.read_text()
+    for index in range(4):
+        text = workers.log(index)
         assert "locked" not in text, text
         assert "Traceback" not in text, text
 
@@ -134,16 +123,11 @@ def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
     row is reported once, and the work resumes when the lock is free."""
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "noop"}] * 4)
-    log = tmp_path / "worker.log"
+    pool = WorkerProcesses(db_path, tmp_path, env={**os.environ, "CONDUCTOR_BUSY_TIMEOUT": "0.05"})
+    log = tmp_path / "worker-0.log"
     blocker = sqlite3.connect(db_path, isolation_level=None, timeout=30)
     blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: no claim can commit
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "-q"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "CONDUCTOR_BUSY_TIMEOUT": "0.05"},
-        )
+    worker = pool.start("--burst")
     try:
         # Six refused writes take at least 6 x (0.05 + 0.5) s; well before that, nothing.
         time.sleep(1.0)  # a time span to stay quiet for, not a synchronisation
@@ -153,7 +137,10 @@ def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert worker.wait(60) == 0, log.read_text()
+    try:
+        assert worker.wait(60) == 0, log.read_text()
+    finally:
+        pool.stop_all()
     assert log.read_text().count("locked") == 1, log.read_text()
     with open_app(db_path) as app:
         assert app.stats().overall.completed == 4

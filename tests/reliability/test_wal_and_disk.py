@@ -17,8 +17,8 @@ import pytest
 from conductor import Conductor
 from conductor.config import Settings
 from conductor.engine.writer import WAL_CAP
-from tests.conftest import CONDUCTOR, db_snapshot, run_cli
-from tests.engine.conftest import wait_until
+from tests.conftest import db_snapshot, run_cli
+from tests.engine.conftest import WorkerProcesses, wait_until
 from tests.reliability.invariants import ledger_problems
 
 JOBS = 100_000
@@ -36,15 +36,6 @@ def _wal_size(db: Path) -> int:
         return 0
 
 
-def _worker(db: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [CONDUCTOR, "worker", "--db", str(db), "-q", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _assert_clean(db: Path) -> None:
     verify = run_cli("replay", "--verify", db=db)
     assert verify.code == 0, verify.stdout + verify.stderr
@@ -53,14 +44,11 @@ def _assert_clean(db: Path) -> None:
 
 
 def test_the_wal_stays_under_the_cap_while_a_reader_keeps_taking_snapshots(
-    db_path: Path, tmp_path: Path
+    db_path: Path, workers: WorkerProcesses
 ) -> None:
     with Conductor(settings=Settings(db=str(db_path))) as app:
         app.enqueue_many([{"task": "noop"}] * JOBS)
-    workers = [
-        _worker(db_path, tmp_path / f"worker-{n}.log", "--burst", "-c", "16", "--prefetch", "32")
-        for n in range(2)
-    ]
+    drains = [workers.start("--burst", "-c", "16", "--prefetch", "32") for _ in range(2)]
     reader = sqlite3.connect(db_path, isolation_level=None)
     after_release: list[int] = []
     try:
@@ -68,7 +56,7 @@ def test_the_wal_stays_under_the_cap_while_a_reader_keeps_taking_snapshots(
 
         def running() -> bool:
             assert time.monotonic() < deadline, "the workers did not drain in time"
-            return any(w.poll() is None for w in workers)
+            return any(w.poll() is None for w in drains)
 
         # 1. A reader pins one snapshot: no checkpoint can reset the log, so the -wal
         # certainly grows past the cap (SQLite's own checkpoints cannot win this race).
@@ -93,11 +81,8 @@ def test_the_wal_stays_under_the_cap_while_a_reader_keeps_taking_snapshots(
             time.sleep(0.005)
     finally:
         reader.close()
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-            w.wait(30)
-    assert [w.returncode for w in workers] == [0, 0]
+        workers.stop_all()
+    assert [w.returncode for w in drains] == [0, 0]
     shrunk_at = next((n for n, size in enumerate(after_release) if size < WAL_CAP), None)
     assert shrunk_at is not None, (
         f"the -wal ({pinned_peak >> 20} MiB when the reader let go) never came back under "
@@ -167,8 +152,9 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
         filler.unlink()
         (mnt / "probe").unlink(missing_ok=True)
 
-        log = tmp_path / "worker.log"
-        worker = _worker(db, log, "--burst", "-c", "4", "--poll", "0.2s")
+        pool = WorkerProcesses(db, tmp_path)
+        log = tmp_path / "worker-0.log"
+        worker = pool.start("--burst", "-c", "4", "--poll", "0.2s")
         try:
             with Conductor(settings=Settings(db=str(db))) as app:
                 wait_until(lambda: app.stats().overall.in_progress >= 2, what="jobs in flight")
@@ -188,6 +174,4 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
             _assert_clean(db)
             assert ledger_problems(db) == []  # checked here: the tmpfs is gone afterwards
         finally:
-            if worker.poll() is None:
-                worker.kill()
-            worker.wait(30)
+            pool.stop_all()

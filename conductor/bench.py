@@ -45,6 +45,10 @@ from conductor.engine.runtime import Engine
 SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency", "processes", "scale")
 DEFAULT_SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency")
 SLEEP_SECONDS: Final = 0.01
+CPU_CONCURRENCY: Final = 1
+"""Slots per worker process for CPU-bound jobs: threads of one process share its GIL, so
+more slots add contention, not CPU (as Celery's prefork pool runs one task per child;
+docs/operations.md, "Several worker processes")."""
 SPIN_ITERATIONS: Final = 600_000
 """A CPU-bound job: 20 to 40 ms of pure Python on the 2-core test machines, long enough
 that the engine's own work per job (well under a millisecond) does not decide the ratio."""
@@ -54,12 +58,16 @@ that the engine's own work per job (well under a millisecond) does not decide th
 class BenchOptions:
     jobs: int = 10_000
     concurrency: int = 8
-    prefetch: int = attrs.field(factory=lambda: WorkerConfig().prefetch)
+    prefetch: int | None = attrs.field(factory=lambda: WorkerConfig().prefetch)
     processes: int = 1
     backlog: int | None = None
     latency_rate: float = 200.0
     latency_seconds: float = 3.0
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+
+
+def _prefetch_name(prefetch: int | None) -> str:
+    return "auto" if prefetch is None else str(prefetch)
 
 
 def console_command() -> list[str]:
@@ -115,7 +123,7 @@ def _worker_process(db: Path, options: BenchOptions, *extra: str) -> subprocess.
             "--concurrency",
             str(options.concurrency),
             "--prefetch",
-            str(options.prefetch),
+            _prefetch_name(options.prefetch),
             *extra,
         ],
         stdout=subprocess.DEVNULL,
@@ -254,16 +262,20 @@ def measure_latency(folder: Path, options: BenchOptions) -> dict[str, Any]:
 
 
 def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
-    """CPU-bound jobs: one worker process against `--processes P`, each with the same slots."""
+    """CPU-bound jobs: one worker process against `--processes P`, each with
+    `CPU_CONCURRENCY` slots, next to the same calls in P plain processes."""
     count = max(options.jobs // 50, 4) * options.processes
+    cpu_options = attrs.evolve(options, concurrency=CPU_CONCURRENCY)
     rates: dict[str, float] = {}
     drains: dict[str, float] = {}
+    bare: dict[str, float] = {}
     for processes in sorted({1, options.processes}):
+        bare[str(processes)] = _bare_spin_rate(processes, count)
         db = folder / f"spin-{processes}.db"
         with Conductor(settings=Settings(db=str(db))) as app:
             _fill(app, {"task": "spin", "iterations": SPIN_ITERATIONS}, count)
         began = time.perf_counter()
-        worker = _worker_process(db, options, "--burst", "--processes", str(processes))
+        worker = _worker_process(db, cpu_options, "--burst", "--processes", str(processes))
         if worker.wait(1800) != 0:
             raise RuntimeError(f"worker --processes {processes} exited {worker.returncode}")
         rates[str(processes)] = count / (time.perf_counter() - began)
@@ -275,13 +287,33 @@ def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
     return {
         "jobs": count,
         "spin_iterations": SPIN_ITERATIONS,
+        "concurrency_per_process": CPU_CONCURRENCY,
         "jobs_per_s": {key: round(rate) for key, rate in rates.items()},
         "speedup": round(many / one, 2),
         "note": "wall time of `conductor worker --burst`, start-up and exit included",
         "drain_jobs_per_s": {key: round(rate) for key, rate in drains.items()},
         "drain_speedup": round(drains[str(options.processes)] / drains["1"], 2),
         "drain_note": "first started to last completed event, from the log",
+        "bare_jobs_per_s": {key: round(rate) for key, rate in bare.items()},
+        "bare_speedup": round(bare[str(options.processes)] / bare["1"], 2),
+        "bare_note": "the same spin calls in P plain processes, no queue: what the machine allows",
     }
+
+
+def _bare_spin_rate(processes: int, count: int) -> float:
+    """`count` spin calls split over `processes` plain interpreters (start-up included, as
+    for the worker): the machine's own ceiling for the CPU-bound ratio, measured beside it."""
+    share = -(-count // processes)
+    code = (
+        "from conductor.examples import spin\n"
+        f"for _ in range({share}):\n    spin(iterations={SPIN_ITERATIONS})"
+    )
+    began = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(processes)]
+    for child in children:
+        if child.wait(1800) != 0:
+            raise RuntimeError(f"a bare spin process exited {child.returncode}")
+    return share * processes / (time.perf_counter() - began)
 
 
 def peak_rss_mib(pid: int | str = "self") -> float | None:
@@ -393,7 +425,8 @@ def render(result: dict[str, Any]) -> str:
     options = result["options"]
     lines = [
         f"conductor bench: concurrency {options['concurrency']}, prefetch "
-        f"{options['prefetch']}, synchronous={result['synchronous']}, {result['cpus']} CPUs",
+        f"{_prefetch_name(options['prefetch'])}, "
+        f"synchronous={result['synchronous']}, {result['cpus']} CPUs",
     ]
     if "enqueue" in result:
         e = result["enqueue"]
@@ -429,6 +462,8 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  CPU-bound jobs: {rates}; speed-up {p['speedup']}x")
         drains = ", ".join(f"{k}: {v:,}/s" for k, v in p["drain_jobs_per_s"].items())
         lines.append(f"    first start to last completion: {drains}; {p['drain_speedup']}x")
+        bare = ", ".join(f"{k}: {v:,}/s" for k, v in p["bare_jobs_per_s"].items())
+        lines.append(f"    the same calls in plain processes: {bare}; {p['bare_speedup']}x")
     if "scale" in result:
         s = result["scale"]
         lines += [

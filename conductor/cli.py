@@ -134,6 +134,22 @@ class Whole(click.IntRange):
 _ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+class PrefetchDepth(Whole):
+    """`auto` (None: adapted to the jobs) or a fixed number of jobs."""
+
+    name = "auto|integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value == "auto":
+            return None
+        if isinstance(value, str) and not _ASCII_INTEGER.fullmatch(value):
+            self.fail(f"{value!r} is neither auto nor an integer in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PREFETCH = PrefetchDepth(0, 10_000)
+
+
 def _bindable(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """Refuse integers too large for SQLite as usage errors (they would crash the query)."""
     if value is not None and value > SQLITE_MAX_INTEGER:
@@ -852,10 +868,11 @@ def _queues(text: str) -> tuple[str, ...]:
 )
 @click.option(
     "--prefetch",
-    type=Whole(0, 10_000),
-    default=2,
+    type=PREFETCH,
+    default="auto",
     show_default=True,
-    help="Jobs claimed ahead of free slots.",
+    help="Jobs claimed ahead of free slots: a number, or auto (2 to 4 per slot, deeper "
+    "while jobs are shorter than a commit).",
 )
 @click.option(
     "--poll",
@@ -894,7 +911,7 @@ def worker(
     burst: bool,
     grace: str,
     lease: str,
-    prefetch: int,
+    prefetch: int | None,
     poll: str,
     quiet: bool,
     log_format: str,
@@ -903,7 +920,6 @@ def worker(
     db: str | None,
 ) -> None:
     """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
-    from conductor.config import WorkerConfig
     from conductor.engine import logs
     from conductor.engine.runtime import run_worker
     from conductor.registry import load_app
@@ -976,8 +992,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 )
 @click.option(
     "--prefetch",
-    type=Whole(0, 10_000),
-    default=WorkerConfig().prefetch,
+    type=PREFETCH,
+    default="auto",
     show_default=True,
     help="Jobs claimed ahead of free slots (as `worker --prefetch`).",
 )
@@ -1019,7 +1035,7 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 def bench(
     jobs: int,
     concurrency: int,
-    prefetch: int,
+    prefetch: int | None,
     processes: int,
     backlog: int | None,
     only: tuple[str, ...],

@@ -121,6 +121,8 @@ def _type(param: click.Parameter) -> str:
             text = f"integer <= {high}"
         else:
             text = "integer"
+        if kind.name.startswith("auto|"):
+            text = f"`auto` or {text}"
     elif param.metavar:
         text = param.metavar
     else:

@@ -145,8 +145,9 @@ class WorkerConfig:
     concurrency: int = 8
     """Worker actors, hence jobs in progress at once in this process."""
     queues: tuple[str, ...] = (DEFAULT_QUEUE,)
-    prefetch: int = 2
-    """Jobs claimed ahead of free slots, so a finishing worker finds its next job waiting."""
+    prefetch: int | None = None
+    """Jobs claimed ahead of free slots, so a finishing worker finds its next job waiting;
+    None adapts it (2 up to 4 per slot) to how long jobs take against a claim's commit."""
     lease: dt.timedelta = dt.timedelta(seconds=30)
     grace: dt.timedelta = dt.timedelta(seconds=30)
     burst: bool = False
@@ -158,7 +159,7 @@ class WorkerConfig:
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1024:
             raise InvalidInput(f"invalid concurrency {self.concurrency}: expected 1 to 1024")
-        if not 0 <= self.prefetch <= 10_000:
+        if self.prefetch is not None and not 0 <= self.prefetch <= 10_000:
             raise InvalidInput(f"invalid prefetch {self.prefetch}: expected 0 to 10000")
         if not self.queues:
             raise InvalidInput("invalid queues: expected at least one queue name")

@@ -128,6 +128,8 @@ class QueueStatus:
     buffered: int
     asked: int
     exhausted: bool
+    prefetch: int
+    """The prefetch depth the Queue works to now."""
 
 
 @attrs.frozen(kw_only=True)

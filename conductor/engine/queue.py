@@ -1,7 +1,8 @@
 """The Queue: demand-driven dispatch with a hard concurrency limit.
 
 It knows which worker slots are free and holds a small buffer of claimed jobs. It asks
-the Writer for exactly as many jobs as would fill the free slots plus the prefetch, and
+the Writer for exactly as many jobs as would fill the free slots plus the prefetch (fixed,
+or adapted to how long jobs take against how long a claim takes: `prefetch.py`), and
 never more, so jobs are claimed only when someone can run them soon, memory stays bounded
 whatever the backlog, and a slow Writer slows claiming (back-pressure) instead of letting
 claims pile up. After a claim comes back short it stops asking until woken.
@@ -10,7 +11,9 @@ claims pile up. After a claim comes back short it stops asking until woken.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -31,15 +34,26 @@ from conductor.engine.messages import (
     Wake,
     WorkerReplaced,
 )
+from conductor.engine.prefetch import Prefetch
 from conductor.job import Outcome
 
 
 class Queue(CoreActor):
     use_daemon_thread = True
 
-    def __init__(self, prefetch: int, supervisor: pykka.ActorRef[Any] | None = None) -> None:
+    def __init__(
+        self,
+        prefetch: int | None,
+        supervisor: pykka.ActorRef[Any] | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """`prefetch` None adapts the depth to the jobs (see `prefetch.py`), timed by
+        `timer` (seconds; tests step it)."""
         super().__init__(supervisor)
-        self._prefetch = prefetch
+        self._timer = timer
+        self._fixed_prefetch = prefetch
+        self._prefetch = Prefetch.fixed(prefetch if prefetch is not None else 0)
+        self._depth = self._prefetch.floor
         self._writer: pykka.ActorRef[Any] | None = None
         self._workers: dict[str, pykka.ActorRef[Any]] = {}
         self._idle: deque[str] = deque()
@@ -50,16 +64,24 @@ class Queue(CoreActor):
         self._draining = False
         self._idle_event = threading.Event()
         self._finished: list[Outcome] = []
+        self._sent_at: dict[str, float] = {}
+        self._asked_at = 0.0
 
     def connect(self, writer: pykka.ActorRef[Any], workers: dict[str, pykka.ActorRef[Any]]) -> None:
         """Called once by the Supervisor through a proxy, before any other message."""
         self._writer = writer
         self._workers = dict(workers)
         self._idle.extend(workers)
+        if self._fixed_prefetch is None:
+            self._prefetch = Prefetch.adaptive(len(workers))
+            self._depth = self._prefetch.floor
         self._want_more()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Finished):
+            if self._prefetch.adapts and message.slot in self._sent_at:
+                self._prefetch.observe_job(self._timer() - self._sent_at[message.slot])
+                self._depth = self._prefetch.depth(len(self._workers))
             self._idle.append(message.slot)
             self._dispatch()
             self._forward_soon(message.outcome)
@@ -72,6 +94,9 @@ class Queue(CoreActor):
             self._want_more()
         elif isinstance(message, Claimed):
             self._asked -= message.asked
+            if self._prefetch.adapts:
+                self._prefetch.observe_claim(self._timer() - self._asked_at)
+                self._depth = self._prefetch.depth(len(self._workers))
             self._buffer.extend(message.jobs)
             if len(message.jobs) < message.asked:
                 # A short claim means nothing more was due when it ran, unless a wake-up
@@ -105,6 +130,7 @@ class Queue(CoreActor):
                 buffered=len(self._buffer),
                 asked=self._asked,
                 exhausted=self._exhausted,
+                prefetch=self._depth,
             )
         return None
 
@@ -116,6 +142,8 @@ class Queue(CoreActor):
     def _dispatch(self) -> None:
         while self._idle and self._buffer and not self._draining:
             slot = self._idle.popleft()
+            if self._prefetch.adapts:
+                self._sent_at[slot] = self._timer()
             self._workers[slot].tell(Run(self._buffer.popleft()))
         self._signal_idle()
 
@@ -126,7 +154,9 @@ class Queue(CoreActor):
     def _want_more(self) -> None:
         if self._draining or self._exhausted or self._writer is None:
             return
-        wanted = len(self._idle) + self._prefetch - len(self._buffer) - self._asked
+        wanted = len(self._idle) + self._depth - len(self._buffer) - self._asked
         if wanted > 0:
+            if self._asked == 0:
+                self._asked_at = self._timer()
             self._asked += wanted
             self._writer.tell(Demand(wanted))

@@ -212,6 +212,10 @@ class Writer(CoreActor):
                 logs.started(job.id, job.task, job.attempt)
         if claim is not None:
             self._queue.tell(Claimed(tuple(dispatches), demand))
+        if self._config.burst and outcomes and not self._held and self._wake is not None:
+            # Burst mode: this process's last attempt is settled, so the exit test can run
+            # now rather than at the next poll (the Claimed above reaches the Queue first).
+            self._wake()
 
     def _write_failed(self, error: LedgerError, what: str) -> None:
         """Log a failed write; lock waits only once per streak, at the BUSY_WARN_AFTER-th."""

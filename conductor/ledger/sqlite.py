@@ -68,6 +68,11 @@ _COUNTER_UPSERT: Final = (
     "ON CONFLICT (queue, task, status) DO UPDATE SET n = n + excluded.n"
 )
 _CHUNK: Final = 500  # bound parameters per IN (...) list
+LOCK_RETRY_FIRST: Final = 0.0002
+"""Seconds before the first retry for a write lock another connection holds."""
+LOCK_RETRY_MAX: Final = 0.002
+"""The longest pause between retries (a commit holds the lock about a millisecond)."""
+_pause = time.sleep  # between tries for the write lock (a test watches it)
 _STORED_COLUMNS: Final = "job_id, seq, type, version, at, data, trace"
 """What a replay reads of each event (`runner.StoredEvent`)."""
 _FILL_BATCH: Final = 5_000
@@ -321,7 +326,7 @@ class SqliteLedger:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._begin_write()
         try:
             yield
         except BaseException:
@@ -329,6 +334,35 @@ class SqliteLedger:
                 self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def _begin_write(self) -> None:
+        """Take the write lock (`BEGIN IMMEDIATE`), waiting up to the busy timeout.
+
+        Not with SQLite's own busy handler: it sleeps 1, 2, 5, 10, 15, 20, 25 ms... between
+        tries, so a writer that just missed another process's commit (about a millisecond
+        of fsync) waits 10 to 100 ms, which is most of the engine's pickup tail latency.
+        Here it tries again after `LOCK_RETRY_FIRST`, doubling up to `LOCK_RETRY_MAX`."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline: float | None = None
+            pause = LOCK_RETRY_FIRST
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as e:
+                    if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self._settings.busy_timeout
+                    elif now >= deadline:
+                        raise
+                    _pause(pause)
+                    pause = min(pause * 2, LOCK_RETRY_MAX)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._settings.busy_timeout * 1000)}")
 
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -388,3 +388,17 @@ def test_reads_still_work_while_another_writer_holds_the_lock(locked: Path) -> N
     result = run_cli("jobs", db=locked, env={"CONDUCTOR_BUSY_TIMEOUT": "0.2"})
     assert (result.code, result.stderr) == (0, ""), result
     assert "send_email" in result.stdout
+
+
+def test_a_prefetch_that_is_neither_auto_nor_a_number_is_a_usage_error(target: Path) -> None:
+    refused(target, "worker", "--burst", "--prefetch", "deep", code=2, mentions=["auto"])
+
+
+def test_prefetch_auto_and_a_number_are_both_accepted(tmp_path: Path) -> None:
+    db = tmp_path / "conductor.db"
+    for prefetch in ("auto", "3"):
+        [job_id] = seed(db, "noop")
+        result = run_cli("worker", "--burst", "-q", "--prefetch", prefetch, db=db)
+        assert result.code == 0, result.stderr
+        shown = run_cli("show", str(job_id), "--json", db=db)
+        assert '"status": "completed"' in shown.stdout

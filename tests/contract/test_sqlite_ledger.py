@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import sqlite3
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from conductor.errors import (
     NotAConductorDatabase,
     SchemaTooNew,
 )
+from conductor.ledger import sqlite as ledger_sqlite
 from conductor.ledger.sqlite import SqliteLedger
 
 LEASE = dt.timedelta(seconds=30)
@@ -138,6 +141,41 @@ def test_a_writer_held_past_the_busy_timeout_gets_a_clear_error(db_path: Path) -
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_writer_waiting_for_the_lock_retries_in_short_steps_and_gets_it(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not SQLite's busy handler, which sleeps up to 100 ms between tries: a job enqueued
+    just after another process's commit must not wait that long."""
+    pauses: list[float] = []
+    refused_once = threading.Event()
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        refused_once.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(ledger_sqlite, "_pause", pause)
+    with open_app(db_path, busy_timeout=30) as app:
+        app.enqueue({"task": "t"})
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        results: list[int] = []
+        writer = threading.Thread(target=lambda: results.append(app.enqueue({"task": "t"})))
+        writer.start()
+        try:
+            assert refused_once.wait(30), "the enqueue never met the lock"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        writer.join(30)
+        assert results == [2]
+        assert pauses[0] == ledger_sqlite.LOCK_RETRY_FIRST
+        assert max(pauses) <= ledger_sqlite.LOCK_RETRY_MAX
+        # the connection's own busy timeout is back for everything else
+        timeout_ms = app.ledger._conn.execute("PRAGMA busy_timeout").fetchone()[0]  # type: ignore[attr-defined]
+        assert timeout_ms == 30_000
 
 
 def test_an_outdated_projection_version_is_rebuilt_on_open(db_path: Path) -> None:

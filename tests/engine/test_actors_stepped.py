@@ -144,6 +144,73 @@ def test_a_wake_up_during_a_claim_is_not_lost_when_the_claim_comes_back_short(
     assert demanded(writer) == 2
 
 
+class SteppedTimer:
+    """The Queue's timer, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_adaptive_queue_deepens_its_buffer_for_short_jobs_up_to_four_per_slot(
+    actors: None,
+) -> None:
+    timer = SteppedTimer()
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start(), "w2": Recorder.start()}
+    queue = Queue.start(None, timer=timer)
+    queue.proxy().connect(writer, workers).get()
+    assert demanded(writer) == 2 + 2  # free slots plus the floor while nothing is known
+    timer.now = 0.002  # the claim took 2 ms
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2, 3, 4)), 4))
+    assert queue.ask(QueueState()).prefetch == 2
+    timer.now = 0.002_01  # job 1 (or 2) ran for 10 us: 2 slots x 2 ms / 10 us = 400
+    first_slot = next(slot for slot, ref in workers.items() if seen(ref))
+    queue.tell(Finished(first_slot, Outcome(job_id=1, attempt=1)))
+    queue.ask(QueueState())  # the Finished, then its Forward
+    status = queue.ask(QueueState())
+    assert status.prefetch == 8  # capped at 4 per slot
+    # the freed slot took job 3; the Queue asks for the deeper buffer: 8 - 1 buffered
+    assert (status.busy, status.buffered, status.asked) == (2, 1, 7)
+    assert demanded(writer) == 4 + 7
+
+
+def test_an_adaptive_queue_keeps_the_floor_for_jobs_longer_than_a_claim(actors: None) -> None:
+    timer = SteppedTimer()
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start()}
+    queue = Queue.start(None, timer=timer)
+    queue.proxy().connect(writer, workers).get()
+    timer.now = 0.001
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2, 3)), 3))
+    queue.ask(QueueState())  # handled before the timer moves on
+    for job_id in (1, 2):
+        timer.now += 0.050  # 50 ms jobs against a 1 ms claim
+        queue.tell(Finished("w1", Outcome(job_id=job_id, attempt=1)))
+        queue.ask(QueueState())
+    status = queue.ask(QueueState())
+    assert status.prefetch == 2
+    assert status.buffered + status.asked + status.busy <= 1 + 2
+
+
+def test_a_fixed_prefetch_never_adapts(actors: None) -> None:
+    timer = SteppedTimer()
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start()}
+    queue = Queue.start(1, timer=timer)
+    queue.proxy().connect(writer, workers).get()
+    timer.now = 0.010
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2)), 2))
+    queue.ask(QueueState())
+    timer.now = 0.010_001
+    queue.tell(Finished("w1", Outcome(job_id=1, attempt=1)))
+    queue.ask(QueueState())
+    assert queue.ask(QueueState()).prefetch == 1
+    assert demanded(writer) == 2 + 1
+
+
 @pytest.fixture
 def scheduler(
     db_path: Path, actors: None, request: pytest.FixtureRequest

@@ -193,6 +193,20 @@ def test_burst_mode_stops_by_itself_once_the_work_runs_out(
     assert running.app.stats().overall.completed == 10
 
 
+def test_burst_mode_stops_when_the_last_attempt_is_settled_not_at_the_next_poll(
+    db_path: Path, registry: Registry, start_engine: Start
+) -> None:
+    registry.task("quick")(lambda: None)
+    enqueue(db_path, [{"task": "quick"}] * 3)
+    # An hour between polls and between maintenance rounds: only the settled last
+    # attempt can end the run within the join below.
+    running = start_engine(burst=True, poll_interval=3600, maintenance_interval=3600)
+    running.thread.join(60)
+    assert not running.thread.is_alive(), "burst mode waited for the poll"
+    assert running.result == [0]
+    assert running.app.stats().overall.completed == 3
+
+
 def test_a_delayed_job_never_starts_before_its_run_at(
     db_path: Path, registry: Registry, start_engine: Start
 ) -> None:

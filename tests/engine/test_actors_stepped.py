@@ -27,7 +27,7 @@ from conductor.engine.messages import (
 )
 from conductor.engine.queue import Queue
 from conductor.engine.runtime import open_writable
-from conductor.engine.scheduler import Scheduler
+from conductor.engine.scheduler import WOKEN_MAINTENANCE_GAP, Scheduler
 from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
 
@@ -260,6 +260,25 @@ def test_the_scheduler_asks_for_maintenance_on_schedule_and_whenever_woken(
         now + dt.timedelta(seconds=2),
         now + dt.timedelta(seconds=7),
     ]
+
+
+@pytest.mark.parametrize("scheduler", [5.0], indirect=True)
+def test_wake_ups_in_a_burst_bring_maintenance_forward_at_most_once_per_gap(
+    scheduler: tuple[Any, Any, Any, Settings],
+) -> None:
+    """Every enqueue wakes the workers: a stream of them must not turn into a stream of
+    maintenance rounds ahead of the claims, yet a cancel still reaches a handler soon."""
+    ref, _, writer, settings = scheduler
+    with Conductor(settings=settings):
+        pass
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    gap = WOKEN_MAINTENANCE_GAP
+    ref.ask(Tick(now))
+    for n in range(1, 5):  # four wake-ups within the gap
+        result: TickResult = ref.ask(Tick(now + gap * n / 5, woken=True))
+    assert result.sleep == pytest.approx((gap / 5).total_seconds())  # until the gap ends
+    ref.ask(Tick(now + gap, woken=True))
+    assert [m.now for m in seen(writer) if isinstance(m, Maintain)] == [now, now + gap]
 
 
 @pytest.mark.parametrize("scheduler", [50.0], indirect=True)

@@ -22,7 +22,7 @@ import attrs
 import pykka
 
 from conductor import job as decide
-from conductor import tracing
+from conductor import tracing, wakeup
 from conductor.clock import Clock, stamp
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import identity, logs
@@ -212,10 +212,12 @@ class Writer(CoreActor):
                 logs.started(job.id, job.task, job.attempt)
         if claim is not None:
             self._queue.tell(Claimed(tuple(dispatches), demand))
-        if self._config.burst and outcomes and not self._held and self._wake is not None:
+        if self._config.burst and outcomes and not self._held:
             # Burst mode: this process's last attempt is settled, so the exit test can run
-            # now rather than at the next poll (the Claimed above reaches the Queue first).
-            self._wake()
+            # now rather than at the next poll - here (the Claimed above reaches the Queue
+            # first) and in the other burst workers of this database, whose test failed
+            # while this process still held a job.
+            wakeup.notify(self._settings.db)
 
     def _write_failed(self, error: LedgerError, what: str) -> None:
         """Log a failed write; lock waits only once per streak, at the BUSY_WARN_AFTER-th."""

@@ -6,10 +6,14 @@ import datetime as dt
 import threading
 from pathlib import Path
 
+import pytest
+
 from conductor import Conductor
 from conductor.clock import unstamp
 from conductor.config import Settings
 from conductor.context import current_job
+from conductor.engine.messages import TickResult
+from conductor.engine.scheduler import Scheduler
 from conductor.registry import Registry
 from tests.engine.conftest import Start, enqueue, wait_until
 
@@ -205,6 +209,40 @@ def test_burst_mode_stops_when_the_last_attempt_is_settled_not_at_the_next_poll(
     assert not running.thread.is_alive(), "burst mode waited for the poll"
     assert running.result == [0]
     assert running.app.stats().overall.completed == 3
+
+
+def test_a_burst_worker_that_waited_for_another_ones_job_stops_when_that_job_settles(
+    db_path: Path, registry: Registry, start_engine: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two burst workers on one database: the idle one's exit test fails while the other
+    holds a job, and must run again when that job is settled, not at its next poll."""
+    exit_tests: list[bool] = []
+    run_once = Scheduler.run_once
+
+    def watched(self: Scheduler, now: dt.datetime, *, woken: bool = False) -> TickResult:
+        result = run_once(self, now, woken=woken)
+        exit_tests.append(result.drained)
+        return result
+
+    monkeypatch.setattr(Scheduler, "run_once", watched)
+    release = threading.Event()
+    registry.task("hold")(lambda: release.wait(60))
+    (job_id,) = enqueue(db_path, [{"task": "hold"}])
+    slow_polls = {"burst": True, "poll_interval": 3600, "maintenance_interval": 3600}
+    holder = start_engine(concurrency=1, **slow_polls)
+    wait_until(lambda: holder.statuses().get(job_id) == "in_progress", what="the claim")
+    wait_until(lambda: len(exit_tests) >= 1, what="the holder's first look")
+    seen_before = len(exit_tests)  # the holder now sleeps: nothing wakes it until it settles
+    idle = start_engine(concurrency=1, **slow_polls)
+    wait_until(lambda: len(exit_tests) > seen_before, what="the idle worker's first look")
+    assert exit_tests[seen_before] is False  # it saw the held job, and went to sleep
+    release.set()
+    holder.thread.join(60)
+    idle.thread.join(60)
+    assert not holder.thread.is_alive()
+    assert not idle.thread.is_alive(), "the idle burst worker waited for its poll"
+    assert (holder.result, idle.result) == ([0], [0])
+    assert holder.statuses()[job_id] == "completed"
 
 
 def test_a_delayed_job_never_starts_before_its_run_at(

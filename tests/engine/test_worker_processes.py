@@ -201,9 +201,11 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["enqueue"]["enqueue_many_jobs_per_s"] > 0
     assert report["enqueue"]["enqueue_file_jobs_per_s"] > 0
+    assert report["enqueue"]["enqueue_file_batch_jobs_per_s"] > 0
     assert report["drain"]["jobs_per_s"] > 0
     assert report["drain"]["lifecycle_events_per_s"] == 3 * report["drain"]["jobs_per_s"]
     assert 0 < report["sleep"]["share_of_ideal"] <= 1.05
+    assert 0 < report["sleep"]["bare_jobs_per_s"] <= report["sleep"]["ideal_jobs_per_s"] * 1.05
     for where in ("in_process", "cross_process"):
         latency = report["pickup_latency"][where]
         assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
@@ -212,6 +214,9 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert processes["speedup"] > 0
     assert set(processes["drain_jobs_per_s"]) == {"1", "2"}
     assert processes["drain_speedup"] > 0
+    assert processes["concurrency_per_process"] == 1
+    assert set(processes["bare_jobs_per_s"]) == {"1", "2"}
+    assert processes["bare_speedup"] > 0
     scale = report["scale"]
     assert scale["jobs_processed"] == 2000  # every job of the backlog ran
     assert scale["replay_events"] >= 2000 * 3  # 3 each, and the releases of a stop

@@ -871,8 +871,8 @@ def _queues(text: str) -> tuple[str, ...]:
     type=PREFETCH,
     default="auto",
     show_default=True,
-    help="Jobs claimed ahead of free slots: a number, or auto (2 to 4 per slot, deeper "
-    "while jobs are shorter than a commit).",
+    help="Jobs claimed ahead of free slots: a number, or auto (from 2 up to 4 per slot, "
+    "deeper while jobs are shorter than a commit).",
 )
 @click.option(
     "--poll",

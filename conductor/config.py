@@ -147,7 +147,7 @@ class WorkerConfig:
     queues: tuple[str, ...] = (DEFAULT_QUEUE,)
     prefetch: int | None = None
     """Jobs claimed ahead of free slots, so a finishing worker finds its next job waiting;
-    None adapts it (2 up to 4 per slot) to how long jobs take against a claim's commit."""
+    None adapts it (from 2 up to 4 per slot) to how long jobs take against a claim's commit."""
     lease: dt.timedelta = dt.timedelta(seconds=30)
     grace: dt.timedelta = dt.timedelta(seconds=30)
     burst: bool = False

@@ -105,9 +105,12 @@ class Engine:
         """Run until stopped (or, in burst mode, until the work runs out); returns 0."""
         assert self._listener is not None
         woken = True
+        # The Scheduler is a core actor: never replaced while the engine runs (a failed
+        # core actor stops the process), so its ref is looked up once, not on every tick.
+        scheduler = self.actors().scheduler
         while not (self.stop_requested.is_set() or self.force_requested.is_set()):
             try:
-                result = self.actors().scheduler.ask(Tick(self.clock.now(), woken))
+                result = scheduler.ask(Tick(self.clock.now(), woken))
             except Exception as e:  # noqa: BLE001 - any failure of a core actor is fatal
                 self.fatal = f"scheduler failed: {e!r}"
                 break

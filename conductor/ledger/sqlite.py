@@ -18,7 +18,7 @@ import sqlite3
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -210,17 +210,12 @@ class SqliteLedger:
         """Switch to WAL unless already there. The switch needs the file to itself and
         SQLite does not wait for that (no busy handler), so retry within the busy timeout:
         several processes may open a new database at once."""
-        deadline = time.monotonic() + self._settings.busy_timeout
-        while True:
-            try:
-                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode != "wal":
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+
+        def switch() -> None:
+            if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+
+        self._retry_while_busy(switch)
 
     def _identify(self) -> tuple[int, int, int]:
         """(application_id, user_version, number of schema objects) of the open file."""
@@ -340,29 +335,38 @@ class SqliteLedger:
 
         Not with SQLite's own busy handler: it sleeps 1, 2, 5, 10, 15, 20, 25 ms... between
         tries, so a writer that just missed another process's commit (about a millisecond
-        of fsync) waits 10 to 100 ms, which is most of the engine's pickup tail latency.
-        Here it tries again after `LOCK_RETRY_FIRST`, doubling up to `LOCK_RETRY_MAX`."""
-        conn = self._conn
-        conn.execute("PRAGMA busy_timeout = 0")
+        of fsync) waits 10 to 100 ms, which is most of the engine's pickup tail latency."""
+        with self._busy_timeout(0):
+            self._retry_while_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+
+    def _retry_while_busy(self, step: Callable[[], object]) -> None:
+        """Run `step` until SQLite stops refusing it as busy, within the busy timeout:
+        again after `LOCK_RETRY_FIRST`, the pause doubling up to `LOCK_RETRY_MAX`."""
+        deadline: float | None = None
+        pause = LOCK_RETRY_FIRST
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._settings.busy_timeout
+                elif now >= deadline:
+                    raise
+                _pause(pause)
+                pause = min(pause * 2, LOCK_RETRY_MAX)
+
+    @contextlib.contextmanager
+    def _busy_timeout(self, seconds: float) -> Iterator[None]:
+        """SQLite's busy handler set to `seconds` for the block, then the setting again."""
+        self._conn.execute(f"PRAGMA busy_timeout = {max(int(seconds * 1000), 0)}")
         try:
-            deadline: float | None = None
-            pause = LOCK_RETRY_FIRST
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as e:
-                    if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                        raise
-                    now = time.monotonic()
-                    if deadline is None:
-                        deadline = now + self._settings.busy_timeout
-                    elif now >= deadline:
-                        raise
-                    _pause(pause)
-                    pause = min(pause * 2, LOCK_RETRY_MAX)
+            yield
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._settings.busy_timeout * 1000)}")
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self._settings.busy_timeout * 1000)}")
 
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -852,14 +856,8 @@ class SqliteLedger:
     def checkpoint_wal(self, *, wait: float) -> bool:
         # Never inside a transaction of our own; the busy handler is shortened for the
         # checkpoint only, so the write path keeps its full timeout.
-        with self._translate():
-            self._conn.execute(f"PRAGMA busy_timeout = {max(int(wait * 1000), 0)}")
-            try:
-                row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            finally:
-                self._conn.execute(
-                    f"PRAGMA busy_timeout = {int(self._settings.busy_timeout * 1000)}"
-                )
+        with self._translate(), self._busy_timeout(wait):
+            row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return row is None or row[0] == 0
 
     def close(self) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pykka
 
+from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import CoreCrashed
 
 
-class CoreActor(pykka.ThreadingActor):
+class CoreActor(ThreadActor):
     use_daemon_thread = True
 
     def __init__(self, supervisor: pykka.ActorRef[Any] | None = None) -> None:

@@ -17,6 +17,7 @@ import pykka
 from conductor.clock import Clock
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
+from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import CoreCrashed, RescueAttempt, WorkerCrashed, WorkerReplaced
 from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
@@ -40,7 +41,7 @@ class GetActors:
     """Ask for the current `Actors`."""
 
 
-class Supervisor(pykka.ThreadingActor):
+class Supervisor(ThreadActor):
     use_daemon_thread = True
 
     def __init__(

@@ -24,6 +24,7 @@ import attrs
 import pykka
 
 from conductor import context, tracing
+from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
     Dispatch,
     Finished,
@@ -176,7 +177,7 @@ def _run_with_timeout(
         raise errors[0]
 
 
-class Worker(pykka.ThreadingActor):
+class Worker(ThreadActor):
     # Daemon threads: a handler still running when the process exits after its grace
     # period must not keep the process alive (its attempt was released first).
     use_daemon_thread = True

@@ -186,14 +186,16 @@ def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(stream, start=1)
         return
     file = Path(path)
-    if file.is_dir():
-        raise InvalidInput(f"invalid --file {path!r}: is a directory; expected a file")
+    shown = path if len(path) <= 120 else path[:117] + "..."
     try:
+        # Inside the try: `is_dir` raises for some names, e.g. one too long for the OS.
+        if file.is_dir():
+            raise InvalidInput(f"invalid --file {shown!r}: is a directory; expected a file")
         with file.open("rb") as handle:
             yield from enumerate(handle, start=1)
     except OSError as e:
         raise InvalidInput(
-            f"cannot read --file {path!r}: {e.strerror}; expected a readable file"
+            f"cannot read --file {shown!r}: {e.strerror}; expected a readable file"
         ) from None
 
 

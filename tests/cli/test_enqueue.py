@@ -205,3 +205,18 @@ def test_enqueue_file_that_holds_no_payloads_is_refused(
         batch.write_text(content)
     seed(db_path, "a")
     refused(db_path, "enqueue", "--file", str(batch), mentions=mentions)
+
+
+@pytest.mark.parametrize(
+    ("name", "mentions"),
+    [("x" * 5_000, ["cannot read --file", "File name too long", "..."]), (".", ["is a directory"])],
+    ids=["name-too-long", "directory"],
+)
+def test_enqueue_file_with_a_path_that_cannot_be_a_file_is_refused_in_one_line(
+    db_path: Path, name: str, mentions: list[str]
+) -> None:
+    """Found by the hostile-argv property test: `Path.is_dir()` itself raises for a name
+    longer than the OS allows, which escaped as a traceback."""
+    seed(db_path, "a")
+    line = refused(db_path, "enqueue", "--file", name, mentions=mentions)
+    assert len(line) < 300  # the name is shortened in the message

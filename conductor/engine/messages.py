@@ -87,10 +87,12 @@ class Claimed:
 
 @attrs.frozen
 class Finished:
-    """Worker `slot` is free again after running an attempt."""
+    """Worker `slot` ran an attempt. It is free again unless it took the next waiting job
+    itself (`took`), which it then runs without a round trip through the Queue."""
 
     slot: str
     outcome: Outcome
+    took: Dispatch | None = None
 
 
 @attrs.frozen

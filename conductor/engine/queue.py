@@ -1,6 +1,11 @@
 """The Queue: demand-driven dispatch with a hard concurrency limit.
 
-It knows which worker slots are free and holds a small buffer of claimed jobs. It asks
+It knows which worker slots are free and holds a small buffer of claimed jobs, which it
+shares with the workers: a worker that finishes an attempt takes the next waiting job
+itself and says so in its `Finished`, so a busy slot goes from job to job without a round
+trip through this actor's thread, while jobs for idle slots are sent to them (`Run`). The
+buffer is a `deque`, whose `append` and `popleft` are atomic: each job is taken by exactly
+one worker, or by the Queue when a shutdown gives unstarted jobs back. It asks
 the Writer for exactly as many jobs as would fill the free slots plus the prefetch (fixed,
 or adapted to how long jobs take against how long a claim takes: `prefetch.py`), and
 never more, so jobs are claimed only when someone can run them soon, memory stays bounded
@@ -36,6 +41,7 @@ from conductor.engine.messages import (
 )
 from conductor.engine.prefetch import Prefetch
 from conductor.job import Outcome
+from conductor.ledger.base import ClaimedJob
 
 
 class Queue(CoreActor):
@@ -46,6 +52,7 @@ class Queue(CoreActor):
         prefetch: int | None,
         supervisor: pykka.ActorRef[Any] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        waiting: deque[Dispatch] | None = None,
     ) -> None:
         """`prefetch` None adapts the depth to the jobs (see `prefetch.py`), timed by
         `timer` (seconds; tests step it)."""
@@ -57,7 +64,7 @@ class Queue(CoreActor):
         self._writer: pykka.ActorRef[Any] | None = None
         self._workers: dict[str, pykka.ActorRef[Any]] = {}
         self._idle: deque[str] = deque()
-        self._buffer: deque[Dispatch] = deque()
+        self._buffer: deque[Dispatch] = deque() if waiting is None else waiting
         self._asked = 0
         self._exhausted = False
         self._woken_while_asking = False
@@ -82,7 +89,10 @@ class Queue(CoreActor):
             if self._prefetch.adapts and message.slot in self._sent_at:
                 self._prefetch.observe_job(self._timer() - self._sent_at[message.slot])
                 self._depth = self._prefetch.depth(len(self._workers))
-            self._idle.append(message.slot)
+            if message.took is None:
+                self._idle.append(message.slot)
+            elif self._prefetch.adapts:
+                self._sent_at[message.slot] = self._timer()
             self._dispatch()
             self._forward_soon(message.outcome)
         elif isinstance(message, Forward):
@@ -97,7 +107,8 @@ class Queue(CoreActor):
             if self._prefetch.adapts:
                 self._prefetch.observe_claim(self._timer() - self._asked_at)
                 self._depth = self._prefetch.depth(len(self._workers))
-            self._buffer.extend(message.jobs)
+            if not self._draining:  # else they stay held by the Writer, which releases them
+                self._buffer.extend(message.jobs)
             if len(message.jobs) < message.asked:
                 # A short claim means nothing more was due when it ran, unless a wake-up
                 # came in meanwhile: its job may have committed after the claim's snapshot,
@@ -120,10 +131,7 @@ class Queue(CoreActor):
             self._want_more()
         elif isinstance(message, Drain):
             self._draining = True
-            unstarted = tuple(dispatch.job for dispatch in self._buffer)
-            self._buffer.clear()
-            self._signal_idle()
-            return unstarted, self._idle_event
+            return self._take_unstarted(), self._idle_event
         elif isinstance(message, QueueState):
             return QueueStatus(
                 busy=len(self._workers) - len(self._idle),
@@ -133,6 +141,18 @@ class Queue(CoreActor):
                 prefetch=self._depth,
             )
         return None
+
+    def _take_unstarted(self) -> tuple[ClaimedJob, ...]:
+        """Empty the buffer one job at a time: a worker may be taking from it at the same
+        moment, and each `popleft` hands a job to exactly one of us."""
+        unstarted = []
+        while True:
+            try:
+                unstarted.append(self._buffer.popleft().job)
+            except IndexError:
+                break
+        self._signal_idle()
+        return tuple(unstarted)
 
     def _forward_soon(self, outcome: Outcome) -> None:
         if not self._finished:

@@ -9,6 +9,7 @@ event whose reason names the crash and the restart), so the job runs again.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from typing import Any
 
 import attrs
@@ -18,7 +19,13 @@ from conductor.clock import Clock
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
 from conductor.engine.inbox import ThreadActor
-from conductor.engine.messages import CoreCrashed, RescueAttempt, WorkerCrashed, WorkerReplaced
+from conductor.engine.messages import (
+    CoreCrashed,
+    Dispatch,
+    RescueAttempt,
+    WorkerCrashed,
+    WorkerReplaced,
+)
 from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
 from conductor.engine.worker import Worker
@@ -63,9 +70,10 @@ class Supervisor(ThreadActor):
         self._clock = clock
         self._open_ledger = open_ledger
         self._workers: dict[str, pykka.ActorRef[Any]] = {}
+        self._waiting: deque[Dispatch] = deque()
 
     def on_start(self) -> None:
-        self._queue = Queue.start(self._config.prefetch, self.actor_ref)
+        self._queue = Queue.start(self._config.prefetch, self.actor_ref, waiting=self._waiting)
         self._writer = Writer.start(
             self._settings,
             self._config,
@@ -89,7 +97,7 @@ class Supervisor(ThreadActor):
         self._queue.proxy().connect(self._writer, self._workers).get()
 
     def _start_worker(self, slot: str) -> pykka.ActorRef[Any]:
-        return Worker.start(slot, self._queue, self.actor_ref, self._registry)
+        return Worker.start(slot, self._queue, self.actor_ref, self._registry, self._waiting)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WorkerCrashed):

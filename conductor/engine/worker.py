@@ -1,7 +1,9 @@
 """Workers: one actor per concurrency slot, each running one attempt at a time.
 
 `execute` is the plain function that runs a handler and turns whatever happens into an
-`Outcome`; the actor only routes. A handler's exception is an attempt failure, never an
+`Outcome`; the actor only routes. After an attempt a worker takes the next job waiting
+in the Queue's buffer, when there is one, and runs it next (a `Run` to itself, so other
+messages keep their turn); the Queue hears of it in the `Finished` it is sent. A handler's exception is an attempt failure, never an
 actor crash. An actor-level fault (a bug in the worker itself, or `InjectFault` in tests)
 reaches `on_failure`, which tells the Supervisor so it can start a fresh actor and have
 the attempt rescued.
@@ -17,6 +19,7 @@ import random
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -188,9 +191,11 @@ class Worker(ThreadActor):
         queue: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any],
         registry: Registry,
+        waiting: deque[Dispatch] | None = None,
     ) -> None:
         super().__init__()
         self.slot = slot
+        self._waiting: deque[Dispatch] = deque() if waiting is None else waiting
         self._queue = queue
         self._supervisor = supervisor
         self._registry = registry
@@ -204,7 +209,13 @@ class Worker(ThreadActor):
                 raise RuntimeError(f"injected actor fault in worker {self.slot}")
             outcome = execute(message.dispatch, self._registry, self._late)
             self._current = None
-            self._queue.tell(Finished(self.slot, outcome))
+            try:
+                took: Dispatch | None = self._waiting.popleft()
+            except IndexError:
+                took = None
+            self._queue.tell(Finished(self.slot, outcome, took))
+            if took is not None:
+                self.actor_ref.tell(Run(took))
         elif isinstance(message, InjectFault):
             self._fault_armed = True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from conductor.engine.messages import (
     Claimed,
     Demand,
     Dispatch,
+    Drain,
     Finished,
     Maintain,
     QueueState,
@@ -28,8 +30,10 @@ from conductor.engine.messages import (
 from conductor.engine.queue import Queue
 from conductor.engine.runtime import open_writable
 from conductor.engine.scheduler import WOKEN_MAINTENANCE_GAP, Scheduler
+from conductor.engine.worker import Worker
 from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
+from conductor.registry import Registry
 
 
 class Recorder(pykka.ThreadingActor):
@@ -50,12 +54,12 @@ def seen(ref: pykka.ActorRef[Any]) -> list[Any]:
     return ref.ask("seen")  # type: ignore[no-any-return]
 
 
-def dispatch(job_id: int) -> Dispatch:
+def dispatch(job_id: int, payload: str = "{}") -> Dispatch:
     job = ClaimedJob(
         id=job_id,
         task="t",
         queue="default",
-        payload="{}",
+        payload=payload,
         attempt=1,
         retries=0,
         max_retries=0,
@@ -142,6 +146,76 @@ def test_a_wake_up_during_a_claim_is_not_lost_when_the_claim_comes_back_short(
     queue.tell(Claimed((), 1))  # nothing woke it since: now it rests
     assert queue.ask(QueueState()).exhausted
     assert demanded(writer) == 2
+
+
+def test_a_worker_that_took_the_next_job_stays_busy_and_gets_no_run(actors: None) -> None:
+    writer = Recorder.start()
+    workers = {f"w{n}": Recorder.start() for n in range(2)}
+    waiting: deque[Dispatch] = deque()
+    queue = Queue.start(1, waiting=waiting)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2, 3)), 3))
+    assert queue.ask(QueueState()).buffered == 1
+    first_slot = next(slot for slot, ref in workers.items() if seen(ref))
+    took = waiting.popleft()  # what a finishing worker does: job 3 is its own now
+    queue.tell(Finished(first_slot, Outcome(job_id=1, attempt=1), took))
+    queue.ask(QueueState())  # the Finished, then its Forward
+    status = queue.ask(QueueState())
+    assert (status.busy, status.buffered) == (2, 0)
+    assert [m.dispatch.job.id for m in seen(workers[first_slot])] == [1]  # no Run for job 3
+    reports = [m for m in seen(writer) if not isinstance(m, Demand)]
+    assert [outcome.job_id for r in reports for outcome in r.outcomes] == [1]
+    assert demanded(writer) == 3 + 1  # the buffer refilled; no slot counted free
+    queue.tell(Finished(first_slot, Outcome(job_id=3, attempt=1)))  # took nothing
+    assert queue.ask(QueueState()).busy == 1
+
+
+def test_a_drain_hands_back_each_buffered_job_once_and_buffers_no_later_claim(
+    actors: None,
+) -> None:
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start()}
+    waiting: deque[Dispatch] = deque()
+    queue = Queue.start(2, waiting=waiting)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed(tuple(dispatch(n) for n in (1, 2, 3)), 3))
+    queue.ask(QueueState())
+    assert [d.job.id for d in waiting] == [2, 3]
+    taken_by_worker = waiting.popleft()
+    unstarted, idle = queue.ask(Drain())
+    assert [job.id for job in unstarted] == [3]
+    assert taken_by_worker.job.id == 2
+    assert not waiting
+    queue.tell(Claimed((dispatch(4),), 1))  # a claim that was already on its way
+    assert queue.ask(QueueState()).buffered == 0
+    assert not waiting
+    assert not idle.is_set()  # w1 still runs job 1
+    queue.tell(Finished("w1", Outcome(job_id=1, attempt=1), taken_by_worker))
+    queue.ask(QueueState())
+    assert not idle.is_set()  # and now job 2
+    queue.tell(Finished("w1", Outcome(job_id=2, attempt=1)))
+    queue.ask(QueueState())
+    assert idle.is_set()
+
+
+def test_a_worker_runs_the_job_it_takes_from_the_buffer_next(actors: None) -> None:
+    ran: list[int] = []
+    registry = Registry()
+
+    @registry.task("t")
+    def record(n: int) -> None:
+        ran.append(n)
+
+    queue, supervisor = Recorder.start(), Recorder.start()
+    waiting: deque[Dispatch] = deque([dispatch(2, '{"task": "t", "n": 2}')])
+    worker = Worker.start("w1", queue, supervisor, registry, waiting)
+    worker.tell(Run(dispatch(1, '{"task": "t", "n": 1}')))
+    worker.ask("nothing")  # the first Run, then the Run it told itself, are handled
+    finished = [m for m in seen(queue) if isinstance(m, Finished)]
+    assert ran == [1, 2]
+    assert [(m.outcome.job_id, m.outcome.ok) for m in finished] == [(1, True), (2, True)]
+    assert [None if m.took is None else m.took.job.id for m in finished] == [2, None]
+    assert not waiting
 
 
 class SteppedTimer:

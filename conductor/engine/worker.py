@@ -3,10 +3,10 @@
 `execute` is the plain function that runs a handler and turns whatever happens into an
 `Outcome`; the actor only routes. After an attempt a worker takes the next job waiting
 in the Queue's buffer, when there is one, and runs it next (a `Run` to itself, so other
-messages keep their turn); the Queue hears of it in the `Finished` it is sent. A handler's exception is an attempt failure, never an
-actor crash. An actor-level fault (a bug in the worker itself, or `InjectFault` in tests)
-reaches `on_failure`, which tells the Supervisor so it can start a fresh actor and have
-the attempt rescued.
+messages keep their turn); the Queue hears of it in the `Finished` it is sent. A
+handler's exception is an attempt failure, never an actor crash. An actor-level fault (a
+bug in the worker itself, or `InjectFault` in tests) reaches `on_failure`, which tells the
+Supervisor so it can start a fresh actor and have the attempt rescued.
 """
 
 from __future__ import annotations

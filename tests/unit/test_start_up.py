@@ -5,6 +5,7 @@ tracing, metrics or live views. Checked by module name, not by timing, so it is 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,33 @@ def test_every_public_name_resolves_to_its_module() -> None:
     for name in conductor.__all__:
         value = getattr(conductor, name)
         assert value is getattr(sys.modules[conductor._MODULES[name]], name)
+
+
+_ENQUEUE_PROBE = """
+import json, sys
+from conductor.cli import main
+
+try:
+    main(["enqueue", "--payload", '{"task": "send_email"}', "--db", sys.argv[1]])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_enqueue_with_no_meter_provider_does_not_import_metrics(tmp_path: Path) -> None:
+    """Counting the enqueue needs OpenTelemetry's metrics only if a provider can exist."""
+    db = tmp_path / "conductor.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _ENQUEUE_PROBE, str(db)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] in (0, None)
+    assert _loaded(result["modules"], ("conductor.metrics", "opentelemetry.metrics")) == []
+    with Conductor(settings=Settings(db=str(db))) as app:
+        assert [row["task"] for row in app.jobs()] == ["send_email"]

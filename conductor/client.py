@@ -220,9 +220,13 @@ class Conductor:
                     _first(max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES),
                 )
             )
-        from conductor import tracing
+        if trace is None and _may_be_observed("trace"):
+            from conductor import tracing
 
-        with tracing.producer(q for _, q, _, _ in planned) if trace is None else _no_span() as span:
+            producing: Any = tracing.producer(q for _, q, _, _ in planned)
+        else:
+            producing = _no_span()
+        with producing as span:
             traceparent = trace if span is None else span.traceparent
             events = [
                 decide.enqueue(
@@ -259,6 +263,8 @@ class Conductor:
         )
         self._notify()
         _count_appended(cancelled, {job_id: (row["queue"], row["task"])})
+        if not _may_be_observed("trace"):
+            return
         from conductor import tracing
 
         tracing.marker(
@@ -377,21 +383,30 @@ class Conductor:
         return self.ledger.verify_chain()
 
 
+_OBSERVERS: Final = {
+    "trace": ("conductor.tracing", "opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER"),
+    "metrics": ("conductor.metrics", "opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER"),
+}
+
+
+def _may_be_observed(signal: str) -> bool:
+    """Whether an OpenTelemetry provider for `signal` can be installed in this process.
+
+    One is installed through OpenTelemetry's API or conductor's module for the signal
+    (imported by then), or named in the environment; an application span to continue
+    needs the API too. With none of them the span or count is skipped without importing
+    OpenTelemetry, which every `conductor enqueue` command (and a process's first
+    enqueue) otherwise paid for: about 35 ms for the metrics modules alone, measured with
+    `python -X importtime` on the fourth round's VM."""
+    ours, api, variable = _OBSERVERS[signal]
+    return ours in sys.modules or api in sys.modules or variable in os.environ
+
+
 def _count_appended(
     recorded: Sequence[RecordedEvent], labels: Mapping[int, tuple[str, str]] | None = None
 ) -> None:
-    """Count an append in conductor's metrics when anything can be listening.
-
-    A meter provider is installed through `opentelemetry.metrics` or `conductor.metrics`
-    (imported by then), or named by `OTEL_PYTHON_METER_PROVIDER`. With none of them the
-    count is skipped without importing OpenTelemetry, which every `conductor enqueue`
-    command (and a process's first enqueue) otherwise paid for: 32-38 ms of imports
-    measured with `python -X importtime` on the fourth round's VM."""
-    if (
-        "conductor.metrics" not in sys.modules
-        and "opentelemetry.metrics" not in sys.modules
-        and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
-    ):
+    """Count an append in conductor's metrics, when a meter provider can exist."""
+    if not _may_be_observed("metrics"):
         return
     from conductor.metrics import count_appended
 

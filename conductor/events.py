@@ -23,11 +23,44 @@ import attrs
 from conductor.clock import Timestamp
 from conductor.errors import UnreadableEvent
 
-_dumps: Final[Callable[[dict[str, Any]], str]] = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-).encode
-"""Canonical JSON of `data`: keys sorted, no spaces, UTF-8 kept. One encoder built once:
-`json.dumps` with arguments builds a new one per call, a third of the cost of a small event."""
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False)`, built once.
+
+    `json.dumps` with arguments builds a `JSONEncoder` per call, and even a kept encoder's
+    `encode` builds the C iterator (`c_make_encoder`) anew each time; together they were
+    most of the cost of encoding a small event or payload. This builds the C iterator once
+    with the same settings and no cycle check (`markers` None): what is encoded here is
+    flat event fields or a payload just parsed from JSON, and a cyclic value passed in
+    through the Python API ends in `RecursionError` instead of `ValueError` (refused as
+    nesting too deeply either way). The same text for every other input
+    (tests/property/test_canonical_json.py). Without the C accelerator, the plain encoder.
+    """
+    from json import encoder
+
+    plain = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    make_chunks = getattr(encoder, "c_make_encoder", None)  # untyped in typeshed
+    if make_chunks is None:  # pragma: no cover - CPython always has it
+        return plain.encode
+    chunks = make_chunks(
+        None, plain.default, encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):  # the iterator encodes containers; `encode` did strings
+            return plain.encode(value)
+        return "".join(chunks(value, 0))
+
+    return dumps
+
+
+canonical_json: Final = _canonical_encoder()
+"""Canonical JSON: keys sorted, no spaces, UTF-8 kept, no NaN or infinity. Event `data` and
+normalised payloads are written with it, so equal values always give the same bytes."""
+_dumps: Final = canonical_json
 
 
 _Scanner = Callable[[str, int], tuple[Any, int]]

@@ -31,6 +31,7 @@ from conductor.events import (
     JobRetryScheduled,
     JobStarted,
     NewEvent,
+    canonical_json,
 )
 from conductor.states import JobState, next_state
 from projections.job_status import JobRow
@@ -88,9 +89,7 @@ def parse_payload(raw: str | bytes | dict[str, Any], max_bytes: int) -> Payload:
             'like {"task": "send_email", ...}'
         )
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = canonical_json(value)
         text.encode()
     except RecursionError:
         raise InvalidInput(

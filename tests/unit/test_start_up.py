@@ -105,8 +105,9 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def test_enqueue_with_no_meter_provider_does_not_import_metrics(tmp_path: Path) -> None:
-    """Counting the enqueue needs OpenTelemetry's metrics only if a provider can exist."""
+def test_enqueue_with_nothing_observing_imports_no_opentelemetry(tmp_path: Path) -> None:
+    """A producer span and the enqueue count need OpenTelemetry only if a provider can
+    exist; with no `OTEL_*` settings and no application using its API, none can."""
     db = tmp_path / "conductor.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     done = subprocess.run(
@@ -118,6 +119,7 @@ def test_enqueue_with_no_meter_provider_does_not_import_metrics(tmp_path: Path) 
     )
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["code"] in (0, None)
-    assert _loaded(result["modules"], ("conductor.metrics", "opentelemetry.metrics")) == []
+    observers = ("conductor.metrics", "conductor.tracing", "opentelemetry")
+    assert _loaded(result["modules"], observers) == []
     with Conductor(settings=Settings(db=str(db))) as app:
         assert [row["task"] for row in app.jobs()] == ["send_email"]

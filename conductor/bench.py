@@ -42,7 +42,6 @@ from conductor.clock import unstamp
 from conductor.config import Settings, WorkerConfig
 from conductor.engine import logs
 from conductor.engine.runtime import Engine
-from conductor.ledger.base import EventFilter
 
 SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency", "processes", "scale")
 DEFAULT_SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency")
@@ -102,12 +101,10 @@ def _wait_until(done: Callable[[], bool], timeout: float = 1800, poll: float = 0
         time.sleep(poll)
 
 
-def _last_settled_at(app: Conductor, after_seq: int) -> float:
-    """Wall-clock seconds (`time.time`) stamped on the newest completion or failure after
-    `after_seq`: when a drain ended, however late the poll noticed it."""
-    newest = app.ledger.read(
-        EventFilter(after_seq=after_seq, types=("completed", "failed")), limit=1
-    )
+def _last_settled_at(app: Conductor) -> float:
+    """Wall-clock seconds (`time.time`) stamped on the newest completion or failure: when
+    a drain ended, however late the poll noticed it."""
+    newest = app.events(types=("completed", "failed"), limit=1)
     return unstamp(newest[0].at).timestamp()
 
 
@@ -163,7 +160,7 @@ def _drain_in_process(settings: Settings, options: BenchOptions, count: int) -> 
         engine, thread = _start_engine(settings, options)
         try:
             _wait_until(lambda: _finished(app) >= target, poll=DRAIN_POLL)
-            elapsed = _last_settled_at(app, events_before) - began
+            elapsed = _last_settled_at(app) - began
         finally:
             engine.request_stop()
             thread.join(60)

@@ -48,19 +48,12 @@ def _canonical_encoder() -> Callable[[Any], str]:
     chunks = make_chunks(
         None, plain.default, encoder.encode_basestring, None, ":", ",", True, False, False
     )
-
-    def dumps(value: Any) -> str:
-        if isinstance(value, str):  # the iterator encodes containers; `encode` did strings
-            return plain.encode(value)
-        return "".join(chunks(value, 0))
-
-    return dumps
+    return lambda value: "".join(chunks(value, 0))
 
 
 canonical_json: Final = _canonical_encoder()
 """Canonical JSON: keys sorted, no spaces, UTF-8 kept, no NaN or infinity. Event `data` and
 normalised payloads are written with it, so equal values always give the same bytes."""
-_dumps: Final = canonical_json
 
 
 _Scanner = Callable[[str, int], tuple[Any, int]]
@@ -109,7 +102,7 @@ class _Event:
 
     def encode(self) -> str:
         """The stored `data` JSON for this event (its fields are flat: str, int, None)."""
-        return _dumps(self.fields())
+        return canonical_json(self.fields())
 
     @classmethod
     def decode(cls, data: str) -> Any:
@@ -142,7 +135,7 @@ class JobEnqueued(_Event):
     """The job's payload object as canonical JSON text (it names the task)."""
 
     def encode(self) -> str:
-        head = _dumps(
+        head = canonical_json(
             {
                 "max_retries": self.max_retries,
                 "priority": self.priority,
@@ -365,7 +358,7 @@ def decode_event(event_type: str, version: int, data: str) -> Event:
         fields = UPCASTERS[(event_type, version)](fields)
         version += 1
     if event_type == JobEnqueued.TYPE:
-        fields["payload"] = _dumps(fields["payload"])
+        fields["payload"] = canonical_json(fields["payload"])
     return cls(**fields)
 
 

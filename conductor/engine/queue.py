@@ -91,8 +91,8 @@ class Queue(CoreActor):
                 self._depth = self._prefetch.depth(len(self._workers))
             if message.took is None:
                 self._idle.append(message.slot)
-            elif self._prefetch.adapts:
-                self._sent_at[message.slot] = self._timer()
+            else:
+                self._started(message.slot)
             self._dispatch()
             self._forward_soon(message.outcome)
         elif isinstance(message, Forward):
@@ -142,6 +142,11 @@ class Queue(CoreActor):
             )
         return None
 
+    def _started(self, slot: str) -> None:
+        """`slot` began a job now: its `Finished` times the job for the adaptive prefetch."""
+        if self._prefetch.adapts:
+            self._sent_at[slot] = self._timer()
+
     def _take_unstarted(self) -> tuple[ClaimedJob, ...]:
         """Empty the buffer one job at a time: a worker may be taking from it at the same
         moment, and each `popleft` hands a job to exactly one of us."""
@@ -162,8 +167,7 @@ class Queue(CoreActor):
     def _dispatch(self) -> None:
         while self._idle and self._buffer and not self._draining:
             slot = self._idle.popleft()
-            if self._prefetch.adapts:
-                self._sent_at[slot] = self._timer()
+            self._started(slot)
             self._workers[slot].tell(Run(self._buffer.popleft()))
         self._signal_idle()
 

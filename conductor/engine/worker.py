@@ -191,11 +191,12 @@ class Worker(ThreadActor):
         queue: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any],
         registry: Registry,
-        waiting: deque[Dispatch] | None = None,
+        waiting: deque[Dispatch],
     ) -> None:
+        """`waiting` is the Queue's buffer of claimed jobs, shared (see `queue.py`)."""
         super().__init__()
         self.slot = slot
-        self._waiting: deque[Dispatch] = deque() if waiting is None else waiting
+        self._waiting = waiting
         self._queue = queue
         self._supervisor = supervisor
         self._registry = registry

@@ -165,10 +165,16 @@ class Queue(CoreActor):
         self._finished.append(outcome)
 
     def _dispatch(self) -> None:
-        while self._idle and self._buffer and not self._draining:
+        while self._idle and not self._draining:
+            try:
+                # Not `while self._buffer`: a worker may take the last job between a look
+                # and the pop.
+                dispatch = self._buffer.popleft()
+            except IndexError:
+                break
             slot = self._idle.popleft()
             self._started(slot)
-            self._workers[slot].tell(Run(self._buffer.popleft()))
+            self._workers[slot].tell(Run(dispatch))
         self._signal_idle()
 
     def _signal_idle(self) -> None:

@@ -198,6 +198,33 @@ def test_a_drain_hands_back_each_buffered_job_once_and_buffers_no_later_claim(
     assert idle.is_set()
 
 
+class _TakenFirst(deque[Dispatch]):
+    """A buffer whose next `popleft` finds that a worker took the front job a moment
+    earlier: the race between a finishing worker and the Queue's own dispatch."""
+
+    race = True
+
+    def popleft(self) -> Dispatch:
+        if self.race:
+            self.race = False
+            super().popleft()  # the worker's take
+        return super().popleft()
+
+
+def test_a_job_a_worker_took_first_is_not_dispatched_again_and_the_queue_survives(
+    actors: None,
+) -> None:
+    writer = Recorder.start()
+    workers = {f"w{n}": Recorder.start() for n in range(2)}
+    waiting = _TakenFirst()
+    queue = Queue.start(0, waiting=waiting)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed((dispatch(1),), 2))
+    status = queue.ask(QueueState())  # the Queue is still alive to answer
+    assert (status.busy, status.buffered) == (0, 0)
+    assert all(seen(ref) == [] for ref in workers.values())
+
+
 def test_a_worker_runs_the_job_it_takes_from_the_buffer_next(actors: None) -> None:
     ran: list[int] = []
     registry = Registry()

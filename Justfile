@@ -18,7 +18,7 @@ demo:
 
 # Regenerate docs/cli.md from the click commands (tests fail when it drifts).
 docs:
-    python -m conductor.clidocs > docs/cli.md
+    python -m conductor.cli.docs > docs/cli.md
 
 # conductor beside huey, RQ and Celery on identical workloads, interleaved, medians of 3 runs;
 # RQ and Celery need Redis at 127.0.0.1:6379; plots and peers.json go to docs/img (`--out`).

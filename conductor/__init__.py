@@ -12,12 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conductor.backoff import Backoff
     from conductor.client import Conductor, Stats, StatusCounts
-    from conductor.clock import Clock, ManualClock, SystemClock
-    from conductor.config import Settings
-    from conductor.context import JobContext, current_job
-    from conductor.errors import (
+    from conductor.domain.backoff import Backoff
+    from conductor.domain.clock import Clock, ManualClock, SystemClock
+    from conductor.domain.config import Settings
+    from conductor.domain.context import JobContext, current_job
+    from conductor.domain.errors import (
         ConductorError,
         DatabaseBusy,
         DatabaseNotFound,
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
         SchemaTooNew,
         UnknownJob,
     )
-    from conductor.registry import Registry, task
-    from conductor.states import JobState
+    from conductor.domain.registry import Registry, task
+    from conductor.domain.states import JobState
 
 __all__ = [
     "Backoff",
@@ -57,28 +57,28 @@ __all__ = [
 ]
 
 _MODULES: dict[str, str] = {
-    "Backoff": "conductor.backoff",
-    "Clock": "conductor.clock",
+    "Backoff": "conductor.domain.backoff",
+    "Clock": "conductor.domain.clock",
     "Conductor": "conductor.client",
-    "ConductorError": "conductor.errors",
-    "DatabaseBusy": "conductor.errors",
-    "DatabaseNotFound": "conductor.errors",
-    "InvalidInput": "conductor.errors",
-    "InvalidTransition": "conductor.errors",
-    "JobContext": "conductor.context",
-    "JobState": "conductor.states",
-    "LedgerError": "conductor.errors",
-    "ManualClock": "conductor.clock",
-    "NotAConductorDatabase": "conductor.errors",
-    "Registry": "conductor.registry",
-    "SchemaTooNew": "conductor.errors",
-    "Settings": "conductor.config",
+    "ConductorError": "conductor.domain.errors",
+    "DatabaseBusy": "conductor.domain.errors",
+    "DatabaseNotFound": "conductor.domain.errors",
+    "InvalidInput": "conductor.domain.errors",
+    "InvalidTransition": "conductor.domain.errors",
+    "JobContext": "conductor.domain.context",
+    "JobState": "conductor.domain.states",
+    "LedgerError": "conductor.domain.errors",
+    "ManualClock": "conductor.domain.clock",
+    "NotAConductorDatabase": "conductor.domain.errors",
+    "Registry": "conductor.domain.registry",
+    "SchemaTooNew": "conductor.domain.errors",
+    "Settings": "conductor.domain.config",
     "Stats": "conductor.client",
     "StatusCounts": "conductor.client",
-    "SystemClock": "conductor.clock",
-    "UnknownJob": "conductor.errors",
-    "current_job": "conductor.context",
-    "task": "conductor.registry",
+    "SystemClock": "conductor.domain.clock",
+    "UnknownJob": "conductor.domain.errors",
+    "current_job": "conductor.domain.context",
+    "task": "conductor.domain.registry",
 }
 """Where each name in `__all__` is defined."""
 

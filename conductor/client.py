@@ -1,6 +1,6 @@
 """The Python API: enqueue and inspect jobs, run operator actions, audit the log.
 
-A thin layer: it parses and validates input, asks `conductor.job` for the events, and
+A thin layer: it parses and validates input, asks `conductor.domain.decisions` for the events, and
 hands them to the ledger. The CLI is a shell over this class, so everything the CLI can
 do a program can do too.
 """
@@ -17,22 +17,23 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
-from conductor import job as decide
-from conductor.clock import Clock, SystemClock, stamp
-from conductor.config import (
+from conductor.domain import decisions as decide
+from conductor.domain.clock import Clock, SystemClock, stamp
+from conductor.domain.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     Settings,
     parse_priority,
 )
-from conductor.errors import InvalidInput, LedgerError, UnknownJob
-from conductor.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
-from conductor.job import Payload
+from conductor.domain.decisions import Payload
+from conductor.domain.errors import InvalidInput, UnknownJob
+from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
+from conductor.domain.job_row import JobRow
+from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
-from conductor.states import JobState
-from projections.job_status import JobRow
+from conductor.ledger.open import open_ledger
 
 if TYPE_CHECKING:
     from projections.history import HistoryEntry
@@ -46,17 +47,6 @@ MAX_ID: Final = 2**63 - 1
 """SQLite's largest integer: no id or limit beyond it can exist."""
 
 PayloadInput = Payload | Mapping[str, Any] | str | bytes
-
-
-def open_ledger(settings: Settings, *, create: bool) -> Ledger:
-    """The backend for `settings.db`: SQLite for paths and `file:` URIs."""
-    if settings.db.startswith(("postgresql://", "postgres://")):
-        raise LedgerError(
-            "PostgreSQL ledgers are not available in this version; expected a SQLite file path"
-        )
-    from conductor.ledger.sqlite import SqliteLedger
-
-    return SqliteLedger(settings, create=create)
 
 
 @attrs.frozen(kw_only=True)
@@ -201,7 +191,7 @@ class Conductor:
         run_at = now + delay if delay is not None else at
         if priority is not None:
             parse_priority(priority)
-        from conductor.registry import REGISTRY
+        from conductor.domain.registry import REGISTRY
 
         planned = []
         for index, raw in enumerate(payloads, start=1):
@@ -221,7 +211,7 @@ class Conductor:
                 )
             )
         if trace is None and _may_be_observed("trace"):
-            from conductor import tracing
+            from conductor.observe import tracing
 
             producing: Any = tracing.producer(q for _, q, _, _ in planned)
         else:
@@ -249,8 +239,8 @@ class Conductor:
         return ids
 
     def _notify(self) -> None:
-        """Wake this database's workers on this host (see `conductor.wakeup`)."""
-        from conductor import wakeup
+        """Wake this database's workers on this host (see `conductor.ledger.wakeup`)."""
+        from conductor.ledger import wakeup
 
         wakeup.notify(self.settings.db)
 
@@ -265,7 +255,7 @@ class Conductor:
         _count_appended(cancelled, {job_id: (row["queue"], row["task"])})
         if not _may_be_observed("trace"):
             return
-        from conductor import tracing
+        from conductor.observe import tracing
 
         tracing.marker(
             "cancelled",
@@ -330,7 +320,7 @@ class Conductor:
     def activity(self, spans: tuple[tuple[str, int], ...] | None = None) -> Activity:
         """Throughput and p50/p95 wait and run times over windows ending now (by default
         the last minute and hour, `projections.throughput.SPANS`), read from the log's tail."""
-        from conductor.activity import ActivityReader
+        from conductor.observe.activity import ActivityReader
         from projections import throughput
 
         reader = ActivityReader(self.ledger, throughput.SPANS if spans is None else spans)
@@ -384,8 +374,8 @@ class Conductor:
 
 
 _OBSERVERS: Final = {
-    "trace": ("conductor.tracing", "opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER"),
-    "metrics": ("conductor.metrics", "opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER"),
+    "trace": ("conductor.observe.tracing", "opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER"),
+    "metrics": ("conductor.observe.metrics", "opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER"),
 }
 
 
@@ -408,6 +398,6 @@ def _count_appended(
     """Count an append in conductor's metrics, when a meter provider can exist."""
     if not _may_be_observed("metrics"):
         return
-    from conductor.metrics import count_appended
+    from conductor.observe.metrics import count_appended
 
     count_appended(recorded, labels)

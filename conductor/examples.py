@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 
-from conductor.context import current_job
-from conductor.registry import task
+from conductor.domain.context import current_job
+from conductor.domain.registry import task
 
 
 class TaskFailedError(RuntimeError):

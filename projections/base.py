@@ -6,7 +6,7 @@ Everything it needs is in the event and its envelope (`seq`, `job_id`, `at`): no
 clock, no randomness, so folding the same events always gives the same rows, and a
 rebuild from the log equals incremental application (a property test proves it).
 
-A projection never decides legality on its own: it asks `conductor.states`, so a fold over
+A projection never decides legality on its own: it asks `conductor.domain.states`, so a fold over
 an illegal sequence raises the same `InvalidTransition` the append would.
 
 `VERSION` covers the shape and rules of all read models together. When it changes, the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final, Generic, Protocol, TypeVar
 
-from conductor.events import RecordedEvent
+from conductor.domain.events import RecordedEvent
 
 VERSION: Final = 1
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Final
 
-from projections.job_status import JobRow
+from conductor.domain.job_row import JobRow
 
 name: Final = "counters"
 

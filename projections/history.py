@@ -16,8 +16,8 @@ from typing import Final
 
 import attrs
 
-from conductor.clock import seconds_between
-from conductor.events import (
+from conductor.domain.clock import seconds_between
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobEnqueued,

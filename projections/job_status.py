@@ -17,10 +17,10 @@ which both paths run, not in `apply`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
-from conductor.errors import InvalidTransition
-from conductor.events import (
+from conductor.domain.errors import InvalidTransition
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobCompleted,
@@ -34,35 +34,8 @@ from conductor.events import (
     JobStarted,
     RecordedEvent,
 )
-from conductor.states import TRANSITIONS, JobState, next_state
-
-
-class JobRow(TypedDict):
-    """One row of the `jobs` table."""
-
-    id: int
-    task: str
-    queue: str
-    priority: int
-    status: str
-    attempts: int
-    """Attempts started so far; the current/last attempt's number."""
-    retries: int
-    """Retries used since enqueue or the last operator requeue (the `Retries` column)."""
-    max_retries: int
-    run_at: str
-    payload: str
-    last_error: str | None
-    worker: str | None
-    """Holder of the live lease while in_progress, else None."""
-    lease_expires_at: str | None
-    created_at: str
-    updated_at: str
-    trace: str | None
-    """The traceparent stored with `enqueued`, carried to every attempt."""
-    last_seq: int
-    """The seq of the last event folded into this row."""
-
+from conductor.domain.job_row import JobRow
+from conductor.domain.states import TRANSITIONS, JobState, next_state
 
 COLUMNS: Final = tuple(JobRow.__annotations__)
 
@@ -248,7 +221,7 @@ _NEXT_STATUS: Final[dict[tuple[str | None, str], str]] = {
     (None if before is None else before.value, event_type): after.value
     for (before, event_type), after in TRANSITIONS.items()
 }
-"""`conductor.states.TRANSITIONS` with the plain status strings rows store, so a step needs
+"""`conductor.domain.states.TRANSITIONS` with the plain status strings rows store, so a step needs
 no `JobState` conversions (they cost as much as the rest of a step)."""
 
 

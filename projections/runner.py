@@ -14,11 +14,11 @@ from typing import Any
 
 import attrs
 
-from conductor.errors import InvalidTransition
-from conductor.events import EVENT_CLASSES, RecordedEvent, decode_event
+from conductor.domain.errors import InvalidTransition
+from conductor.domain.events import EVENT_CLASSES, RecordedEvent, decode_event
+from conductor.domain.job_row import JobRow
 from projections import counters, job_status
 from projections.counters import Bucket
-from projections.job_status import JobRow
 
 StoredEvent = tuple[int, int, str, int, str, str, str | None]
 """(job_id, seq, type, version, at, data, trace): the stored columns a fold reads."""

@@ -20,7 +20,7 @@ supplies the opening time. Percentiles use the nearest-rank method: the p-th per
 n sorted samples is the ceil(p/100 * n)-th, always one of the samples.
 
 `Tally` is the fold, kept by a live view between refreshes; `summarise` is the one-off.
-No I/O, no clock: `now` is an argument. `conductor.activity` does the reading.
+No I/O, no clock: `now` is an argument. `conductor.observe.activity` does the reading.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any, Final
 
 import attrs
 
-from conductor.clock import Timestamp, seconds_between, stamp
-from conductor.events import (
+from conductor.domain.clock import Timestamp, seconds_between, stamp
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobCompleted,

@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from conductor import Conductor, ManualClock
-from conductor.config import Settings
+from conductor.domain.config import Settings
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from conductor.job import Outcome
+from conductor.domain.decisions import Outcome
 from conductor.ledger.base import ClaimedJob
 
 

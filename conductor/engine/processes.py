@@ -1,7 +1,7 @@
 """`conductor worker --processes P`: one parent process supervising P worker processes.
 
 Each child is a whole `conductor worker` (its own engine, its own SQLite connections),
-started as `python -m conductor.engine.processes PARENT_PID worker ARGS...` with the
+started by the CLI as `python -m conductor.cli.child PARENT_PID worker ARGS...` with the
 parent's options minus `--processes`. Several processes on one database is the ordinary
 multi-worker case (claims are transactions; a dead process's jobs are rescued by pid), so
 the parent only starts, watches, restarts and stops children. It holds no jobs and opens
@@ -34,13 +34,11 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from conductor.engine import logs
-from conductor.errors import ConductorError
+from conductor.domain.errors import ConductorError
+from conductor.observe import logs
 
 if TYPE_CHECKING:
-    import click
-
-    from conductor.config import Settings, WorkerConfig
+    from conductor.domain.config import Settings, WorkerConfig
 
 RESTART_DELAY_FIRST: Final = 0.1
 RESTART_DELAY_CAP: Final = 5.0
@@ -48,8 +46,6 @@ STABLE_AFTER: Final = 10.0
 """Seconds a child must have run for its death to count as a first failure again."""
 STOP_MARGIN: Final = 60.0
 """Seconds beyond `--grace` the parent waits for stopping children before killing them."""
-CHILD: Final = (sys.executable, "-m", "conductor.engine.processes")
-"""How a child is started; its arguments follow: the parent's pid, `worker`, options."""
 _PR_SET_PDEATHSIG: Final = 1
 
 
@@ -69,52 +65,27 @@ def how_it_ended(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
-def child_arguments(ctx: click.Context) -> Callable[[int], list[str]]:
-    """The command line of child `index`, from the parent's `worker` invocation: every
-    option given (on the command line or through its environment variable) except
-    `--processes`, and `--metrics-port PORT+index` (0 stays 0: each child picks a port)."""
-    import click
-    from click.core import ParameterSource
-
-    given: list[str] = []
-    port: int | None = None
-    for param in ctx.command.params:
-        name = param.name
-        if not isinstance(param, click.Option) or name is None or name == "processes":
-            continue
-        value = ctx.params.get(name)
-        if value is None or ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
-            continue
-        if name == "metrics_port":
-            port = int(value)
-            continue
-        flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
-        if param.is_flag:
-            given += [flag] if value else []
-        elif param.multiple:
-            for item in value:
-                given += [flag, str(item)]
-        else:
-            given += [flag, str(value)]
-
-    def arguments(index: int) -> list[str]:
-        metrics = [] if port is None else ["--metrics-port", str(port + index if port else 0)]
-        return [ctx.info_name or "worker", *given, *metrics]
-
-    return arguments
-
-
 def supervise(
-    settings: Settings, config: WorkerConfig, processes: int, arguments: Callable[[int], list[str]]
+    settings: Settings,
+    config: WorkerConfig,
+    processes: int,
+    command: Sequence[str],
+    arguments: Callable[[int], list[str]],
 ) -> int:
     """Run `processes` worker processes until signalled (or, in burst mode, until each has
     exited 0); returns the exit code. Must run in the main thread (it handles signals)."""
-    from conductor.client import open_ledger
+    from conductor.ledger.open import open_ledger
 
     # Create the database here, once: a bad --db fails this command with one line rather
     # than every child in a restart loop, and children never race to create the schema.
     open_ledger(settings, create=True).close()
-    pool = ProcessPool(arguments, processes, burst=config.burst, grace=config.grace.total_seconds())
+    pool = ProcessPool(
+        arguments,
+        processes,
+        command=command,
+        burst=config.burst,
+        grace=config.grace.total_seconds(),
+    )
     return pool.run()
 
 
@@ -147,7 +118,7 @@ class ProcessPool:
         *,
         burst: bool,
         grace: float,
-        command: Sequence[str] = CHILD,
+        command: Sequence[str],
     ) -> None:
         self.arguments = arguments
         self.command = command
@@ -398,17 +369,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
-def child_main(argv: Sequence[str]) -> None:
-    """A child's entry point: `PARENT_PID worker ARGS...`."""
-    parent = int(argv[0])
+def become_child(parent: int) -> None:
+    """Set up a child started by `ProcessPool` for parent `parent`: die with the parent
+    and tag every log line with this pid. Exits 0 at once if the parent is already gone."""
     _die_with_parent()
     if os.getppid() != parent:
         sys.exit(0)  # the parent died before the kernel could be told: nothing to do
     logs.LOGGER.addFilter(_PidTag(os.getpid()))
-    from conductor.cli import main
-
-    main(list(argv[1:]))
-
-
-if __name__ == "__main__":
-    child_main(sys.argv[1:])

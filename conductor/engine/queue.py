@@ -23,6 +23,7 @@ from typing import Any
 
 import pykka
 
+from conductor.domain.decisions import Outcome
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
     Claimed,
@@ -40,7 +41,6 @@ from conductor.engine.messages import (
     WorkerReplaced,
 )
 from conductor.engine.prefetch import Prefetch
-from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
 
 

@@ -18,10 +18,10 @@ from typing import Any, cast
 
 import pykka
 
-from conductor import examples, wakeup
-from conductor.clock import Clock, SystemClock
-from conductor.config import Settings, WorkerConfig
-from conductor.engine import logs
+from conductor import examples
+from conductor.domain.clock import Clock, SystemClock
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.registry import REGISTRY, Registry
 from conductor.engine.messages import (
     Drain,
     Maintain,
@@ -32,14 +32,15 @@ from conductor.engine.messages import (
     TickResult,
 )
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
+from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, Ledger
-from conductor.registry import REGISTRY, Registry
+from conductor.observe import logs
 
 _ = examples  # the example tasks are always registered
 
 
 def open_writable(settings: Settings) -> Ledger:
-    from conductor.client import open_ledger
+    from conductor.ledger.open import open_ledger
 
     return open_ledger(settings, create=True)
 
@@ -175,7 +176,7 @@ def run_worker(
 ) -> int:
     """`conductor worker`: run an engine in this process until signalled; with
     `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile."""
-    from conductor import metrics
+    from conductor.observe import metrics
 
     engine = Engine(settings, config, registry=registry)
 

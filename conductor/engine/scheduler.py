@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import pykka
 
-from conductor.clock import stamp, unstamp
-from conductor.config import Settings, WorkerConfig
+from conductor.domain.clock import stamp, unstamp
+from conductor.domain.config import Settings, WorkerConfig
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
 from conductor.ledger.base import JobFilter, Ledger

@@ -15,9 +15,9 @@ from typing import Any
 import attrs
 import pykka
 
-from conductor.clock import Clock
-from conductor.config import Settings, WorkerConfig
-from conductor.engine import logs
+from conductor.domain.clock import Clock
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.registry import Registry
 from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
     CoreCrashed,
@@ -30,7 +30,7 @@ from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
 from conductor.engine.worker import Worker
 from conductor.engine.writer import Writer
-from conductor.registry import Registry
+from conductor.observe import logs
 
 
 @attrs.frozen(kw_only=True)

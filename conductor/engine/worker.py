@@ -26,7 +26,9 @@ from typing import Any
 import attrs
 import pykka
 
-from conductor import context, tracing
+from conductor.domain import context
+from conductor.domain.decisions import Outcome
+from conductor.domain.registry import Registry, TaskSpec
 from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
     Dispatch,
@@ -36,9 +38,8 @@ from conductor.engine.messages import (
     Run,
     WorkerCrashed,
 )
-from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
-from conductor.registry import Registry, TaskSpec
+from conductor.observe import tracing
 
 
 def _format_seconds(seconds: float) -> str:

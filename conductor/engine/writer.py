@@ -5,7 +5,7 @@ events: attempt outcomes, claims, heartbeats, rescues and releases. Outcomes and
 demand accumulate until the Writer's inbox is drained (it tells itself `Flush`, which
 queues behind whatever already arrived), then go out in one transaction: one fsync for
 many jobs (group commit), and finished attempts are settled and new ones claimed in the
-same commit. Every decision is a pure function from `conductor.job`, made inside the
+same commit. Every decision is a pure function from `conductor.domain.decisions`, made inside the
 transaction, so fencing is exact.
 """
 
@@ -21,11 +21,13 @@ from typing import Any, Final
 import attrs
 import pykka
 
-from conductor import job as decide
-from conductor import tracing, wakeup
-from conductor.clock import Clock, stamp
-from conductor.config import Settings, WorkerConfig
-from conductor.engine import identity, logs
+from conductor.domain import decisions as decide
+from conductor.domain.clock import Clock, stamp
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.errors import DatabaseBusy, LedgerError
+from conductor.domain.events import NewEvent, RecordedEvent
+from conductor.domain.job_row import JobRow
+from conductor.engine import identity
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
     Claimed,
@@ -40,11 +42,10 @@ from conductor.engine.messages import (
     RescueAttempt,
     StopClaiming,
 )
-from conductor.errors import DatabaseBusy, LedgerError
-from conductor.events import NewEvent, RecordedEvent
+from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
-from conductor.metrics import record_commit, wal_path
-from projections.job_status import JobRow
+from conductor.observe import logs, tracing
+from conductor.observe.metrics import record_commit, wal_path
 
 RETRY_WRITE_AFTER = 0.5
 WAL_CAP: Final = 64 * 1024 * 1024

@@ -18,7 +18,7 @@ Four groups of operations:
 Plus maintenance: rebuild the read models from the log, diff them against a rebuild, and
 verify the hash chain. The contract tests in `tests/contract/` run against every backend.
 
-Backends translate their driver's errors into `conductor.errors` at this boundary.
+Backends translate their driver's errors into `conductor.domain.errors` at this boundary.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Final, Protocol
 
 import attrs
 
-from conductor.events import NewEvent, RecordedEvent
+from conductor.domain.events import NewEvent, RecordedEvent
+from conductor.domain.job_row import JobRow
 from conductor.ledger.chain import ChainReport
-from projections.job_status import JobRow
 
 
 @attrs.frozen(kw_only=True)

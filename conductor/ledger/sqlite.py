@@ -5,7 +5,7 @@ lock up front instead of failing on upgrade), and a busy timeout. sqlite-utils s
 schema inspection and row-shaped reads; the append and claim paths use the connection's
 own cursor with `executemany`, which measurement showed to matter there.
 
-Every sqlite3 error is translated into a `conductor.errors` exception naming the file.
+Every sqlite3 error is translated into a `conductor.domain.errors` exception naming the file.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from conductor import job as decide
-from conductor.clock import stamp, unstamp
-from conductor.config import Settings
-from conductor.errors import (
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp, unstamp
+from conductor.domain.config import Settings
+from conductor.domain.errors import (
     CorruptDatabase,
     DatabaseBusy,
     DatabaseNotFound,
@@ -35,7 +35,8 @@ from conductor.errors import (
     ReadOnlyDatabase,
     SchemaTooNew,
 )
-from conductor.events import JobEnqueued, JobStarted, NewEvent, RecordedEvent, decode_event
+from conductor.domain.events import JobEnqueued, JobStarted, NewEvent, RecordedEvent, decode_event
+from conductor.domain.job_row import JobRow
 from conductor.ledger import chain
 from conductor.ledger.base import (
     RECENT_MARGIN,
@@ -50,7 +51,7 @@ from conductor.ledger.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSI
 from projections import base as projections_base
 from projections import runner
 from projections.counters import Bucket, from_rows
-from projections.job_status import COLUMNS, MUTABLE_COLUMNS, JobRow
+from projections.job_status import COLUMNS, MUTABLE_COLUMNS
 
 _JOB_COLUMNS: Final = ", ".join(COLUMNS)
 _JOB_PLACEHOLDERS: Final = ", ".join("?" for _ in COLUMNS)

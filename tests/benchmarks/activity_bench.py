@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from conductor import Conductor, ManualClock, Settings
-from conductor.clock import stamp
-from conductor.events import (
+from conductor.domain.clock import stamp
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
     JobEnqueued,

@@ -50,10 +50,10 @@ from typing import Any
 from summary import summary
 
 from conductor import Conductor, ManualClock, Settings
-from conductor import job as decide
 from conductor.bench import console_command, peak_rss_mib
-from conductor.clock import stamp
-from conductor.events import JobAttemptFailed, JobCompleted, JobRetryScheduled, NewEvent
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp
+from conductor.domain.events import JobAttemptFailed, JobCompleted, JobRetryScheduled, NewEvent
 from conductor.ledger.base import JobFilter
 
 TASKS = ("send_email", "resize_image", "sync_account", "generate_report")

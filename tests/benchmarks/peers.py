@@ -428,7 +428,7 @@ def measure_in_process(jobs: int, concurrency: int) -> dict[str, Any]:
 
     from conductor.bench import BenchOptions
     from conductor.bench import measure_drain as bench_drain
-    from conductor.engine import logs
+    from conductor.observe import logs
 
     logs.configure(quiet=True)
     logs.LOGGER.setLevel(logging.ERROR)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from conductor import Conductor, ManualClock, SystemClock
-from conductor.clock import Clock, stamp
-from conductor.config import Settings
-from conductor.events import JobAttemptFailed, JobCompleted, JobFailed, NewEvent
+from conductor.domain.clock import Clock, stamp
+from conductor.domain.config import Settings
+from conductor.domain.events import JobAttemptFailed, JobCompleted, JobFailed, NewEvent
 from tests.conftest import CliResult, db_snapshot, run_cli
 
 WORKER = "test-host:4242:worker-1"

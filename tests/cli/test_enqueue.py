@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conductor.clock import unstamp
+from conductor.domain.clock import unstamp
 from tests.cli.support import refused, seed, table_rows
 from tests.conftest import db_snapshot, run_cli
 

@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from conductor import Conductor, Settings
-from conductor import job as decide
-from conductor.clock import stamp, unstamp
-from conductor.events import (
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp, unstamp
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
     JobFailed,
@@ -464,8 +464,8 @@ def test_history_shows_the_trace_id_of_each_event_that_carries_a_traceparent(
 def test_a_window_with_more_events_than_stats_reads_is_reported_over_what_was_read(
     activity_db: Path,
 ) -> None:
-    from conductor.activity import ActivityReader
-    from conductor.cli import _stats_text
+    from conductor.cli.stats import _stats_text
+    from conductor.observe.activity import ActivityReader
 
     with Conductor(settings=Settings(db=str(activity_db))) as app:
         newest = app.events()[-5:]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conductor.client import open_ledger
-from conductor.config import Settings
+from conductor.domain.config import Settings
 from conductor.ledger.base import Ledger
+from conductor.ledger.open import open_ledger
 
 LedgerFactory = Callable[[], Ledger]
 

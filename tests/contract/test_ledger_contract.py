@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from conductor import job as decide
-from conductor.clock import stamp
-from conductor.errors import InvalidTransition
-from conductor.events import (
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp
+from conductor.domain.errors import InvalidTransition
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
     JobFailed,
@@ -174,7 +174,7 @@ def test_a_claimed_job_is_in_progress_with_a_lease_and_is_not_claimed_again(
 def test_a_retried_job_is_claimed_with_the_next_attempt_number(ledger: Ledger) -> None:
     enqueue(ledger)
     ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
-    from conductor.events import JobRetryScheduled
+    from conductor.domain.events import JobRetryScheduled
 
     ledger.append(
         [
@@ -304,7 +304,7 @@ def test_the_chain_verifies_and_its_head_is_the_last_event(ledger: Ledger) -> No
 
 
 def test_an_outcome_for_a_stale_attempt_is_refused_by_the_log_itself(ledger: Ledger) -> None:
-    from conductor.events import JobRescued
+    from conductor.domain.events import JobRescued
 
     enqueue(ledger)
     ledger.claim(worker="w1", queues=["default"], limit=1, now=T0, lease=LEASE)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.errors import (
+from conductor.domain.config import Settings
+from conductor.domain.errors import (
     DatabaseBusy,
     DatabaseNotFound,
     LedgerError,

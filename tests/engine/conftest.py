@@ -17,11 +17,11 @@ import pykka
 import pytest
 
 from conductor import Conductor
-from conductor.clock import stamp
-from conductor.config import Settings, WorkerConfig
+from conductor.domain.clock import stamp
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.events import JobStarted, NewEvent
+from conductor.domain.registry import Registry
 from conductor.engine.runtime import Engine
-from conductor.events import JobStarted, NewEvent
-from conductor.registry import Registry
 from tests.conftest import CONDUCTOR
 
 

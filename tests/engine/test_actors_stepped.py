@@ -13,7 +13,9 @@ import pykka
 import pytest
 
 from conductor import Conductor, ManualClock
-from conductor.config import Settings, WorkerConfig
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.decisions import Outcome
+from conductor.domain.registry import Registry
 from conductor.engine.messages import (
     Claimed,
     Demand,
@@ -31,9 +33,7 @@ from conductor.engine.queue import Queue
 from conductor.engine.runtime import open_writable
 from conductor.engine.scheduler import WOKEN_MAINTENANCE_GAP, Scheduler
 from conductor.engine.worker import Worker
-from conductor.job import Outcome
 from conductor.ledger.base import ClaimedJob
-from conductor.registry import Registry
 
 
 class Recorder(pykka.ThreadingActor):

@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.context import current_job
+from conductor.domain.config import Settings
+from conductor.domain.context import current_job
+from conductor.domain.registry import Registry
 from conductor.engine.identity import holder_gone, process_id
 from conductor.engine.messages import InjectFault
-from conductor.registry import Registry
 from tests.engine.conftest import Start, dead_process_worker, enqueue, hold, wait_until
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.clock import unstamp
-from conductor.config import Settings
-from conductor.context import current_job
+from conductor.domain.clock import unstamp
+from conductor.domain.config import Settings
+from conductor.domain.context import current_job
+from conductor.domain.registry import Registry
 from conductor.engine.messages import TickResult
 from conductor.engine.scheduler import Scheduler
-from conductor.registry import Registry
 from tests.engine.conftest import Start, enqueue, wait_until
 
 
@@ -258,7 +258,7 @@ def test_a_delayed_job_never_starts_before_its_run_at(
 
 
 def test_task_defaults_apply_unless_the_enqueue_overrides_them(db_path: Path) -> None:
-    from conductor.registry import REGISTRY
+    from conductor.domain.registry import REGISTRY
 
     REGISTRY.task("defaults_demo", queue="mail", priority="high", max_retries=7)(lambda: None)
     with Conductor(settings=Settings(db=str(db_path))) as app:

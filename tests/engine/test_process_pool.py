@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.cli import worker as worker_command
-from conductor.config import Settings
+from conductor.cli.worker import child_arguments
+from conductor.cli.worker import worker as worker_command
+from conductor.domain.config import Settings
 from conductor.engine import processes
 from tests.conftest import CONDUCTOR, db_snapshot, run_cli
 from tests.engine.conftest import wait_until
@@ -58,7 +59,7 @@ def alive(pid: int) -> bool:
 
 def is_our_child(pid: int) -> bool:
     try:
-        return b"conductor.engine.processes" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"conductor.cli.child" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -338,11 +339,11 @@ def test_children_get_the_parents_options_without_processes_and_a_port_each() ->
         "--grace", "1s", "--metrics-port", "9000", "--db", "x.db",
     ]  # fmt: skip
     ctx = worker_command.make_context("worker", argv)
-    arguments = processes.child_arguments(ctx)
+    arguments = child_arguments(ctx)
     assert arguments(0) == [
         "worker", "--concurrency", "2", "--app", "a.tasks", "--app", "b", "--burst",
         "--grace", "1s", "--db", "x.db", "--metrics-port", "9000",
     ]  # fmt: skip
     assert arguments(2)[-2:] == ["--metrics-port", "9002"]
-    free = processes.child_arguments(worker_command.make_context("worker", ["--metrics-port", "0"]))
+    free = child_arguments(worker_command.make_context("worker", ["--metrics-port", "0"]))
     assert free(1) == ["worker", "--metrics-port", "0"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
+from conductor.domain.config import Settings
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 
@@ -54,7 +54,7 @@ def test_a_job_enqueued_by_another_process_is_noticed_through_the_wake_up(
 
 
 def _listening(db_path: Path) -> bool:
-    from conductor import wakeup
+    from conductor.ledger import wakeup
 
     folder = wakeup.directory(str(db_path))
     return folder.exists() and any(folder.iterdir())

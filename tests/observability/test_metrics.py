@@ -22,11 +22,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
-from conductor import Conductor, metrics
+from conductor import Conductor
 from conductor.client import STATUSES
-from conductor.clock import stamp
-from conductor.config import Settings
-from conductor.events import (
+from conductor.domain.clock import stamp
+from conductor.domain.config import Settings
+from conductor.domain.decisions import Outcome
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
     JobEnqueued,
@@ -35,9 +36,9 @@ from conductor.events import (
     JobRetryScheduled,
     RecordedEvent,
 )
-from conductor.job import Outcome
+from conductor.domain.registry import Registry
 from conductor.ledger.base import ClaimedJob
-from conductor.registry import Registry
+from conductor.observe import metrics
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import RunningEngine, wait_until
 
@@ -291,7 +292,8 @@ APP = """
     import datetime as dt
     import os
 
-    from conductor import Conductor, task
+    from conductor import Conductor
+    from conductor import task
 
 
     @task("quick_fail", backoff=0.01)

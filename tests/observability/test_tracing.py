@@ -20,9 +20,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.registry import Registry
-from conductor.tracing import trace_id
+from conductor.domain.config import Settings
+from conductor.domain.registry import Registry
+from conductor.observe.tracing import trace_id
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import RunningEngine, dead_process_worker, hold, wait_until
 

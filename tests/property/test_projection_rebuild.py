@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conductor import Conductor, ManualClock
-from conductor.clock import stamp
-from conductor.config import Settings
-from conductor.errors import InvalidTransition, UnknownJob
-from conductor.events import (
+from conductor.domain.clock import stamp
+from conductor.domain.config import Settings
+from conductor.domain.errors import InvalidTransition, UnknownJob
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
     JobFailed,

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 
 from conductor import Conductor, ManualClock
-from conductor import job as decide
-from conductor.config import Settings
+from conductor.domain import decisions as decide
+from conductor.domain.config import Settings
 from conductor.ledger.base import ClaimRequest
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -17,8 +17,8 @@ import sqlite3
 from pathlib import Path
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.events import RecordedEvent
+from conductor.domain.config import Settings
+from conductor.domain.events import RecordedEvent
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 """Events that end a job (a `requeued` job may end again, so each is counted per run)."""

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.events import RecordedEvent
+from conductor.domain.config import Settings
+from conductor.domain.events import RecordedEvent
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
 

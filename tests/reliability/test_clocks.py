@@ -14,10 +14,10 @@ import pykka
 import pytest
 
 from conductor import Conductor, ManualClock
-from conductor.config import Settings, WorkerConfig
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.registry import Registry
 from conductor.engine.messages import Flush, Maintain, Tick
 from conductor.engine.runtime import Engine
-from conductor.registry import Registry
 from tests.engine.conftest import WorkerProcesses, wait_until
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from conductor import Conductor
-from conductor.config import Settings
+from conductor.domain.config import Settings
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
+from conductor.domain.config import Settings
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from conductor.cli import commands
-from conductor.events import EVENT_TYPES
+from conductor.domain.events import EVENT_TYPES
 from tests.cli.support import every_state_db
 from tests.conftest import CONDUCTOR, db_snapshot
 

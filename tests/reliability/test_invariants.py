@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
-from conductor.events import (
+from conductor.domain.config import Settings
+from conductor.domain.events import (
     Event,
     JobCancelled,
     JobCompleted,

@@ -9,8 +9,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conductor import Conductor, wakeup
-from conductor.config import Settings
+from conductor import Conductor
+from conductor.domain.config import Settings
+from conductor.ledger import wakeup
 from tests.conftest import CONDUCTOR
 
 MARKER = "private-card-4111111111111111"

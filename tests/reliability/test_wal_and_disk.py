@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from conductor.config import Settings
+from conductor.domain.config import Settings
 from conductor.engine.writer import WAL_CAP
 from tests.conftest import db_snapshot, run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from conductor.config import Settings, parse_duration, parse_priority, parse_time
-from conductor.errors import InvalidInput
+from conductor.domain.config import Settings, parse_duration, parse_priority, parse_time
+from conductor.domain.errors import InvalidInput
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from conductor import clidocs
-from conductor.events import EVENT_CLASSES
-from conductor.states import TRANSITIONS, JobState
+from conductor.cli import docs as clidocs
+from conductor.domain.events import EVENT_CLASSES
+from conductor.domain.states import TRANSITIONS, JobState
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

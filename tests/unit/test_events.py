@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor import events
-from conductor.errors import UnreadableEvent
-from conductor.events import (
+from conductor.domain import events
+from conductor.domain.errors import UnreadableEvent
+from conductor.domain.events import (
     EVENT_CLASSES,
     JobAttemptFailed,
     JobEnqueued,

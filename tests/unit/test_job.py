@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from conductor import job
-from conductor.clock import stamp
-from conductor.errors import InvalidInput, InvalidTransition
-from conductor.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted
-from projections.job_status import JobRow
+from conductor.domain import decisions as job
+from conductor.domain.clock import stamp
+from conductor.domain.errors import InvalidInput, InvalidTransition
+from conductor.domain.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted
+from conductor.domain.job_row import JobRow
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 CAP = 1024 * 1024

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from conductor.errors import InvalidTransition
-from conductor.events import (
+from conductor.domain.errors import InvalidTransition
+from conductor.domain.events import (
     Event,
     JobAttemptFailed,
     JobCancelled,
@@ -215,7 +215,7 @@ def test_each_fold_step_takes_exactly_its_event_classes_fields() -> None:
 
     import attrs
 
-    from conductor.events import EVENT_CLASSES
+    from conductor.domain.events import EVENT_CLASSES
 
     steps = {**job_status._STEPS, JobEnqueued.TYPE: job_status._new_row}
     assert set(steps) == set(EVENT_CLASSES)

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import conductor
 from conductor import Conductor
-from conductor.config import Settings
+from conductor.domain.config import Settings
 
 NEVER_FOR_READS = (
     "conductor.bench",
-    "conductor.context",
-    "conductor.demo",
+    "conductor.domain.context",
+    "conductor.cli.demo",
     "conductor.engine",
     "conductor.examples",
-    "conductor.live",
-    "conductor.metrics",
-    "conductor.registry",
-    "conductor.tracing",
-    "conductor.wakeup",
+    "conductor.observe.live",
+    "conductor.observe.metrics",
+    "conductor.domain.registry",
+    "conductor.observe.tracing",
+    "conductor.ledger.wakeup",
     "opentelemetry",
     "projections.history",
     "pykka",
@@ -32,7 +32,7 @@ NEVER_FOR_READS = (
 )
 """Modules (and their submodules) neither read command may import."""
 
-NEVER_FOR_JOBS = ("conductor.activity", "projections.throughput")
+NEVER_FOR_JOBS = ("conductor.observe.activity", "projections.throughput")
 """Only `stats` reports activity."""
 
 # Runs in a fresh interpreter: this one has imported everything already.
@@ -119,7 +119,7 @@ def test_enqueue_with_nothing_observing_imports_no_opentelemetry(tmp_path: Path)
     )
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["code"] in (0, None)
-    observers = ("conductor.metrics", "conductor.tracing", "opentelemetry")
+    observers = ("conductor.observe.metrics", "conductor.observe.tracing", "opentelemetry")
     assert _loaded(result["modules"], observers) == []
     with Conductor(settings=Settings(db=str(db))) as app:
         assert [row["task"] for row in app.jobs()] == ["send_email"]

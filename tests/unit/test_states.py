@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from conductor.errors import InvalidTransition
-from conductor.events import EVENT_TYPES
-from conductor.states import TERMINAL_STATES, TRANSITIONS, JobState, can_apply, next_state
+from conductor.domain.errors import InvalidTransition
+from conductor.domain.events import EVENT_TYPES
+from conductor.domain.states import TERMINAL_STATES, TRANSITIONS, JobState, can_apply, next_state
 
 
 def test_enqueued_is_the_only_way_a_job_comes_into_being() -> None:

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from conductor.clock import stamp
-from conductor.events import (
+from conductor.domain.clock import stamp
+from conductor.domain.events import (
     Event,
     JobAttemptFailed,
     JobCancelled,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor import wakeup
+from conductor.ledger import wakeup
 
 
 def test_the_same_file_by_any_spelling_shares_one_directory(

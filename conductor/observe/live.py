@@ -4,7 +4,7 @@ A live view runs until Ctrl-C or SIGTERM and then ends like any finished command
 no traceback), including when its reader goes away (`... | head`). Snapshots are redrawn
 in place on a terminal and appended, a blank line apart, anywhere else; followed events
 are found by polling the log past the last seq seen, woken early by the wake-up signal
-that local enqueues, cancels and retries send (`conductor.wakeup`).
+that local enqueues, cancels and retries send (`conductor.ledger.wakeup`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Final, Protocol, TextIO
 
 import attrs
 
-from conductor.events import RecordedEvent
+from conductor.domain.events import RecordedEvent
 from conductor.ledger.base import EventFilter, Ledger
 
 FOLLOW_POLL: Final = 0.2
@@ -126,7 +126,7 @@ class Timer:
 def waiter(db: str) -> Waiter:
     """Something to wait on between polls: woken early by local enqueues, cancels and
     retries of `db` where wake-up sockets work, else a plain timer."""
-    from conductor import wakeup
+    from conductor.ledger import wakeup
 
     try:
         return wakeup.Listener(db)

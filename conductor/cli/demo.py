@@ -13,11 +13,15 @@ import threading
 import time
 from typing import Any, Final, TextIO
 
+import click
+
+from conductor.cli.app import COMMANDS, load
+from conductor.cli.options import db_option, echo
 from conductor.client import Conductor
-from conductor.config import Settings, WorkerConfig
-from conductor.engine import logs
+from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.states import TERMINAL_STATES
 from conductor.engine.runtime import Engine
-from conductor.states import TERMINAL_STATES
+from conductor.observe import logs
 
 DEMO_JOBS: Final[list[tuple[dict[str, Any], dict[str, Any]]]] = [
     *(
@@ -80,3 +84,19 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
             runner.join(30)
         out.write("\n\n" if live else "\n")
     return ids
+
+
+@click.command()
+@db_option
+def demo(db: str | None) -> None:
+    """Run a realistic mix of jobs in-process with live progress, then show them.
+
+    Enqueues the demo jobs, runs a worker until every one has finished, and prints
+    `conductor jobs` and `conductor stats`.
+    """
+    settings = Settings.from_env(db)
+    run(settings)
+    context = click.get_current_context()
+    context.invoke(load(COMMANDS["jobs"]), db=db, limit=0)
+    echo("")
+    context.invoke(load(COMMANDS["stats"]), db=db)

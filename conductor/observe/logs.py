@@ -13,8 +13,8 @@ import sys
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from conductor.clock import stamp
-from conductor.events import (
+from conductor.domain.clock import stamp
+from conductor.domain.events import (
     JobAttemptFailed,
     JobFailed,
     JobReleased,
@@ -23,7 +23,7 @@ from conductor.events import (
     JobRetryScheduled,
     RecordedEvent,
 )
-from conductor.states import TRANSITIONS
+from conductor.domain.states import TRANSITIONS
 
 LOGGER: Final = logging.getLogger("conductor")
 

@@ -13,7 +13,7 @@ from typing import Final
 
 import attrs
 
-from conductor.errors import InvalidInput
+from conductor.domain.errors import InvalidInput
 
 DEFAULT_BASE: Final = 2.0
 DEFAULT_CAP: Final = 3600.0

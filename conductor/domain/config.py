@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 import attrs
 
-from conductor.errors import InvalidInput
+from conductor.domain.errors import InvalidInput
 
 DEFAULT_DB: Final = "conductor.db"
 DEFAULT_QUEUE: Final = "default"

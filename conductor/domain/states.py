@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from conductor.errors import InvalidTransition
+from conductor.domain.errors import InvalidTransition
 
 
 class JobState(enum.StrEnum):

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from conductor.clock import Timestamp
+from conductor.domain.clock import Timestamp
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

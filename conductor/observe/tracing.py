@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from conductor.errors import InvalidInput
+from conductor.domain.errors import InvalidInput
 
 TRACER: Final = "conductor"
 SYSTEM: Final = "conductor"

@@ -33,13 +33,13 @@ from opentelemetry.metrics import CallbackOptions, Observation
 # The stand-in the API hands out until a provider is set; it has no public name.
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 
-from conductor.clock import unstamp
-from conductor.errors import ConductorError, LedgerError
-from conductor.events import JobEnqueued, RecordedEvent
+from conductor.domain.clock import unstamp
+from conductor.domain.errors import ConductorError, LedgerError
+from conductor.domain.events import JobEnqueued, RecordedEvent
 
 if TYPE_CHECKING:
-    from conductor.config import Settings
-    from conductor.job import Outcome
+    from conductor.domain.config import Settings
+    from conductor.domain.decisions import Outcome
     from conductor.ledger.base import ClaimedJob, Ledger
 
 SCOPE: Final = "conductor"
@@ -376,8 +376,8 @@ class _LedgerReader:
             return self._view
 
     def _read(self) -> LedgerView | None:
-        from conductor.client import open_ledger
-        from conductor.engine import logs
+        from conductor.ledger.open import open_ledger
+        from conductor.observe import logs
 
         try:
             ledger = open_ledger(self._settings, create=False)
@@ -463,7 +463,7 @@ def serve(settings: Settings, *, host: str, port: int) -> Endpoint:
 def start(settings: Settings, address: tuple[str, int] | None) -> Callable[[], None]:
     """A worker's metrics: serve Prometheus at `address` if given, else report the ledger
     gauges to an application-installed provider if there is one. Returns the closer."""
-    from conductor.engine import logs
+    from conductor.observe import logs
 
     if address is not None:
         endpoint = serve(settings, host=address[0], port=address[1])

@@ -13,11 +13,11 @@ from typing import Any
 
 import attrs
 
-from conductor.backoff import Backoff
-from conductor.clock import stamp
-from conductor.config import check_max_retries, check_queue
-from conductor.errors import InvalidInput
-from conductor.events import (
+from conductor.domain.backoff import Backoff
+from conductor.domain.clock import stamp
+from conductor.domain.config import check_max_retries, check_queue
+from conductor.domain.errors import InvalidInput
+from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobCompleted,
@@ -33,8 +33,8 @@ from conductor.events import (
     NewEvent,
     canonical_json,
 )
-from conductor.states import JobState, next_state
-from projections.job_status import JobRow
+from conductor.domain.job_row import JobRow
+from conductor.domain.states import JobState, next_state
 
 
 @attrs.frozen(kw_only=True)

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from conductor.clock import Timestamp
-from conductor.errors import UnreadableEvent
+from conductor.domain.clock import Timestamp
+from conductor.domain.errors import UnreadableEvent
 
 
 def _canonical_encoder() -> Callable[[Any], str]:

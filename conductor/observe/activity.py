@@ -18,8 +18,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-from conductor.clock import stamp
-from conductor.events import RecordedEvent
+from conductor.domain.clock import stamp
+from conductor.domain.events import RecordedEvent
 from conductor.ledger.base import EventFilter, Ledger
 from projections import throughput
 

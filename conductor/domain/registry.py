@@ -16,9 +16,9 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from conductor.backoff import Backoff, coerce
-from conductor.config import PRIORITIES, check_max_retries, check_queue
-from conductor.errors import InvalidInput
+from conductor.domain.backoff import Backoff, coerce
+from conductor.domain.config import PRIORITIES, check_max_retries, check_queue
+from conductor.domain.errors import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,0 +1,170 @@
+"""`conductor enqueue`: one payload, or a file of them in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from conductor.cli.options import (
+    Whole,
+    db_option,
+    echo,
+    json_option,
+    utf8,
+)
+from conductor.client import Conductor
+from conductor.domain import decisions as decide
+from conductor.domain.config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    MAX_RETRIES_CAP,
+    PRIORITIES,
+    Settings,
+    check_queue,
+    parse_duration,
+)
+from conductor.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    pass
+
+
+def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    if path == "-":
+        stream = sys.stdin.buffer
+        yield from enumerate(stream, start=1)
+        return
+    file = Path(path)
+    shown = path if len(path) <= 120 else path[:117] + "..."
+    try:
+        # Inside the try: `is_dir` raises for some names, e.g. one too long for the OS.
+        if file.is_dir():
+            raise InvalidInput(f"invalid --file {shown!r}: is a directory; expected a file")
+        with file.open("rb") as handle:
+            yield from enumerate(handle, start=1)
+    except OSError as e:
+        raise InvalidInput(
+            f"cannot read --file {shown!r}: {e.strerror}; expected a readable file"
+        ) from None
+
+
+def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
+    payloads = []
+    for number, raw in _read_lines(path):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            payloads.append(decide.parse_payload(line, max_bytes))
+        except InvalidInput as e:
+            raise InvalidInput(f"line {number}: {e}") from None
+    if not payloads:
+        raise InvalidInput(f"--file {path!r} holds no payloads; expected one JSON object per line")
+    return payloads
+
+
+@click.command()
+@click.option("--payload", metavar="JSON", help='The job: a JSON object naming its "task".')
+@click.option(
+    "--file",
+    "file",
+    metavar="PATH",
+    help="One JSON payload per line (- for stdin); all enqueued in one transaction, or none.",
+)
+@click.option("--delay", metavar="DURATION", help="Run no sooner than this from now: 30s, 5m, 2h.")
+@click.option(
+    "--at", "at", metavar="TIME", help="Run no sooner than this ISO-8601 time (UTC if no zone)."
+)
+@click.option(
+    "--priority",
+    type=click.Choice(tuple(PRIORITIES), case_sensitive=False),
+    help="high, medium or low [default: the task's, else medium].",
+)
+@click.option(
+    "--max-retries",
+    type=Whole(0, MAX_RETRIES_CAP),
+    help=(
+        f"Retries after the first attempt fails [default: the task's, else {DEFAULT_MAX_RETRIES}]."
+    ),
+)
+@click.option(
+    "--queue",
+    callback=utf8,
+    help=f"Queue name [default: the task's, else {DEFAULT_QUEUE}].",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module so its tasks' defaults apply (repeatable).",
+)
+@json_option
+@db_option
+def enqueue(
+    payload: str | None,
+    file: str | None,
+    delay: str | None,
+    at: str | None,
+    priority: str | None,
+    max_retries: int | None,
+    queue: str | None,
+    apps: tuple[str, ...],
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Add a job (or a file of jobs) and print its id.
+
+    Any task name is accepted: whether a worker knows it is decided when it runs.
+    """
+    if (payload is None) == (file is None):
+        raise click.UsageError("give exactly one of --payload JSON or --file PATH")
+    if delay is not None and at is not None:
+        raise click.UsageError("give --delay or --at, not both")
+    settings = Settings.from_env(db)
+    # Validate everything before opening (and so creating) the database: a refused
+    # enqueue must leave no file behind.
+    if queue is not None:
+        check_queue(queue)
+    from conductor.domain.registry import load_app
+
+    for module in apps:
+        load_app(module)
+    wait = None if delay is None else parse_duration(delay, "delay")
+    start = None if at is None else _parse_at(at)
+    items = (
+        # As the bytes given (os.fsencode undoes Python's surrogate escapes), so a payload
+        # that is not UTF-8 is reported as such rather than crashing the size check.
+        [decide.parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
+        if payload is not None
+        else _file_payloads(file or "-", settings.max_payload_bytes)
+    )
+    with Conductor(settings=settings, create=True) as app:
+        ids = app.enqueue_many(
+            items, queue=queue, priority=priority, max_retries=max_retries, delay=wait, at=start
+        )
+    if as_json:
+        echo(json.dumps({"ids": ids}))
+    elif len(ids) == 1:
+        echo(str(ids[0]))
+    else:
+        echo(f"enqueued {len(ids)} jobs: {ids[0]}-{ids[-1]}")
+
+
+def _parse_at(text: str) -> dt.datetime:
+    try:
+        when_ = dt.datetime.fromisoformat(text.strip())
+        # Normalising to UTC here, not when the event is stamped, turns a time that is
+        # valid locally but outside datetime's range in UTC into this error, not a crash.
+        return (when_ if when_.tzinfo else when_.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(
+            f"invalid --at {text!r}: expected an ISO-8601 time like 2026-11-28T09:30:00Z"
+        ) from None

@@ -1,0 +1,204 @@
+"""`conductor worker`: run the engine in this process, or supervise several."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import click
+
+from conductor.cli.options import (
+    PREFETCH,
+    Whole,
+    db_option,
+)
+from conductor.domain.config import (
+    DEFAULT_QUEUE,
+    Settings,
+    WorkerConfig,
+    parse_duration,
+)
+from conductor.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    pass
+
+
+CHILD: Final = (sys.executable, "-m", "conductor.cli.child")
+"""How a worker child is started; its arguments follow: the parent's pid, `worker`, options."""
+
+
+def _queues(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise InvalidInput(f"invalid --queues {text!r}: expected comma-separated queue names")
+    return names
+
+
+@click.command()
+@click.option(
+    "--concurrency",
+    "-c",
+    type=Whole(1, 1024),
+    default=8,
+    show_default=True,
+    help="Jobs in progress at once in this process.",
+)
+@click.option(
+    "--processes",
+    type=Whole(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes; above 1, this process supervises them and restarts any that dies.",
+)
+@click.option(
+    "--queues",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    metavar="A,B",
+    help="Queues to take jobs from, comma-separated.",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module to register its tasks (repeatable).",
+)
+@click.option(
+    "--burst", is_flag=True, help="Exit 0 once no job is due, in flight, or held by a live lease."
+)
+@click.option(
+    "--grace",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="On SIGINT/SIGTERM, how long in-flight jobs may finish.",
+)
+@click.option(
+    "--lease",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="How long a claim lasts without a heartbeat.",
+)
+@click.option(
+    "--prefetch",
+    type=PREFETCH,
+    default="auto",
+    show_default=True,
+    help="Jobs claimed ahead of free slots: a number, or auto (from 2 up to 4 per slot, "
+    "deeper while jobs are shorter than a commit).",
+)
+@click.option(
+    "--poll",
+    default="1s",
+    show_default=True,
+    metavar="DURATION",
+    help="Fallback poll for jobs no wake-up signal announced.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Log only failures and warnings.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per transition: text, or JSON objects.",
+)
+@click.option(
+    "--metrics-port",
+    type=Whole(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Address the metrics endpoint listens on (0.0.0.0 exposes it to the network).",
+)
+@db_option
+def worker(
+    concurrency: int,
+    processes: int,
+    queues: str,
+    apps: tuple[str, ...],
+    burst: bool,
+    grace: str,
+    lease: str,
+    prefetch: int | None,
+    poll: str,
+    quiet: bool,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    db: str | None,
+) -> None:
+    """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
+    from conductor.domain.registry import load_app
+    from conductor.engine.runtime import run_worker
+    from conductor.observe import logs
+
+    config = WorkerConfig(
+        concurrency=concurrency,
+        queues=_queues(queues),
+        prefetch=prefetch,
+        lease=parse_duration(lease, "--lease"),
+        grace=parse_duration(grace, "--grace"),
+        burst=burst,
+        poll_interval=max(parse_duration(poll, "--poll").total_seconds(), 0.001),
+    )
+    settings = Settings.from_env(db)
+    for module in apps:
+        load_app(module)
+    logs.configure("json" if log_format == "json" else "text", quiet=quiet)
+    if processes > 1:
+        from conductor.engine import processes as pool
+
+        if metrics_port and metrics_port + processes - 1 > 65535:
+            raise click.BadParameter(
+                f"{metrics_port} leaves no room for {processes} ports (one per process); "
+                f"expected at most {65536 - processes}",
+                param_hint="'--metrics-port'",
+            )
+        arguments = child_arguments(click.get_current_context())
+        raise click.exceptions.Exit(pool.supervise(settings, config, processes, CHILD, arguments))
+    address = None if metrics_port is None else (metrics_host, metrics_port)
+    raise click.exceptions.Exit(run_worker(settings, config, metrics_address=address))
+
+
+def child_arguments(ctx: click.Context) -> Callable[[int], list[str]]:
+    """The command line of child `index`, from the parent's `worker` invocation: every
+    option given (on the command line or through its environment variable) except
+    `--processes`, and `--metrics-port PORT+index` (0 stays 0: each child picks a port)."""
+    import click
+    from click.core import ParameterSource
+
+    given: list[str] = []
+    port: int | None = None
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name is None or name == "processes":
+            continue
+        value = ctx.params.get(name)
+        if value is None or ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        if name == "metrics_port":
+            port = int(value)
+            continue
+        flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+        if param.is_flag:
+            given += [flag] if value else []
+        elif param.multiple:
+            for item in value:
+                given += [flag, str(item)]
+        else:
+            given += [flag, str(value)]
+
+    def arguments(index: int) -> list[str]:
+        metrics = [] if port is None else ["--metrics-port", str(port + index if port else 0)]
+        return [ctx.info_name or "worker", *given, *metrics]
+
+    return arguments

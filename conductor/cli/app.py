@@ -3,7 +3,7 @@
 Each command lives in a module of its own and is imported only when it runs (or when help
 lists them all): a command pays at start-up for its own imports, not for every command's.
 Errors a user can cause become one line on stderr (`error: ...`) with exit code 1, or 2
-for usage errors; never a traceback.
+for usage errors; never a traceback. A group run without a command prints its help.
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="conductor", standalone_mode=False)
     except ConductorError as e:
         _fail(str(e), 1)
+    except click.exceptions.NoArgsIsHelpError as e:
+        # A group given no command (`conductor`, `conductor audit`) is asking for help,
+        # as with docker: the help on stdout, exit 0, rather than a usage error.
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
     except click.UsageError as e:
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
         _fail(e.format_message() + hint, e.exit_code)

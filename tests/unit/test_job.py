@@ -51,7 +51,10 @@ def test_payloads_are_normalised_to_canonical_json() -> None:
         ('"text"', "got a JSON str"),
         ('{"email": "a@b"}', 'no "task" string'),
         ('{"task": 5}', 'no "task" string'),
-        ('{"task": ""}', 'no "task" string'),
+        ('{"task": ""}', '"task" name "" is empty'),
+        ('{"task": "a", "task": "b"}', 'key "task" appears more than once'),
+        ('{"task": "a", "o": {"k": 1, "k": 1}}', 'key "k" appears more than once'),
+        ('{"task": "t", "n": ' + "9" * 5001 + "}", "more than 4300 digits"),
         ('{"task": "t", "x": NaN}', "NaN is not JSON"),
         ('{"task": "t", "x": Infinity}', "Infinity is not JSON"),
         ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
@@ -62,6 +65,12 @@ def test_bad_payloads_are_refused_naming_what_is_expected(raw: str | bytes, frag
     with pytest.raises(InvalidInput, match="expected") as caught:
         job.parse_payload(raw, CAP)
     assert fragment in str(caught.value)
+
+
+def test_a_dict_payload_with_a_5001_digit_integer_is_refused_in_one_line() -> None:
+    with pytest.raises(InvalidInput, match="more than 4300 digits; expected") as caught:
+        job.parse_payload({"task": "t", "n": 10**5000}, CAP)
+    assert "\n" not in str(caught.value)
 
 
 def test_payloads_over_the_cap_are_refused() -> None:

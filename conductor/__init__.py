@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conductor.client import Conductor, Stats, StatusCounts
+    from conductor.client import Conductor
     from conductor.domain.backoff import Backoff
     from conductor.domain.clock import Clock, ManualClock, SystemClock
     from conductor.domain.config import Settings
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
         UnknownJob,
     )
     from conductor.domain.registry import Registry, task
+    from conductor.domain.reports import ActionReport, Stats, StatusCounts
     from conductor.domain.states import JobState
 
 __all__ = [
+    "ActionReport",
     "Backoff",
     "Clock",
     "Conductor",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 _MODULES: dict[str, str] = {
+    "ActionReport": "conductor.domain.reports",
     "Backoff": "conductor.domain.backoff",
     "Clock": "conductor.domain.clock",
     "Conductor": "conductor.client",
@@ -73,8 +76,8 @@ _MODULES: dict[str, str] = {
     "Registry": "conductor.domain.registry",
     "SchemaTooNew": "conductor.domain.errors",
     "Settings": "conductor.domain.config",
-    "Stats": "conductor.client",
-    "StatusCounts": "conductor.client",
+    "Stats": "conductor.domain.reports",
+    "StatusCounts": "conductor.domain.reports",
     "SystemClock": "conductor.domain.clock",
     "UnknownJob": "conductor.domain.errors",
     "current_job": "conductor.domain.context",
@@ -92,5 +95,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+_DUNDERS = ("__all__", "__doc__", "__file__", "__name__", "__path__", "__version__")
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public API and the module basics, not the helpers this file imports."""
+    return sorted({*__all__, *(name for name in _DUNDERS if name in globals())})

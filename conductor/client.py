@@ -11,11 +11,9 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-import attrs
 
 from conductor.domain import decisions as decide
 from conductor.domain.clock import Clock, SystemClock, stamp
@@ -27,9 +25,10 @@ from conductor.domain.config import (
     parse_priority,
 )
 from conductor.domain.decisions import Payload
-from conductor.domain.errors import InvalidInput, UnknownJob
+from conductor.domain.errors import ConductorError, InvalidInput, InvalidTransition, UnknownJob
 from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
 from conductor.domain.job_row import JobRow
+from conductor.domain.reports import ActionReport, Stats, StatusCounts
 from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
@@ -49,38 +48,6 @@ MAX_ID: Final = 2**63 - 1
 PayloadInput = Payload | Mapping[str, Any] | str | bytes
 
 
-@attrs.frozen(kw_only=True)
-class StatusCounts:
-    """How many jobs are in each status, and in all."""
-
-    pending: int = 0
-    in_progress: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.pending + self.in_progress + self.completed + self.failed + self.cancelled
-
-    def as_dict(self) -> dict[str, int]:
-        return {"total": self.total, **attrs.asdict(self)}
-
-
-@attrs.frozen(kw_only=True)
-class Stats:
-    overall: StatusCounts
-    queues: dict[str, StatusCounts]
-    tasks: dict[str, StatusCounts]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.overall.as_dict(),
-            "queues": {name: counts.as_dict() for name, counts in self.queues.items()},
-            "tasks": {name: counts.as_dict() for name, counts in self.tasks.items()},
-        }
-
-
 T = TypeVar("T")
 
 
@@ -90,6 +57,18 @@ def _first(*choices: T | None) -> T:
         if choice is not None:
             return choice
     raise AssertionError("the last choice is always a default")
+
+
+@contextlib.contextmanager
+def _in_operator_words() -> Iterator[None]:
+    """The ledger re-checks a cancel or retry against the job as it is when appended; a
+    job that moved since it was read is refused in the same words as one read so."""
+    try:
+        yield
+    except InvalidTransition as e:
+        if e.event_type not in decide.OPERATOR_ACTIONS:
+            raise
+        raise decide.refuse_action(e.job_id, e.state, e.event_type) from None
 
 
 @contextlib.contextmanager
@@ -246,11 +225,15 @@ class Conductor:
 
     # -- operator actions --------------------------------------------------------------
     def cancel(self, job_id: int, *, by: str = "operator", reason: str = "cancelled") -> None:
-        """Cancel a pending or in-progress job (a running handler sees it at its next check)."""
+        """Cancel a pending or in-progress job (a running handler sees it at its next check).
+
+        Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
+        be cancelled."""
         row = self.job(job_id)
-        cancelled = self.ledger.append(
-            [decide.cancel(row, by=by, reason=reason, now=self.clock.now())]
-        )
+        with _in_operator_words():
+            cancelled = self.ledger.append(
+                [decide.cancel(row, by=by, reason=reason, now=self.clock.now())]
+            )
         self._notify()
         _count_appended(cancelled, {job_id: (row["queue"], row["task"])})
         if not _may_be_observed("trace"):
@@ -266,10 +249,38 @@ class Conductor:
         )
 
     def retry(self, job_id: int, *, by: str = "operator") -> None:
-        """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""
+        """Send a failed or cancelled job back to pending, due now, with a fresh retry budget.
+
+        Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
+        be retried."""
         row = self.job(job_id)
-        self.ledger.append([decide.requeue(row, by=by, now=self.clock.now())])
+        with _in_operator_words():
+            self.ledger.append([decide.requeue(row, by=by, now=self.clock.now())])
         self._notify()
+
+    def cancel_many(
+        self, job_ids: Iterable[int], *, by: str = "operator", reason: str = "cancelled"
+    ) -> ActionReport:
+        """Cancel each job in turn, as `kill 3 4 5` or `docker rm` do: a job that cannot be
+        cancelled (unknown, or already finished) is reported and the others still are."""
+        return self._each(job_ids, lambda job_id: self.cancel(job_id, by=by, reason=reason))
+
+    def retry_many(self, job_ids: Iterable[int], *, by: str = "operator") -> ActionReport:
+        """Retry each job in turn; one that cannot be retried is reported, the others are."""
+        return self._each(job_ids, lambda job_id: self.retry(job_id, by=by))
+
+    @staticmethod
+    def _each(job_ids: Iterable[int], action: Callable[[int], None]) -> ActionReport:
+        done: list[int] = []
+        refused: dict[int, ConductorError] = {}
+        for job_id in dict.fromkeys(job_ids):  # each id once, in the order given
+            try:
+                action(job_id)
+            except (UnknownJob, InvalidTransition) as e:
+                refused[job_id] = e
+            else:
+                done.append(job_id)
+        return ActionReport(done=tuple(done), refused=refused)
 
     # -- queries -----------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow:

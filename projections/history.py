@@ -17,6 +17,7 @@ from typing import Final
 import attrs
 
 from conductor.domain.clock import seconds_between
+from conductor.domain.config import PRIORITY_NAMES
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
@@ -72,12 +73,18 @@ class HistoryEntry:
 
 
 def facts(rec: RecordedEvent) -> dict[str, object]:
-    """The few fields of an event worth a glance in a timeline."""
+    """The few fields of an event worth a glance in a timeline, named as the event names
+    them; a priority by its name (`medium`), as every other view shows it."""
     ev = rec.event
     if isinstance(ev, JobEnqueued):
-        return {"task": ev.task, "queue": ev.queue, "priority": ev.priority, "run_at": ev.run_at}
+        return {
+            "task": ev.task,
+            "queue": ev.queue,
+            "priority": PRIORITY_NAMES.get(ev.priority, ev.priority),
+            "run_at": ev.run_at,
+        }
     if isinstance(ev, JobStarted):
-        return {"attempt": ev.attempt, "worker": ev.worker, "lease_until": ev.lease_expires_at}
+        return {"attempt": ev.attempt, "worker": ev.worker, "lease_expires_at": ev.lease_expires_at}
     if isinstance(ev, JobAttemptFailed):
         return {"attempt": ev.attempt, "error": f"{ev.error_type}: {ev.message}"}
     if isinstance(ev, JobRetryScheduled):
@@ -85,7 +92,7 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
     if isinstance(ev, JobFailed | JobRescued | JobReleased):
         return {"attempt": ev.attempt, "reason": ev.reason}
     if isinstance(ev, JobLeaseExtended):
-        return {"attempt": ev.attempt, "lease_until": ev.lease_expires_at}
+        return {"attempt": ev.attempt, "lease_expires_at": ev.lease_expires_at}
     if isinstance(ev, JobResultIgnored):
         return {"attempt": ev.attempt, "outcome": ev.outcome, "reason": ev.reason}
     if isinstance(ev, JobCancelled):

@@ -86,6 +86,10 @@ class Window:
     sampled: bool = False
     """The window held more events than were read: the figures cover only its newest
     `seconds` (the time since the oldest event read)."""
+    since_first_event: bool = False
+    """The log began inside the window: the figures (and so the rates) cover `seconds`,
+    the time since its first event, not the whole window a one-minute-old database
+    cannot have."""
 
     @property
     def completed_per_second(self) -> float:
@@ -99,6 +103,7 @@ class Window:
         return {
             "seconds": self.seconds,
             "sampled": self.sampled,
+            "since_first_event": self.since_first_event,
             "completed": self.completed,
             "failed": self.failed,
             "attempts_failed": self.attempts_failed,
@@ -227,24 +232,29 @@ class Tally:
         spans: Sequence[tuple[str, int]] = SPANS,
         *,
         covered_since: Timestamp | None = None,
+        begun: Timestamp | None = None,
     ) -> Activity:
         """The figures of each window of `spans` ending at `now`. With `covered_since`,
         the events before that stamp were not read: a window reaching further back is
-        reported over the time since then, marked `sampled`."""
+        reported over the time since then, marked `sampled`. With `begun` (the stamp of
+        the log's first event), a window reaching back before it is reported over the
+        time since then, marked `since_first_event`."""
         windows = []
         for span_name, span_seconds in spans:
             since = stamp(now - dt.timedelta(seconds=span_seconds))
             covered = span_seconds
             sampled = covered_since is not None and since < covered_since
-            if sampled:
-                assert covered_since is not None
-                since = covered_since
-                covered = max(1, math.ceil(seconds_between(covered_since, stamp(now))))
+            young = not sampled and begun is not None and since < begun
+            start = covered_since if sampled else begun if young else None
+            if start is not None:
+                since = start
+                covered = max(1, math.ceil(seconds_between(start, stamp(now))))
             windows.append(
                 Window(
                     name=span_name,
                     seconds=covered,
                     sampled=sampled,
+                    since_first_event=young,
                     completed=self._count(JobCompleted.TYPE, since),
                     failed=self._count(JobFailed.TYPE, since),
                     attempts_failed=self._count(JobAttemptFailed.TYPE, since),

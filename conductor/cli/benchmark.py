@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
@@ -13,9 +12,6 @@ from conductor.cli.options import (
     echo,
     json_option,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from conductor.cli.app import COMMANDS, load
 from conductor.cli.options import db_option, echo
 from conductor.client import Conductor
 from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.errors import InvalidInput
 from conductor.domain.states import TERMINAL_STATES
 from conductor.engine.runtime import Engine
 from conductor.observe import logs
@@ -52,11 +53,25 @@ def _progress(app: Conductor, ids: list[int]) -> tuple[int, dict[str, int]]:
     return done, counts
 
 
+def _refuse_used(app: Conductor) -> None:
+    """Refuse a database that already holds jobs: the demo's would mix with them (a second
+    demo used to add to the first one's jobs, and `demo` in a project directory to its
+    real ./conductor.db). Nothing is deleted: the user picks a new path."""
+    held = app.stats().overall.total
+    if held:
+        raise InvalidInput(
+            f"{app.settings.db} already holds {held} job{'s' * (held != 1)}; the demo needs "
+            "an empty database: expected --db with a new path (e.g. --db demo.db), or remove "
+            "this one first"
+        )
+
+
 def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
     """Enqueue the demo jobs, run a worker until every one of them is finished."""
     logs.configure(quiet=True)
     logs.LOGGER.setLevel(logging.ERROR)  # the progress line says it all
     with Conductor(settings=settings) as app:
+        _refuse_used(app)
         ids = enqueue(app)
         out.write(f"enqueued {len(ids)} demo jobs into {settings.db}; running them...\n")
         engine = Engine(settings, WorkerConfig(concurrency=4, poll_interval=0.5))
@@ -92,7 +107,8 @@ def demo(db: str | None) -> None:
     """Run a realistic mix of jobs in-process with live progress, then show them.
 
     Enqueues the demo jobs, runs a worker until every one has finished, and prints
-    `conductor jobs` and `conductor stats`.
+    `conductor jobs` and `conductor stats`. The database must hold no jobs yet: a demo
+    never mixes its jobs with others (give a new --db to run it again).
     """
     settings = Settings.from_env(db)
     run(settings)

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -31,9 +30,6 @@ from conductor.domain.config import (
     parse_duration,
 )
 from conductor.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    pass
 
 
 def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:

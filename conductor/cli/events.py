@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import click
@@ -31,14 +31,9 @@ from conductor.cli.render import (
 )
 from conductor.client import Conductor
 from conductor.domain.clock import stamp
-from conductor.domain.config import (
-    parse_time,
-)
+from conductor.domain.config import PRIORITY_NAMES, parse_time
 from conductor.domain.events import EVENT_TYPES, JobEnqueued, RecordedEvent
 from conductor.ledger.base import EventFilter
-
-if TYPE_CHECKING:
-    pass
 
 
 def event_json(rec: RecordedEvent) -> dict[str, Any]:
@@ -55,9 +50,12 @@ def event_json(rec: RecordedEvent) -> dict[str, Any]:
 
 
 def event_details(rec: RecordedEvent) -> str:
+    """An event's fields for a person: a priority by its name, as `jobs` and `show` show it
+    (`--json` prints the event as stored, where it is a number)."""
     data = json.loads(rec.event.encode())
     if isinstance(rec.event, JobEnqueued):
         data.pop("payload")
+        data["priority"] = PRIORITY_NAMES.get(rec.event.priority, rec.event.priority)
     data.pop("traceback", None)
     return facts(data)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -31,9 +31,6 @@ from conductor.domain.config import (
     PRIORITY_NAMES,
 )
 from conductor.domain.job_row import JobRow
-
-if TYPE_CHECKING:
-    pass
 
 
 def job_json(row: JobRow) -> dict[str, Any]:

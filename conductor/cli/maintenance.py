@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
@@ -13,9 +12,6 @@ from conductor.cli.options import (
     json_option,
     open_app,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

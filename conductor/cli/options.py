@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from conductor.client import Conductor
-from conductor.domain.config import (
-    Settings,
-)
-
-if TYPE_CHECKING:
-    pass
-
+from conductor.domain.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,6 +91,15 @@ def bindable(ctx: click.Context, param: click.Parameter, value: int | None) -> i
     return value
 
 
+def bindable_all(
+    ctx: click.Context, param: click.Parameter, values: tuple[int, ...]
+) -> tuple[int, ...]:
+    """`bindable` for an argument taking several integers."""
+    for value in values:
+        bindable(ctx, param, value)
+    return values
+
+
 def utf8(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Refuse text arguments that are not UTF-8 (Python passes such bytes on as surrogate
     escapes, which SQLite cannot bind) as usage errors instead of crashing on them."""
@@ -106,6 +109,15 @@ def utf8(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
         except UnicodeEncodeError:
             raise click.BadParameter(f"{value!r} is not valid UTF-8; expected UTF-8 text") from None
     return value
+
+
+def utf8_all(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """`utf8` for an option given several times."""
+    for value in values:
+        utf8(ctx, param, value)
+    return values
 
 
 def truncation_note(shown: int, limit: int | None, what: str) -> None:

@@ -22,11 +22,11 @@ from conductor.cli.render import (
     to_json,
     when,
 )
-from conductor.client import Stats
 from conductor.domain.config import (
     parse_duration,
 )
 from conductor.domain.errors import InvalidInput
+from conductor.domain.reports import Stats
 
 if TYPE_CHECKING:
     from projections.throughput import Activity
@@ -50,7 +50,8 @@ def interval_option(function: F) -> F:
 def stats(watch: bool, interval: str, as_json: bool, db: str | None) -> None:
     """Job counts by status, overall and per queue, and recent throughput.
 
-    The activity table covers the last minute and the last hour: jobs completed and
+    The activity table covers the last minute and the last hour (or, marked ^, the time
+    since the first event when the database is younger than that): jobs completed and
     failed (in all and per second), failed attempts, and the p50/p95 of wait time (from a
     job becoming due to its attempt starting) and run time (from an attempt starting to
     its outcome), computed from the events stamped in each window. With --watch (or
@@ -119,7 +120,13 @@ def _stats_text(result: Stats, activity: Activity) -> str:
         return "-" if value is None else elapsed(value)
 
     figures = table(
-        ("Activity", *(w.name.replace("_", " ").capitalize() + "*" * w.sampled for w in spans)),
+        (
+            "Activity",
+            *(
+                w.name.replace("_", " ").capitalize() + "*" * w.sampled + "^" * w.since_first_event
+                for w in spans
+            ),
+        ),
         [
             ("Completed", *(w.completed for w in spans)),
             ("Completed/s", *(rate(w.completed_per_second) for w in spans)),
@@ -137,6 +144,12 @@ def _stats_text(result: Stats, activity: Activity) -> str:
         figures += (
             f"\n* over the last {elapsed(sampled.seconds)} only: "
             "the window holds more events than stats reads"
+        )
+    young = next((w for w in spans if w.since_first_event), None)
+    if young is not None:
+        figures += (
+            f"\n^ over the {elapsed(young.seconds)} since the first event: "
+            "the database is younger than the window"
         )
     return counts + "\n\n" + figures
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import click
 
@@ -12,6 +12,7 @@ from conductor.cli.options import (
     PREFETCH,
     Whole,
     db_option,
+    utf8_all,
 )
 from conductor.domain.config import (
     DEFAULT_QUEUE,
@@ -21,19 +22,20 @@ from conductor.domain.config import (
 )
 from conductor.domain.errors import InvalidInput
 
-if TYPE_CHECKING:
-    pass
-
-
 CHILD: Final = (sys.executable, "-m", "conductor.cli.child")
 """How a worker child is started; its arguments follow: the parent's pid, `worker`, options."""
 
 
-def _queues(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names:
-        raise InvalidInput(f"invalid --queues {text!r}: expected comma-separated queue names")
-    return names
+def _queues(given: tuple[str, ...]) -> tuple[str, ...]:
+    """The queues of every `--queue` (each may be comma-separated), each once, in order;
+    `default` when none is given."""
+    names: dict[str, None] = {}
+    for text in given:
+        found = [name.strip() for name in text.split(",") if name.strip()]
+        if not found:
+            raise InvalidInput(f"invalid --queue {text!r}: expected queue names, comma-separated")
+        names.update(dict.fromkeys(found))
+    return tuple(names) or (DEFAULT_QUEUE,)
 
 
 @click.command()
@@ -53,11 +55,20 @@ def _queues(text: str) -> tuple[str, ...]:
     help="Worker processes; above 1, this process supervises them and restarts any that dies.",
 )
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    callback=utf8_all,
+    metavar="NAME",
+    help=f"A queue to take jobs from: repeatable, or comma-separated [default: {DEFAULT_QUEUE}].",
+)
+@click.option(
+    # The name before `--queue` matched `enqueue --queue`; kept so scripts keep working.
     "--queues",
-    default=DEFAULT_QUEUE,
-    show_default=True,
-    metavar="A,B",
-    help="Queues to take jobs from, comma-separated.",
+    "old_queues",
+    multiple=True,
+    callback=utf8_all,
+    hidden=True,
 )
 @click.option(
     "--app",
@@ -123,7 +134,8 @@ def _queues(text: str) -> tuple[str, ...]:
 def worker(
     concurrency: int,
     processes: int,
-    queues: str,
+    queues: tuple[str, ...],
+    old_queues: tuple[str, ...],
     apps: tuple[str, ...],
     burst: bool,
     grace: str,
@@ -143,7 +155,7 @@ def worker(
 
     config = WorkerConfig(
         concurrency=concurrency,
-        queues=_queues(queues),
+        queues=_queues((*queues, *old_queues)),
         prefetch=prefetch,
         lease=parse_duration(lease, "--lease"),
         grace=parse_duration(grace, "--grace"),

@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
 from conductor.domain.config import check_max_retries, check_queue
-from conductor.domain.errors import InvalidInput
+from conductor.domain.errors import InvalidInput, InvalidTransition
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
@@ -35,7 +35,7 @@ from conductor.domain.events import (
     canonical_json,
 )
 from conductor.domain.job_row import JobRow
-from conductor.domain.states import JobState, next_state
+from conductor.domain.states import TRANSITIONS, JobState, can_apply, next_state
 
 
 @attrs.frozen(kw_only=True)
@@ -188,15 +188,38 @@ def start(row: JobRow, *, worker: str, now: dt.datetime, lease: dt.timedelta) ->
     )
 
 
+OPERATOR_ACTIONS: Final = {JobCancelled.TYPE: "cancelled", JobRequeued.TYPE: "retried"}
+"""What an operator's action is called where it is refused: `conductor retry` appends
+`requeued`, but the user asked for a retry."""
+
+
+def refuse_action(job_id: int, state: str | None, event_type: str) -> InvalidTransition:
+    """An operator's cancel or retry refused, saying which states it needs, e.g.
+    `job 1 is pending; only failed or cancelled jobs can be retried`."""
+    allowed = [str(frm) for frm, typ in TRANSITIONS if typ == event_type and frm is not None]
+    return InvalidTransition(
+        job_id,
+        state,
+        event_type,
+        tuple(allowed),
+        refusal=f"only {' or '.join(allowed)} jobs can be {OPERATOR_ACTIONS[event_type]}",
+    )
+
+
+def _operator_move(row: JobRow, event_type: str) -> None:
+    if not can_apply(JobState(row["status"]), event_type):
+        raise refuse_action(row["id"], row["status"], event_type)
+
+
 def cancel(row: JobRow, *, by: str, reason: str, now: dt.datetime) -> NewEvent:
     """Cancel a pending or in-progress job."""
-    next_state(row["id"], JobState(row["status"]), JobCancelled.TYPE)
+    _operator_move(row, JobCancelled.TYPE)
     return NewEvent(job_id=row["id"], at=stamp(now), event=JobCancelled(by=by, reason=reason))
 
 
 def requeue(row: JobRow, *, by: str, now: dt.datetime) -> NewEvent:
     """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""
-    next_state(row["id"], JobState(row["status"]), JobRequeued.TYPE)
+    _operator_move(row, JobRequeued.TYPE)
     at = stamp(now)
     return NewEvent(job_id=row["id"], at=at, event=JobRequeued(by=by, run_at=at))
 

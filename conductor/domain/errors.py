@@ -37,12 +37,17 @@ class InvalidTransition(ConductorError):
         allowed_from: tuple[str, ...] = (),
         *,
         expected: str | None = None,
+        refusal: str | None = None,
     ) -> None:
         where = "does not exist" if state is None else f"is {state}"
-        if expected is None and allowed_from:
-            expected = f"a job that is {' or '.join(allowed_from)}"
-        hint = f" (expected {expected})" if expected else ""
-        super().__init__(f"job {job_id} {where}; cannot apply {event_type!r}{hint}")
+        if refusal is not None:
+            # An operator's request, refused in the words of what was asked for.
+            super().__init__(f"job {job_id} {where}; {refusal}")
+        else:
+            if expected is None and allowed_from:
+                expected = f"a job that is {' or '.join(allowed_from)}"
+            hint = f" (expected {expected})" if expected else ""
+            super().__init__(f"job {job_id} {where}; cannot apply {event_type!r}{hint}")
         self.job_id = job_id
         self.state = state
         self.event_type = event_type

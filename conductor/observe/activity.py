@@ -10,7 +10,8 @@ for the new events only.
 The first read takes at most `MAX_EVENTS` of the window's newest events: a busy hour holds
 millions (3,000,000 after a million jobs), and `conductor stats` must answer in a blink
 whatever the load. A window reaching past the oldest event read is reported over the time
-since that event, marked `sampled`.
+since that event, marked `sampled`; one reaching back before the log's first event (a
+young database), over the time since that event, marked `since_first_event`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class ActivityReader:
         self._tally = throughput.Tally()
         self._seq: int | None = None
         """The last seq read; None before the first read."""
+        self._begun: str | None = None
+        """The stamp of the log's first event, once a read has met it (seq 1)."""
 
     def read(self, now: dt.datetime) -> throughput.Activity:
         since = stamp(now - self._longest)
@@ -57,12 +60,17 @@ class ActivityReader:
                 self._covered_since = events[0].at
         else:
             events = self._ledger.read(EventFilter(after_seq=self._seq))
+        if self._begun is None and events and events[0].seq == 1:
+            # The log began inside the window: rates are over the time since then.
+            self._begun = events[0].at
         self._feed(events)
         self._seq = max(head, events[-1].seq if events else 0, self._seq or 0)
         self._tally.forget(since)
         if self._covered_since is not None and self._covered_since <= since:
             self._covered_since = None  # everything before the cut has aged out
-        return self._tally.figures(now, self._spans, covered_since=self._covered_since)
+        return self._tally.figures(
+            now, self._spans, covered_since=self._covered_since, begun=self._begun
+        )
 
     def _feed(self, events: list[RecordedEvent]) -> None:
         missing = self._tally.missing(events)

@@ -4,7 +4,7 @@ Run it from a directory holding this file (see docs/tasks.md, "A complete exampl
 
     export PYTHONPATH=.
     conductor enqueue --app shop_tasks --payload '{"task": "resize_image", "path": "cat.png"}'
-    conductor worker --app shop_tasks --queues default,images --burst
+    conductor worker --app shop_tasks --queue default,images --burst
 """
 
 from __future__ import annotations

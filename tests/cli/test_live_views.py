@@ -269,6 +269,7 @@ def test_stats_json_reports_throughput_and_percentiles_of_each_window(activity_d
     assert activity["last_minute"] == {
         "seconds": 60,
         "sampled": False,
+        "since_first_event": False,
         "completed": 3,
         "failed": 1,
         "attempts_failed": 1,
@@ -281,6 +282,7 @@ def test_stats_json_reports_throughput_and_percentiles_of_each_window(activity_d
     assert activity["last_hour"] == {
         "seconds": 3600,
         "sampled": False,
+        "since_first_event": False,
         "completed": 4,
         "failed": 1,
         "attempts_failed": 1,
@@ -311,6 +313,29 @@ def test_stats_table_shows_the_activity_of_the_last_minute_and_hour(activity_db:
     }
 
 
+def test_a_database_younger_than_the_window_reports_rates_over_its_age(tmp_path: Path) -> None:
+    """A database whose first event is 30 s old: an hour's rate divided by 3600 s would
+    read 120 times too low; it is over the time since the first event, and labelled so."""
+    db = tmp_path / "conductor.db"
+    now = dt.datetime.now(dt.UTC)
+    append(db, [enqueued(30, now), enqueued(30, now), started(1, 29, now), completed(1, 28, now)])
+    result = run_cli("stats", "--json", db=db)
+    assert (result.code, result.stderr) == (0, ""), result
+    hour = json.loads(result.stdout)["activity"]["last_hour"]
+    assert hour["since_first_event"] is True
+    assert hour["sampled"] is False
+    assert 30 <= hour["seconds"] < 120, "the database's age when stats ran, not 3600"
+    assert hour["completed_per_second"] == 1 / hour["seconds"]
+
+    text = run_cli("stats", db=db)
+    assert (text.code, text.stderr) == (0, ""), text
+    figures = text.stdout.split("\n\n")[1]
+    header, *_, footnote = figures.splitlines()
+    assert header.split() == ["Activity", "Last", "minute^", "Last", "hour^"]
+    assert footnote.startswith("^ over the ")
+    assert footnote.endswith("since the first event: the database is younger than the window")
+
+
 # -- stats --watch and top -------------------------------------------------------------
 def test_stats_watch_redraws_in_a_terminal_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path, terminals: Callable[..., Terminal]
@@ -336,7 +361,8 @@ def test_stats_watch_redraws_in_a_terminal_and_stops_cleanly_on_ctrl_c(
     screen = next(s for s in frames(view.output) if counts_row(s)["Completed"] == "1")
     assert (counts_row(screen)["Total"], counts_row(screen)["Pending"]) == ("2", "1")
     _, rows = table_rows(screen.split("\n\n")[2])
-    assert {r["Activity"]: r["Last minute"] for r in rows}["Completed"] == "1"
+    # A database seconds old: the figures cover the time since its first event (^).
+    assert {r["Activity"]: r["Last minute^"] for r in rows}["Completed"] == "1"
 
     assert view.ctrl_c() == 0
     assert "Traceback" not in view.output
@@ -361,7 +387,7 @@ def test_top_through_a_pipe_prints_snapshots_a_blank_line_apart_until_sigterm(
         heading, counts, figures = snapshot.split("\n\n")
         assert heading.startswith("conductor stats: ")
         assert table_rows(counts)[1][0]["Total"] == "2"
-        assert table_rows(figures)[0] == ["Activity", "Last minute", "Last hour"]
+        assert table_rows(figures)[0] == ["Activity", "Last minute^", "Last hour^"]
 
 
 def test_a_watch_interval_below_100ms_is_refused(tmp_path: Path) -> None:

@@ -183,6 +183,7 @@ def test_a_quiet_window_has_zero_counts_and_no_percentiles() -> None:
     assert minute.as_dict() == {
         "seconds": 60,
         "sampled": False,
+        "since_first_event": False,
         "completed": 0,
         "failed": 0,
         "attempts_failed": 0,
@@ -208,6 +209,21 @@ def test_a_window_reaching_past_what_was_read_covers_only_the_time_since() -> No
     assert (hour.sampled, hour.seconds, hour.completed) == (True, 200, 2)
     assert hour.completed_per_second == 2 / 200
     assert hour.as_dict()["sampled"] is True
+
+
+def test_a_window_reaching_back_before_the_first_event_covers_only_the_time_since() -> None:
+    log = Log()
+    log.enqueued(1, ago(90))
+    log.started(1, ago(89))
+    log.completed(1, ago(88))
+    tally = throughput.Tally()
+    tally.add(log.events)
+    # The log began 90 s ago: the minute is whole, the hour has had 90 s so far.
+    activity = tally.figures(NOW, begun=ago(90))
+    minute, hour = window(activity, "last_minute"), window(activity, "last_hour")
+    assert (minute.since_first_event, minute.seconds) == (False, 60)
+    assert (hour.since_first_event, hour.seconds, hour.completed) == (True, 90, 1)
+    assert hour.completed_per_second == 1 / 90
 
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -1,0 +1,58 @@
+"""What the Python API hands back for counts and for operator actions on several jobs.
+
+Plain frozen values (no I/O), so any layer can hold one and `conductor.client` stays a
+facade; `conductor` exports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from conductor.domain.errors import ConductorError
+
+
+@attrs.frozen(kw_only=True)
+class StatusCounts:
+    """How many jobs are in each status, and in all."""
+
+    pending: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.in_progress + self.completed + self.failed + self.cancelled
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, **attrs.asdict(self)}
+
+
+@attrs.frozen(kw_only=True)
+class ActionReport:
+    """What `cancel_many` or `retry_many` did: the jobs acted on, in the order given, and
+    each refused job with the error saying why (`UnknownJob` or `InvalidTransition`)."""
+
+    done: tuple[int, ...]
+    refused: dict[int, ConductorError]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    overall: StatusCounts
+    queues: dict[str, StatusCounts]
+    tasks: dict[str, StatusCounts]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.overall.as_dict(),
+            "queues": {name: counts.as_dict() for name, counts in self.queues.items()},
+            "tasks": {name: counts.as_dict() for name, counts in self.tasks.items()},
+        }

@@ -8,6 +8,7 @@ import resource
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ from conductor.bench.scenarios import (
 from conductor.observe import logs
 
 
-def run(options: BenchOptions) -> dict[str, Any]:
+def run(options: BenchOptions, on_scenario: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the scenarios of `options` on fresh temporary databases; `on_scenario` is told
+    the name of each as it begins (the CLI's progress display)."""
+    begin = on_scenario or (lambda name: None)
     logs.configure(quiet=True)
     logs.LOGGER.setLevel(logging.ERROR)
     folder = Path(tempfile.mkdtemp(prefix="conductor-bench-"))
@@ -42,16 +46,22 @@ def run(options: BenchOptions) -> dict[str, Any]:
         }
         wanted = options.scenarios
         if "enqueue" in wanted:
+            begin("enqueue")
             result["enqueue"] = measure_enqueue(folder, options)
         if "drain" in wanted:
+            begin("drain")
             result["drain"] = measure_drain(folder, options)
         if "sleep" in wanted:
+            begin("sleep")
             result["sleep"] = measure_sleep(folder, options)
         if "latency" in wanted:
+            begin("latency")
             result["pickup_latency"] = measure_latency(folder, options)
         if "processes" in wanted:
+            begin("processes")
             result["processes"] = measure_processes(folder, options)
         if "scale" in wanted:
+            begin("scale")
             base = result.get("drain", {}).get("jobs_per_s")
             result["scale"] = measure_scale(folder, options, base)
         own = peak_rss_mib()

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from conductor.cli import progress
 from conductor.cli.options import (
     PREFETCH,
     Whole,
@@ -93,6 +94,7 @@ def bench(
 
     By default: enqueue (batch API and --file), a drain of no-op jobs, 10 ms jobs, and
     pickup latency in and across processes. --processes and --backlog add their scenarios.
+    On a terminal (without --json), stderr shows which scenario is running.
     """
     from conductor import bench as benchmark
 
@@ -107,16 +109,29 @@ def bench(
         *(("processes",) if processes > 1 else ()),
         *(("scale",) if backlog else ()),
     )
-    result = benchmark.run(
-        benchmark.BenchOptions(
-            jobs=jobs,
-            concurrency=concurrency,
-            prefetch=prefetch,
-            processes=processes,
-            backlog=backlog,
-            latency_rate=rate,
-            latency_seconds=stream_seconds,
-            scenarios=scenarios,
+    started: list[str] = []
+    # A bench takes seconds to minutes: progress on a terminal whatever its size.
+    with progress.tracked(quiet=as_json, size=len(scenarios), threshold=1) as tracker:
+        tracker.stage("bench", total=len(scenarios))
+
+        def begin(name: str) -> None:
+            if started:  # the scenario before this one has finished
+                tracker.advance()
+            started.append(name)
+            tracker.describe(f"bench: {name}")
+
+        result = benchmark.run(
+            benchmark.BenchOptions(
+                jobs=jobs,
+                concurrency=concurrency,
+                prefetch=prefetch,
+                processes=processes,
+                backlog=backlog,
+                latency_rate=rate,
+                latency_seconds=stream_seconds,
+                scenarios=scenarios,
+            ),
+            on_scenario=begin,
         )
-    )
+        tracker.advance()
     echo(json.dumps(result, indent=2) if as_json else benchmark.render(result))

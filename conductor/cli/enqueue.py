@@ -8,9 +8,11 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from conductor.cli import progress
 from conductor.cli.options import (
     Whole,
     db_option,
@@ -30,6 +32,9 @@ from conductor.domain.config import (
     parse_duration,
 )
 from conductor.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from conductor.cli.progress import Tracker
 
 
 def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
@@ -51,9 +56,11 @@ def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
         ) from None
 
 
-def _file_payloads(path: str, max_bytes: int) -> list[decide.Payload]:
+def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[decide.Payload]:
     payloads = []
+    tracker.stage(f"reading {'stdin' if path == '-' else Path(path).name}")
     for number, raw in _read_lines(path):
+        tracker.advance()
         line = raw.strip()
         if not line:
             continue
@@ -118,7 +125,9 @@ def enqueue(
 ) -> None:
     """Add a job (or a file of jobs) and print its id.
 
-    Any task name is accepted: whether a worker knows it is decided when it runs.
+    Any task name is accepted: whether a worker knows it is decided when it runs. On a
+    terminal, a --file of 10,000 lines or more shows its progress on stderr (not with
+    --json).
     """
     if (payload is None) == (file is None):
         raise click.UsageError("give exactly one of --payload JSON or --file PATH")
@@ -135,17 +144,23 @@ def enqueue(
         load_app(module)
     wait = None if delay is None else parse_duration(delay, "delay")
     start = None if at is None else _parse_at(at)
-    items = (
-        # As the bytes given (os.fsencode undoes Python's surrogate escapes), so a payload
-        # that is not UTF-8 is reported as such rather than crashing the size check.
-        [decide.parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
-        if payload is not None
-        else _file_payloads(file or "-", settings.max_payload_bytes)
-    )
-    with Conductor(settings=settings, create=True) as app:
-        ids = app.enqueue_many(
-            items, queue=queue, priority=priority, max_retries=max_retries, delay=wait, at=start
+    # Progress only for a file (its length is learnt as it is read), never with --json.
+    with progress.tracked(
+        quiet=as_json or file is None, size=None, threshold=progress.MIN_LINES
+    ) as tracker:
+        items = (
+            # As the bytes given (os.fsencode undoes Python's surrogate escapes), so a
+            # payload that is not UTF-8 is reported as such rather than crashing the size
+            # check.
+            [decide.parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
+            if payload is not None
+            else _file_payloads(file or "-", settings.max_payload_bytes, tracker)
         )
+        tracker.stage(f"enqueuing {len(items):,} jobs in one transaction")
+        with Conductor(settings=settings, create=True) as app:
+            ids = app.enqueue_many(
+                items, queue=queue, priority=priority, max_retries=max_retries, delay=wait, at=start
+            )
     if as_json:
         echo(json.dumps({"ids": ids}))
     elif len(ids) == 1:

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from conductor.cli import progress
 from conductor.cli.options import (
     db_option,
     echo,
@@ -22,14 +23,22 @@ from conductor.cli.options import (
 )
 @db_option
 def replay(verify: bool, db: str | None) -> None:
-    """Rebuild every projection from the event log (seq 1 onwards)."""
+    """Rebuild every projection from the event log (seq 1 onwards).
+
+    On a terminal, a log of 50,000 events or more shows a spinner and the time taken.
+    """
     with open_app(db, create=False) as app:
+        last = app.ledger.last_seq()
+        with progress.tracked(quiet=False, size=last, threshold=progress.MIN_EVENTS) as tracker:
+            if not verify:
+                tracker.stage(f"rebuilding projections from {last:,} events")
+                count = app.replay()
+            else:
+                tracker.stage(f"rebuilding {last:,} events into scratch tables to compare")
+                differences = app.verify_projections()
         if not verify:
-            count = app.replay()
             echo(f"rebuilt projections from {count} events")
             return
-        differences = app.verify_projections()
-        last = app.ledger.last_seq()
     if not differences:
         echo(f"projections match the log ({last} events)")
         return
@@ -56,9 +65,16 @@ def audit() -> None:
 @json_option
 @db_option
 def audit_verify(as_json: bool, db: str | None) -> None:
-    """Walk the hash chain; name the first event altered, removed or reordered."""
+    """Walk the hash chain; name the first event altered, removed or reordered.
+
+    On a terminal (and without --json), a log of 50,000 events or more shows a spinner
+    and the time taken.
+    """
     with open_app(db, create=False) as app:
-        report = app.audit()
+        last = app.ledger.last_seq()
+        with progress.tracked(quiet=as_json, size=last, threshold=progress.MIN_EVENTS) as tracker:
+            tracker.stage(f"verifying the hash chain of {last:,} events")
+            report = app.audit()
     if as_json:
         echo(
             json.dumps(

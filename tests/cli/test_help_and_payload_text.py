@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from conductor import Conductor, InvalidInput, Settings
 from tests.conftest import db_snapshot, run_cli
 
 
@@ -106,3 +107,28 @@ def test_any_json_ish_payload_gives_an_id_or_one_error_line(text: str) -> None:
             assert db_snapshot(db) == "absent", "a refused enqueue wrote something"
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+# -- the Python API refuses what the CLI refuses -----------------------------------------
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ('{"task": "noop", "task": "fail"}', 'key "task" appears more than once'),
+        ('{"task": ""}', '"task" name "" is empty'),
+        ('{"task": "a", "n": ' + "1" * 5001 + "}", "more than 4300 digits"),
+        ({"task": "a", "n": 10**5000}, "more than 4300 digits"),
+    ],
+    ids=["duplicate-key", "empty-task", "huge-integer-text", "huge-integer-dict"],
+)
+def test_the_python_api_refuses_the_same_payloads_and_writes_nothing(
+    tmp_path: Path, payload: str | dict[str, object], fragment: str
+) -> None:
+    db = tmp_path / "conductor.db"
+    with Conductor(settings=Settings(db=str(db))) as app:
+        app.enqueue({"task": "first"})
+        before = db_snapshot(db)
+        with pytest.raises(InvalidInput, match="expected") as caught:
+            app.enqueue_many([{"task": "ok"}, payload])
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert db_snapshot(db) == before

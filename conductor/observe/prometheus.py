@@ -21,15 +21,6 @@ if TYPE_CHECKING:
     from conductor.ledger.base import Ledger
 
 
-def _resource() -> Any:
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-
-    resource = Resource.create()
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: "conductor"}))
-    return resource
-
-
 @attrs.define
 class Endpoint:
     """A running `/metrics` HTTP endpoint and the meter provider behind it."""
@@ -48,7 +39,9 @@ class Endpoint:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self.provider.shutdown()
+        from conductor.observe import export
+
+        export.shut_down([self.provider.shutdown], export.exit_budget())
 
 
 def serve(settings: Settings, *, host: str, port: int) -> Endpoint:
@@ -68,8 +61,14 @@ def serve(settings: Settings, *, host: str, port: int) -> Endpoint:
     registry = CollectorRegistry()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
+    from conductor.observe import export
+
+    # With OTEL_METRICS_EXPORTER set, conductor's instruments go there as well.
+    also = export.metric_readers() if export.metrics_from_env() else []
     provider = MeterProvider(
-        metric_readers=[PrometheusMetricReader(registry=registry)], resource=_resource()
+        metric_readers=[PrometheusMetricReader(registry=registry), *also],
+        resource=export.resource(),
+        shutdown_on_exit=False,
     )
     try:
         server, _ = start_http_server(port, addr=host, registry=registry)
@@ -93,12 +92,14 @@ def exposition(ledger: Ledger, now: dt.datetime) -> str:
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry, generate_latest
 
+    from conductor.observe import export
+
     view = read_view(ledger, now)
     totals = ledger.event_counts(tuple(COUNTERS))
     registry = CollectorRegistry()
     # No target_info: its per-process instance id would make a new series every run.
     reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
-    provider = MeterProvider(metric_readers=[reader], resource=_resource())
+    provider = MeterProvider(metric_readers=[reader], resource=export.resource())
     try:
         scope = meter(provider)
         counters = {

@@ -10,25 +10,22 @@ the attempt afterwards (completed, retry scheduled, failed, ignored as stale) is
 as span events when the Writer has committed it; rescues and cancellations, which
 happen away from any running attempt, get a short span of their own in the job's trace.
 
-Configured the standard way (`OTEL_TRACES_EXPORTER=console|otlp|none`,
-`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, ...) unless the application already
-installed a tracer provider. With nothing configured every entry point returns after one
-cheap check, so tracing costs next to nothing.
+Configured the standard way (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`,
+`OTEL_SERVICE_NAME`, ...: see `export`) unless the application already installed a
+tracer provider. With nothing configured every entry point returns after one cheap
+check, so tracing costs next to nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-from conductor.domain.errors import InvalidInput
 
 TRACER: Final = "conductor"
 SYSTEM: Final = "conductor"
@@ -37,48 +34,9 @@ _NOOP_PROVIDERS: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 def enabled() -> bool:
-    """Whether a real tracer provider is installed (by `configure_from_env` or the app)."""
+    """Whether a real tracer provider is installed (by `export.configure_from_env` or the
+    application)."""
     return not isinstance(trace.get_tracer_provider(), _NOOP_PROVIDERS)
-
-
-def configure_from_env() -> None:
-    """Install an SDK tracer provider as `OTEL_TRACES_EXPORTER` asks; no-op when unset."""
-    wanted = [
-        name.strip().lower()
-        for name in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")
-        if name.strip()
-    ]
-    if not wanted or wanted == ["none"] or enabled():
-        return
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SimpleSpanProcessor,
-    )
-
-    provider = TracerProvider(resource=Resource.create())
-    for name in wanted:
-        if name == "console":
-            # stderr: stdout carries command output (e.g. the id `enqueue` prints).
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
-        elif name == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter,
-                )
-            except ImportError:
-                raise InvalidInput(
-                    "OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter; expected it "
-                    "installed: pip install 'conductor[otlp]'"
-                ) from None
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        elif name != "none":
-            raise InvalidInput(
-                f"invalid OTEL_TRACES_EXPORTER {name!r}: expected console, otlp or none"
-            )
-    trace.set_tracer_provider(provider)
 
 
 def _tracer() -> trace.Tracer:

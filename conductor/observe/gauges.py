@@ -16,13 +16,11 @@ from opentelemetry import metrics as otel
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from conductor.domain.errors import LedgerError
+from conductor.observe.conventions import QUEUE, STATUS, TASK
 from conductor.observe.instruments import (
     JOBS,
     OLDEST_DUE_AGE,
-    QUEUE,
     SCOPE,
-    STATUS,
-    TASK,
     WAL_SIZE,
     LedgerView,
     read_view,

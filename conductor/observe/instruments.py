@@ -25,12 +25,6 @@ if TYPE_CHECKING:
 SCOPE: Final = "conductor"
 """The instrumentation scope (meter) name."""
 
-QUEUE: Final = "conductor.queue"
-TASK: Final = "conductor.task"
-STATUS: Final = "conductor.job.status"
-ERROR_TYPE: Final = "error.type"
-"""Attribute keys. `error.type` is the general semantic-conventions attribute."""
-
 Labels = tuple[str, str]
 """(queue, task) of a job."""
 

@@ -28,15 +28,13 @@ from opentelemetry import metrics as otel
 # The stand-in the API hands out until a provider is set; it has no public name.
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 
+from conductor.observe.conventions import ERROR_TYPE, QUEUE, TASK
 from conductor.observe.gauges import LedgerReader, meter, observe
 from conductor.observe.instruments import (
     ATTEMPT_DURATION,
     BUCKETS,
     COUNTERS,
-    ERROR_TYPE,
-    QUEUE,
     QUEUE_WAIT,
-    TASK,
     Instrument,
     Labels,
     increments,
@@ -172,7 +170,7 @@ def record_commit(
             continue  # a timed-out attempt's late result: its duration was recorded already
         attributes = {QUEUE: holding.job.queue, TASK: holding.job.task}
         if outcome.error_type is not None:
-            attributes[ERROR_TYPE] = outcome.error_type
+            attributes[ERROR_TYPE] = outcome.error_class or outcome.error_type
         instruments.duration.record(outcome.duration, attributes)
     if claimed and now is not None:
         for job in claimed:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from conductor.domain.errors import ConductorError
+from conductor.observe.conventions import QUEUE, TASK
 from conductor.observe.gauges import LedgerReader, meter, observe
-from conductor.observe.instruments import COUNTERS, QUEUE, TASK, read_view
+from conductor.observe.instruments import COUNTERS, read_view
 
 if TYPE_CHECKING:
     from conductor.domain.config import Settings

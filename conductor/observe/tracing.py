@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from conductor.observe import conventions as names
+
+if TYPE_CHECKING:
+    from conductor.domain.events import RecordedEvent
+
 TRACER: Final = "conductor"
-SYSTEM: Final = "conductor"
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 _NOOP_PROVIDERS: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
@@ -77,9 +82,9 @@ class Producer:
 
     def sent(self, job_ids: Sequence[int]) -> None:
         if len(job_ids) == 1:
-            self.span.set_attribute("messaging.message.id", str(job_ids[0]))
+            self.span.set_attribute(names.MESSAGE_ID, str(job_ids[0]))
         else:
-            self.span.set_attribute("messaging.batch.message_count", len(job_ids))
+            self.span.set_attribute(names.BATCH_COUNT, len(job_ids))
 
 
 @contextlib.contextmanager
@@ -88,15 +93,15 @@ def producer(queues: Iterable[str]) -> Iterator[Producer | None]:
     if not enabled():
         yield None
         return
-    names = sorted(set(queues))
-    destination = names[0] if len(names) == 1 else None
+    distinct = sorted(set(queues))
+    destination = distinct[0] if len(distinct) == 1 else None
     attributes: dict[str, Any] = {
-        "messaging.system": SYSTEM,
-        "messaging.operation.name": "send",
-        "messaging.operation.type": "send",
+        names.MESSAGING_SYSTEM: names.SYSTEM,
+        names.OPERATION_NAME: "send",
+        names.OPERATION_TYPE: "send",
     }
     if destination is not None:
-        attributes["messaging.destination.name"] = destination
+        attributes[names.DESTINATION] = destination
     name = f"send {destination}" if destination else "send"
     with _tracer().start_as_current_span(
         name, kind=SpanKind.PRODUCER, attributes=attributes
@@ -120,13 +125,13 @@ def start_process(
         kind=SpanKind.CONSUMER,
         links=links,
         attributes={
-            "messaging.system": SYSTEM,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": queue,
-            "messaging.message.id": str(job_id),
-            "conductor.task": task,
-            "conductor.job.attempt": attempt,
+            names.MESSAGING_SYSTEM: names.SYSTEM,
+            names.OPERATION_NAME: "process",
+            names.OPERATION_TYPE: "process",
+            names.DESTINATION: queue,
+            names.MESSAGE_ID: str(job_id),
+            names.TASK: task,
+            names.ATTEMPT: attempt,
         },
     )
 
@@ -148,10 +153,21 @@ def current_span() -> trace.Span | None:
 
 
 def failed(span: trace.Span | None, error: BaseException) -> None:
+    """The attempt raised: an `exception` event, `error.type` and an ERROR status, the
+    class named in full in both (`builtins.ValueError`; the SDK would drop `builtins.`)."""
     if span is None:
         return
-    span.record_exception(error)
-    span.set_attribute("error.type", type(error).__qualname__)
+    qualified = names.error_type(error)
+    # The conventions' exception event, without the SDK's deprecated `exception.escaped`.
+    span.add_event(
+        "exception",
+        {
+            names.EXCEPTION_TYPE: qualified,
+            names.EXCEPTION_MESSAGE: str(error),
+            names.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(error)),
+        },
+    )
+    span.set_attribute(names.ERROR_TYPE, qualified)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
@@ -176,10 +192,31 @@ def marker(
         context=_context_of(traceparent),
         kind=SpanKind.INTERNAL,
         attributes={
-            "messaging.system": SYSTEM,
-            "messaging.destination.name": queue,
-            "messaging.message.id": str(job_id),
+            names.MESSAGING_SYSTEM: names.SYSTEM,
+            names.DESTINATION: queue,
+            names.MESSAGE_ID: str(job_id),
         },
     )
     span.add_event(name, attributes)
     span.end()
+
+
+_EVENT_FIELDS: Final = (
+    ("attempt", names.ATTEMPT),
+    ("run_at", names.RUN_AT),
+    ("reason", names.REASON),
+    ("by", names.BY),
+    ("outcome", names.OUTCOME),
+)
+"""Stored event fields carried by its span event, and their attribute names. An
+attempt's `error_type` is not among them: its span has `error.type` already."""
+
+
+def event_attributes(rec: RecordedEvent) -> dict[str, Any]:
+    """The attributes of the span event that mirrors a stored event."""
+    attributes: dict[str, Any] = {names.EVENT_SEQ: rec.seq}
+    for field, name in _EVENT_FIELDS:
+        value = getattr(rec.event, field, None)
+        if value is not None:
+            attributes[name] = value
+    return attributes

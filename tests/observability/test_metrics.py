@@ -173,7 +173,13 @@ def test_the_writer_hook_counts_a_batch_and_times_attempts_it_held(
         rows,  # type: ignore[arg-type]
         outcomes=[
             Outcome(job_id=1, attempt=1, duration=0.25),
-            Outcome(job_id=2, attempt=3, error_type="ValueError", duration=0.5),
+            Outcome(
+                job_id=2,
+                attempt=3,
+                error_type="ValueError",
+                error_class="builtins.ValueError",
+                duration=0.5,
+            ),
             Outcome(job_id=2, attempt=2, duration=9.0),  # a stale attempt's late result
             Outcome(job_id=7, attempt=1, duration=9.0),  # a job no longer held
         ],
@@ -197,7 +203,7 @@ def test_the_writer_hook_counts_a_batch_and_times_attempts_it_held(
         attrs.get("error.type"): (point.count, point.sum)
         for attrs, point in found["conductor.attempt.duration"]
     }
-    assert durations == {None: (1, 0.25), "ValueError": (1, 0.5)}
+    assert durations == {None: (1, 0.25), "builtins.ValueError": (1, 0.5)}
     [(wait_attrs, wait)] = found["conductor.queue.wait"]
     assert (wait.count, wait.sum) == (1, 4.0)
     assert wait_attrs == {"conductor.queue": "default", "conductor.task": "report"}
@@ -390,7 +396,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
     assert by(samples, "conductor_job_rescued_total") == {}
     assert by(samples, "conductor_queue_wait_seconds_count", "conductor_task") == started
     failures = by(samples, "conductor_attempt_duration_seconds_count", "error_type")
-    assert failures == {("",): 5.0, ("RuntimeError",): 3.0}
+    assert failures == {("",): 5.0, ("builtins.RuntimeError",): 3.0}
     assert by(samples, "conductor_attempt_duration_seconds_bucket", "le")[("+Inf",)] == 8.0
     gauge = by(
         samples, "conductor_jobs", "conductor_queue", "conductor_task", "conductor_job_status"

@@ -209,6 +209,18 @@ def test_each_signal_takes_its_own_protocol_and_endpoint(
     assert "conductor.job.completed" in {name for _, name in http_receiver[1].metrics}
 
 
+def test_a_worker_serving_prometheus_also_exports_through_otel_metrics_exporter(
+    db_path: Path, http_receiver: tuple[str, Received]
+) -> None:
+    endpoint, received = http_receiver
+    env = {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    assert run(["enqueue", "--payload", '{"task": "noop"}'], db_path, env).returncode == 0
+    done = run(["worker", "--burst", "-q", "--metrics-port", "0"], db_path, env)
+    assert done.returncode == 0, done.stderr
+    names = {name for _, name in received.metrics}
+    assert {"conductor.job.completed", "conductor.attempt.duration", "conductor.jobs"} <= names
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

@@ -245,7 +245,7 @@ class Conductor:
             queue=row["queue"],
             job_id=job_id,
             traceparent=row["trace"],
-            attributes={"conductor.by": by, "conductor.reason": reason},
+            attributes=tracing.event_attributes(cancelled[0]),
         )
 
     def retry(self, job_id: int, *, by: str = "operator") -> None:

@@ -88,10 +88,10 @@ def _fail(message: str, code: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every expected failure into one stderr line."""
     try:
-        if os.environ.get("OTEL_TRACES_EXPORTER"):
-            from conductor.observe import tracing
+        if os.environ.get("OTEL_TRACES_EXPORTER") or os.environ.get("OTEL_METRICS_EXPORTER"):
+            from conductor.observe import export
 
-            tracing.configure_from_env()
+            export.configure_from_env()
         code = cli.main(args=argv, prog_name="conductor", standalone_mode=False)
     except ConductorError as e:
         _fail(str(e), 1)

@@ -162,8 +162,8 @@ def metrics_once(db: str | None) -> None:
     Counters are totals since the database began; gauges are read from its projections.
     For node_exporter's textfile collector, or a quick look. Reads only.
     """
-    from conductor.observe import metrics
+    from conductor.observe import prometheus
 
     with open_app(db, create=False) as app:
-        text = metrics.exposition(app.ledger, app.clock.now())
+        text = prometheus.exposition(app.ledger, app.clock.now())
     click.echo(text, nl=False)

@@ -232,6 +232,9 @@ class Outcome:
     job_id: int
     attempt: int
     error_type: str | None = None
+    error_class: str | None = None
+    """The exception's fully qualified class name (`builtins.ValueError`), for telemetry's
+    `error.type`; the stored events keep the short `error_type` people read."""
     message: str = ""
     traceback: str = ""
     retryable: bool = True

@@ -40,6 +40,7 @@ from conductor.engine.messages import (
 )
 from conductor.ledger.base import ClaimedJob
 from conductor.observe import tracing
+from conductor.observe.conventions import error_type
 
 
 def _format_seconds(seconds: float) -> str:
@@ -52,6 +53,7 @@ def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any
         job_id=job.id,
         attempt=job.attempt,
         error_type=type(error).__name__,
+        error_class=error_type(error),
         message=str(error),
         traceback="".join(traceback.format_exception(error)),
         duration=time.perf_counter() - started,

@@ -350,7 +350,7 @@ class Writer(CoreActor):
                     queue=queue,
                     job_id=rec.job_id,
                     traceparent=traceparent,
-                    attributes=_span_facts(rec),
+                    attributes=tracing.event_attributes(rec),
                 )
         record_commit(recorded, self._held, self.ledger)
         self._wake_if_rescheduled(recorded)
@@ -394,16 +394,6 @@ _MARKED: Final = frozenset({"rescued", "released", "failed"})
 """Outcomes recorded away from any running attempt that get a marker span of their own."""
 
 
-def _span_facts(rec: RecordedEvent) -> dict[str, Any]:
-    ev = rec.event
-    facts: dict[str, Any] = {"conductor.event.seq": rec.seq}
-    for field in ("attempt", "reason", "run_at", "error_type", "outcome"):
-        value = getattr(ev, field, None)
-        if value is not None:
-            facts[f"conductor.{field}"] = value
-    return facts
-
-
 def _end_spans(outcomes: Sequence[decide.Outcome], recorded: Sequence[RecordedEvent]) -> None:
     """End each traced attempt's `process` span with what was committed for it."""
     spans = {outcome.job_id: outcome.span for outcome in outcomes if outcome.span is not None}
@@ -412,7 +402,7 @@ def _end_spans(outcomes: Sequence[decide.Outcome], recorded: Sequence[RecordedEv
     committed: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     for rec in recorded:
         if rec.job_id in spans:
-            committed.setdefault(rec.job_id, []).append((rec.type, _span_facts(rec)))
+            committed.setdefault(rec.job_id, []).append((rec.type, tracing.event_attributes(rec)))
     for job_id, span in spans.items():
         tracing.settled(span, committed.get(job_id, ()))
 

@@ -10,75 +10,38 @@ the attempt afterwards (completed, retry scheduled, failed, ignored as stale) is
 as span events when the Writer has committed it; rescues and cancellations, which
 happen away from any running attempt, get a short span of their own in the job's trace.
 
-Configured the standard way (`OTEL_TRACES_EXPORTER=console|otlp|none`,
-`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, ...) unless the application already
-installed a tracer provider. With nothing configured every entry point returns after one
-cheap check, so tracing costs next to nothing.
+Configured the standard way (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`,
+`OTEL_SERVICE_NAME`, ...: see `export`) unless the application already installed a
+tracer provider. With nothing configured every entry point returns after one cheap
+check, so tracing costs next to nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from conductor.domain.errors import InvalidInput
+from conductor.observe import conventions as names
+
+if TYPE_CHECKING:
+    from conductor.domain.events import RecordedEvent
 
 TRACER: Final = "conductor"
-SYSTEM: Final = "conductor"
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 _NOOP_PROVIDERS: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 def enabled() -> bool:
-    """Whether a real tracer provider is installed (by `configure_from_env` or the app)."""
+    """Whether a real tracer provider is installed (by `export.configure_from_env` or the
+    application)."""
     return not isinstance(trace.get_tracer_provider(), _NOOP_PROVIDERS)
-
-
-def configure_from_env() -> None:
-    """Install an SDK tracer provider as `OTEL_TRACES_EXPORTER` asks; no-op when unset."""
-    wanted = [
-        name.strip().lower()
-        for name in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")
-        if name.strip()
-    ]
-    if not wanted or wanted == ["none"] or enabled():
-        return
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SimpleSpanProcessor,
-    )
-
-    provider = TracerProvider(resource=Resource.create())
-    for name in wanted:
-        if name == "console":
-            # stderr: stdout carries command output (e.g. the id `enqueue` prints).
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
-        elif name == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter,
-                )
-            except ImportError:
-                raise InvalidInput(
-                    "OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter; expected it "
-                    "installed: pip install 'conductor[otlp]'"
-                ) from None
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        elif name != "none":
-            raise InvalidInput(
-                f"invalid OTEL_TRACES_EXPORTER {name!r}: expected console, otlp or none"
-            )
-    trace.set_tracer_provider(provider)
 
 
 def _tracer() -> trace.Tracer:
@@ -119,9 +82,9 @@ class Producer:
 
     def sent(self, job_ids: Sequence[int]) -> None:
         if len(job_ids) == 1:
-            self.span.set_attribute("messaging.message.id", str(job_ids[0]))
+            self.span.set_attribute(names.MESSAGE_ID, str(job_ids[0]))
         else:
-            self.span.set_attribute("messaging.batch.message_count", len(job_ids))
+            self.span.set_attribute(names.BATCH_COUNT, len(job_ids))
 
 
 @contextlib.contextmanager
@@ -130,15 +93,15 @@ def producer(queues: Iterable[str]) -> Iterator[Producer | None]:
     if not enabled():
         yield None
         return
-    names = sorted(set(queues))
-    destination = names[0] if len(names) == 1 else None
+    distinct = sorted(set(queues))
+    destination = distinct[0] if len(distinct) == 1 else None
     attributes: dict[str, Any] = {
-        "messaging.system": SYSTEM,
-        "messaging.operation.name": "send",
-        "messaging.operation.type": "send",
+        names.MESSAGING_SYSTEM: names.SYSTEM,
+        names.OPERATION_NAME: "send",
+        names.OPERATION_TYPE: "send",
     }
     if destination is not None:
-        attributes["messaging.destination.name"] = destination
+        attributes[names.DESTINATION] = destination
     name = f"send {destination}" if destination else "send"
     with _tracer().start_as_current_span(
         name, kind=SpanKind.PRODUCER, attributes=attributes
@@ -162,13 +125,13 @@ def start_process(
         kind=SpanKind.CONSUMER,
         links=links,
         attributes={
-            "messaging.system": SYSTEM,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": queue,
-            "messaging.message.id": str(job_id),
-            "conductor.task": task,
-            "conductor.job.attempt": attempt,
+            names.MESSAGING_SYSTEM: names.SYSTEM,
+            names.OPERATION_NAME: "process",
+            names.OPERATION_TYPE: "process",
+            names.DESTINATION: queue,
+            names.MESSAGE_ID: str(job_id),
+            names.TASK: task,
+            names.ATTEMPT: attempt,
         },
     )
 
@@ -190,10 +153,21 @@ def current_span() -> trace.Span | None:
 
 
 def failed(span: trace.Span | None, error: BaseException) -> None:
+    """The attempt raised: an `exception` event, `error.type` and an ERROR status, the
+    class named in full in both (`builtins.ValueError`; the SDK would drop `builtins.`)."""
     if span is None:
         return
-    span.record_exception(error)
-    span.set_attribute("error.type", type(error).__qualname__)
+    qualified = names.error_type(error)
+    # The conventions' exception event, without the SDK's deprecated `exception.escaped`.
+    span.add_event(
+        "exception",
+        {
+            names.EXCEPTION_TYPE: qualified,
+            names.EXCEPTION_MESSAGE: str(error),
+            names.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(error)),
+        },
+    )
+    span.set_attribute(names.ERROR_TYPE, qualified)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
@@ -218,10 +192,31 @@ def marker(
         context=_context_of(traceparent),
         kind=SpanKind.INTERNAL,
         attributes={
-            "messaging.system": SYSTEM,
-            "messaging.destination.name": queue,
-            "messaging.message.id": str(job_id),
+            names.MESSAGING_SYSTEM: names.SYSTEM,
+            names.DESTINATION: queue,
+            names.MESSAGE_ID: str(job_id),
         },
     )
     span.add_event(name, attributes)
     span.end()
+
+
+_EVENT_FIELDS: Final = (
+    ("attempt", names.ATTEMPT),
+    ("run_at", names.RUN_AT),
+    ("reason", names.REASON),
+    ("by", names.BY),
+    ("outcome", names.OUTCOME),
+)
+"""Stored event fields carried by its span event, and their attribute names. An
+attempt's `error_type` is not among them: its span has `error.type` already."""
+
+
+def event_attributes(rec: RecordedEvent) -> dict[str, Any]:
+    """The attributes of the span event that mirrors a stored event."""
+    attributes: dict[str, Any] = {names.EVENT_SEQ: rec.seq}
+    for field, name in _EVENT_FIELDS:
+        value = getattr(rec.event, field, None)
+        if value is not None:
+            attributes[name] = value
+    return attributes

@@ -38,7 +38,7 @@ from conductor.domain.events import (
 )
 from conductor.domain.registry import Registry
 from conductor.ledger.base import ClaimedJob
-from conductor.observe import metrics
+from conductor.observe import instruments, metrics
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import RunningEngine, wait_until
 
@@ -72,7 +72,7 @@ def test_increments_add_up_a_batch_per_counter_queue_and_task() -> None:
     ]
     places = {4: ("default", "noop"), 5: ("default", "noop"), 6: ("slow", "report")}
 
-    counts = metrics.increments(batch, places.get)
+    counts = instruments.increments(batch, places.get)
 
     assert counts == {
         ("enqueued", "default", "send_email"): 2,
@@ -83,14 +83,14 @@ def test_increments_add_up_a_batch_per_counter_queue_and_task() -> None:
 
 
 def test_seconds_since_run_at_is_never_negative() -> None:
-    assert metrics.seconds_since(stamp(NOW - dt.timedelta(seconds=90)), NOW) == 90.0
-    assert metrics.seconds_since(stamp(NOW + dt.timedelta(seconds=5)), NOW) == 0.0
-    assert metrics.seconds_since(None, NOW) == 0.0
+    assert instruments.seconds_since(stamp(NOW - dt.timedelta(seconds=90)), NOW) == 90.0
+    assert instruments.seconds_since(stamp(NOW + dt.timedelta(seconds=5)), NOW) == 0.0
+    assert instruments.seconds_since(None, NOW) == 0.0
 
 
 def test_the_wal_sits_beside_a_database_path_only() -> None:
-    assert metrics.wal_path("/data/conductor.db") == "/data/conductor.db-wal"
-    assert metrics.wal_path("file:/data/conductor.db?mode=ro") is None
+    assert instruments.wal_path("/data/conductor.db") == "/data/conductor.db-wal"
+    assert instruments.wal_path("file:/data/conductor.db?mode=ro") is None
 
 
 # -- hooks, in memory --------------------------------------------------------------------
@@ -173,7 +173,13 @@ def test_the_writer_hook_counts_a_batch_and_times_attempts_it_held(
         rows,  # type: ignore[arg-type]
         outcomes=[
             Outcome(job_id=1, attempt=1, duration=0.25),
-            Outcome(job_id=2, attempt=3, error_type="ValueError", duration=0.5),
+            Outcome(
+                job_id=2,
+                attempt=3,
+                error_type="ValueError",
+                error_class="builtins.ValueError",
+                duration=0.5,
+            ),
             Outcome(job_id=2, attempt=2, duration=9.0),  # a stale attempt's late result
             Outcome(job_id=7, attempt=1, duration=9.0),  # a job no longer held
         ],
@@ -197,7 +203,7 @@ def test_the_writer_hook_counts_a_batch_and_times_attempts_it_held(
         attrs.get("error.type"): (point.count, point.sum)
         for attrs, point in found["conductor.attempt.duration"]
     }
-    assert durations == {None: (1, 0.25), "ValueError": (1, 0.5)}
+    assert durations == {None: (1, 0.25), "builtins.ValueError": (1, 0.5)}
     [(wait_attrs, wait)] = found["conductor.queue.wait"]
     assert (wait.count, wait.sum) == (1, 4.0)
     assert wait_attrs == {"conductor.queue": "default", "conductor.task": "report"}
@@ -318,7 +324,9 @@ def worker_process(
 
     def start(*args: str) -> subprocess.Popen[bytes]:
         (tmp_path / "metrics_app.py").write_text(textwrap.dedent(APP))
-        env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDUCTOR_DB": str(db_path)}
+        # The app's folder first, then the tree under test (a worktree, say).
+        path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, "CONDUCTOR_DB": str(db_path)}
         log = (tmp_path / "worker.log").open("wb")
         process = subprocess.Popen(
             [CONDUCTOR, "worker", "--db", str(db_path), "--app", "metrics_app", *args],
@@ -388,13 +396,13 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
     assert by(samples, "conductor_job_rescued_total") == {}
     assert by(samples, "conductor_queue_wait_seconds_count", "conductor_task") == started
     failures = by(samples, "conductor_attempt_duration_seconds_count", "error_type")
-    assert failures == {("",): 5.0, ("RuntimeError",): 3.0}
+    assert failures == {("",): 5.0, ("builtins.RuntimeError",): 3.0}
     assert by(samples, "conductor_attempt_duration_seconds_bucket", "le")[("+Inf",)] == 8.0
     gauge = by(
-        samples, "conductor_job_count", "conductor_queue", "conductor_task", "conductor_job_status"
+        samples, "conductor_jobs", "conductor_queue", "conductor_task", "conductor_job_status"
     )
     assert gauge == {(q, t, s): float(n) for q, t, s, n in counts}
-    statuses = by(samples, "conductor_job_count", "conductor_job_status")
+    statuses = by(samples, "conductor_jobs", "conductor_job_status")
     assert {s: n for (s,), n in statuses.items()} == {
         s: float(stats[s]) for s in STATUSES if stats[s]
     }
@@ -470,7 +478,7 @@ def test_conductor_metrics_prints_the_ledger_as_prometheus_text(
         }
         gauge = by(
             samples,
-            "conductor_job_count",
+            "conductor_jobs",
             "conductor_queue",
             "conductor_task",
             "conductor_job_status",

@@ -110,7 +110,7 @@ def test_each_attempt_is_a_consumer_span_in_the_producers_trace_with_its_outcome
         assert attributes["conductor.job.attempt"] == attempt
         assert attributes["conductor.task"] == "second_time_lucky"
     assert first.status.status_code is StatusCode.ERROR
-    assert dict(first.attributes or {})["error.type"] == "ValueError"
+    assert dict(first.attributes or {})["error.type"] == "builtins.ValueError"
     assert [e.name for e in first.events] == ["exception", "attempt_failed", "retry_scheduled"]
     assert [e.name for e in second.events] == ["completed"]
     inner = named(spans, "inner work")
@@ -166,7 +166,7 @@ def test_a_rescued_job_gets_a_marker_and_its_next_attempt_in_the_same_trace(
     (process,) = named(spans, "process default")
     assert hex_trace(rescue) == hex_trace(producer) == hex_trace(process)
     assert [e.name for e in rescue.events] == ["rescued"]
-    assert "is gone" in str(dict(rescue.events[0].attributes or {})["conductor.reason"])
+    assert "is gone" in str(dict(rescue.events[0].attributes or {})["conductor.job.reason"])
     assert dict(process.attributes or {})["conductor.job.attempt"] == 2
     running.stop()
 

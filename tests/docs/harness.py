@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ import attrs
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN_LANGUAGES = ("sh", "python")
-TIMEOUT = 180.0
+TIMEOUT = 120.0
 """Seconds one block may take: generous, for a loaded 2-core machine."""
 
 _MARKER = re.compile(r"^<!--\s*(?P<key>[a-z ]+):\s*(?P<value>.*?)\s*-->$")
@@ -157,7 +158,8 @@ _VARIABLE = [
     # a worker id: host:pid:start
     (re.compile(r"\b[\w.-]+:\d+:[\w.-]+\b"), "<worker>"),
     (re.compile(r"(duration_ms=|pid[= ]|pids )\d[\d.]*"), r"\1<n>"),
-    (re.compile(r"[+-]?\b\d+(?:\.\d+)?\s?(?:ms|us|µs|s|min|h)\b"), "<duration>"),
+    # a duration as the CLI renders it: +50.2ms, 1.25s, 2.5m, 1.2h
+    (re.compile(r"[+-]?\b\d+(?:\.\d+)?(?:ms|us|s|m|h)\b"), "<duration>"),
 ]
 
 
@@ -174,24 +176,32 @@ def normalise(text: str) -> str:
     return "\n".join(lines)
 
 
-def _pattern(expected: str, *, within_line: bool) -> re.Pattern[str]:
-    parts = [re.escape(part) for part in expected.split("...")]
-    wildcard = ".*?" if within_line else "(?s:.*?)"
-    return re.compile(wildcard.join(parts))
+def _line_pattern(expected: str) -> str:
+    return ".*?".join(re.escape(part) for part in expected.split("..."))
+
+
+def _block_pattern(expected: str) -> re.Pattern[str]:
+    # A `...` line stands for any number of lines, none included; elsewhere `...` stands
+    # for any text within the line.
+    pattern = "".join(
+        r"(?:.*\n)*?" if line == "..." else _line_pattern(line) + r"\n"
+        for line in expected.splitlines()
+    )
+    return re.compile(pattern)
 
 
 def matches(expected: str, actual: str, *, any_order: bool = False) -> bool:
     """Whether the output a command printed is what the doc shows, both normalised."""
     want, got = normalise(expected), normalise(actual)
     if not any_order:
-        return _pattern(want, within_line=False).fullmatch(got) is not None
+        return _block_pattern(want).fullmatch(got + "\n") is not None
     patterns = [line for line in want.splitlines() if line]
     extra_allowed = "..." in patterns
     patterns = [line for line in patterns if line != "..."]
     remaining = [line for line in got.splitlines() if line]
     # Most literal text first, so a loose pattern does not take a line a strict one needs.
     for line in sorted(patterns, key=lambda p: -len(p.replace("...", ""))):
-        regex = _pattern(line, within_line=True)
+        regex = re.compile(_line_pattern(line))
         hit = next((n for n, candidate in enumerate(remaining) if regex.fullmatch(candidate)), None)
         if hit is None:
             return False
@@ -262,24 +272,28 @@ class Session:
         return self._spawn([sys.executable, "-c", block.text], block)
 
     def _spawn(self, argv: list[str], block: Block) -> Ran:
-        try:
-            done = subprocess.run(
-                argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise DocExampleError(
-                f"{block.where}: the block ran for more than {TIMEOUT:.0f} s; "
-                "mark it <!-- not run: why --> if it is not meant to end"
-            ) from e
-        return Ran(code=done.returncode, output=done.stdout)
+        # A session of its own, so a block that never ends is stopped with everything it
+        # started (a `conductor worker` without --burst outlives a killed bash otherwise).
+        with subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                output, _ = process.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise DocExampleError(
+                    f"{block.where}: the block ran for more than {TIMEOUT:.0f} s; "
+                    "mark it <!-- not run: why --> if it is not meant to end"
+                ) from None
+        return Ran(code=process.returncode, output=output)
 
 
 def _exported(path: Path, current: dict[str, str]) -> dict[str, str]:

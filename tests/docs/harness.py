@@ -139,9 +139,9 @@ def examples(blocks: list[Block]) -> list[Example]:
         expected = None
         if block.language == "sh" and position + 1 < len(blocks):
             following = blocks[position + 1]
-            if following.language == "text" and not following.markers.get(
-                "output", ""
-            ).startswith("not checked"):
+            if following.language == "text" and not following.markers.get("output", "").startswith(
+                "not checked"
+            ):
                 expected = following
         found.append(Example(block=block, expected=expected))
     return found
@@ -351,4 +351,7 @@ def run_doc(path: Path, markdown: str | None = None) -> int:
 
 def documents() -> list[Path]:
     """README.md and docs/*.md, except docs/cli.md, which is generated from the commands."""
-    return [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "cli.md")]
+    return [
+        ROOT / "README.md",
+        *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "cli.md"),
+    ]

@@ -38,6 +38,18 @@ def test_the_harness_runs_examples_in_readme_tasks_and_operations() -> None:
         assert counts[name] >= 3, f"{name} has only {counts[name]} examples that run"
 
 
+def test_every_block_of_commands_says_it_is_sh_so_the_harness_sees_it() -> None:
+    commands = ("conductor ", "just ", "python ", "pip ", "sqlite3 ")
+    unmarked = [
+        block.where
+        for path in documents()
+        for block in parse(path)
+        if not block.language
+        and any(line.lstrip().startswith(commands) for line in block.text.splitlines())
+    ]
+    assert not unmarked, f"fenced blocks of commands without ```sh: {unmarked}"
+
+
 def _doc(tmp_path: Path, markdown: str) -> Path:
     path = tmp_path / "drift.md"
     path.write_text(textwrap.dedent(markdown), encoding="utf-8")
@@ -82,7 +94,7 @@ def test_the_same_doc_with_the_true_output_passes(tmp_path: Path) -> None:
         ```text
         1
         ID  Task  Status   Retries  Queue    Priority  Run at                    Updated
-        1   noop  pending  0/3      default  medium    2026-11-28 00:44:27.576Z  2026-11-28 00:44:27.576Z
+        1   noop  pending  0/3      default  medium    2026-11-28 00:44:27.576Z  ...
         ```
         """,
     )
@@ -206,11 +218,15 @@ def test_an_ellipsis_on_its_own_line_stands_for_any_number_of_lines() -> None:
     assert not matches("first\n...\nlast", "first\na\nlast but one")
 
 
-times = st.datetimes(min_value=dt.datetime(2000, 1, 1)).map(lambda t: t.isoformat(timespec="microseconds"))
+times = st.datetimes(min_value=dt.datetime(2000, 1, 1)).map(
+    lambda t: t.isoformat(timespec="microseconds")
+)
 
 
 @given(
-    log_time=st.datetimes(min_value=dt.datetime(2000, 1, 1)).map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S,") + "123"),
+    log_time=st.datetimes(min_value=dt.datetime(2000, 1, 1)).map(
+        lambda t: t.strftime("%Y-%m-%d %H:%M:%S,") + "123"
+    ),
     stamp=times,
     pid=st.integers(1, 4_000_000),
     millis=st.floats(0, 1e6, allow_nan=False).map(lambda f: f"{f:.1f}"),
@@ -219,8 +235,14 @@ times = st.datetimes(min_value=dt.datetime(2000, 1, 1)).map(lambda t: t.isoforma
 def test_times_pids_durations_and_column_widths_never_make_a_difference(
     log_time: str, stamp: str, pid: int, millis: str, spaces: int
 ) -> None:
-    actual = f"{log_time} job 1 x completed duration_ms={millis} at {stamp}Z by web-1:{pid}:9{' ' * spaces}ok"
-    shown = "2026-11-28 01:19:30,087 job 1 x completed duration_ms=50.2 at 2026-11-28T01:13:47.487205Z by h:1:2 ok"
+    actual = (
+        f"{log_time} job 1 x completed duration_ms={millis} at {stamp}Z "
+        f"by web-1:{pid}:9{' ' * spaces}ok"
+    )
+    shown = (
+        "2026-11-28 01:19:30,087 job 1 x completed duration_ms=50.2 "
+        "at 2026-11-28T01:13:47.487205Z by h:1:2 ok"
+    )
     assert normalise(actual) == normalise(shown)
 
 

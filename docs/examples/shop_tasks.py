@@ -39,4 +39,4 @@ def send_email(email: str, subject: str = "Hello") -> None:
 @task("slow_report", timeout=0.5, max_retries=0)
 def slow_report(pages: int = 10) -> None:
     """Ignores cancellation and runs past its timeout: the attempt fails."""
-    time.sleep(pages * 0.1)
+    time.sleep(pages * 0.5)

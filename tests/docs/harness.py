@@ -26,9 +26,9 @@ What a doc says, and how the harness reads it:
 
 Comparison: both sides are normalised - times, durations, worker ids, pids and hashes
 become placeholders, runs of spaces become one (table columns widen with their values),
-trailing blank lines go - and then `...` in the doc matches any text, as doctest's
-ELLIPSIS does (on its own line, any number of lines; in an `any order` block, the rest of
-one line, and a `...` line allows lines the doc leaves out).
+trailing blank lines go - and then, as with doctest's ELLIPSIS, `...` in the doc matches
+any text within a line, and a line of just `...` any number of lines (in an `any order`
+block: lines the doc leaves out).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 Run it from a directory holding this file (see docs/tasks.md, "A complete example"):
 
-    export PYTHONPATH=.
     conductor enqueue --app shop_tasks --payload '{"task": "resize_image", "path": "cat.png"}'
     conductor worker --app shop_tasks --queue default,images --burst
 """
@@ -24,7 +23,7 @@ def resize_image(path: str, width: int = 800) -> str:
     return f"{path} resized to {width}px (job {job.job_id}, attempt {job.attempt})"
 
 
-@task("charge_card", max_retries=2, backoff=Backoff(base=0.2, cap=5))
+@task("charge_card", max_retries=2, backoff=Backoff(base=0.05, cap=5))
 def charge_card(order_id: int, amount_cents: int) -> None:
     """Fails on its first attempt, to show a retry with backoff."""
     if current_job().attempt == 1:
@@ -40,4 +39,4 @@ def send_email(email: str, subject: str = "Hello") -> None:
 @task("slow_report", timeout=0.5, max_retries=0)
 def slow_report(pages: int = 10) -> None:
     """Ignores cancellation and runs past its timeout: the attempt fails."""
-    time.sleep(pages * 0.1)
+    time.sleep(pages * 0.5)

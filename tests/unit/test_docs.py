@@ -117,3 +117,41 @@ def test_readme_opens_with_the_demo_and_the_test_command() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert TEST_COMMAND in [line.strip() for line in script.splitlines()]
+
+
+def _prose_docs() -> list[Path]:
+    return [ROOT / "README.md", *sorted(p for p in DOCS.glob("*.md") if p.name != "cli.md")]
+
+
+def test_every_source_file_a_doc_names_exists() -> None:
+    named = re.compile(r"\b((?:conductor|projections|tests)/[\w/]+\.py)\b")
+    missing = [
+        f"{doc.name}:{number}: {path}"
+        for doc in _prose_docs()
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        for path in named.findall(line)
+        if not (ROOT / path).exists()
+    ]
+    assert not missing, f"docs name files that do not exist: {missing}"
+
+
+def test_every_test_a_doc_cites_as_proof_exists() -> None:
+    defined = {
+        name
+        for source in (ROOT / "tests").rglob("*.py")
+        for name in re.findall(r"^\s*def (test_\w+)", source.read_text(encoding="utf-8"), re.M)
+    }
+    # A full name, or a prefix ending in `...` (`test_sigkill_mid_run_...`).
+    cited = re.compile(r"\b(test_\w+?)(_?\.\.\.)?(?=[`:,)\s]|$)")
+    missing = [
+        f"{doc.name}:{number}: {found.group(0)}"
+        for doc in _prose_docs()
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        for found in cited.finditer(line)
+        if not (
+            any(name.startswith(found.group(1).rstrip("_")) for name in defined)
+            if found.group(2)
+            else found.group(1) in defined
+        )
+    ]
+    assert not missing, f"docs cite tests that do not exist: {missing}"

@@ -189,6 +189,8 @@ def render_command(path: str, command: click.Command) -> str:
         "| --- | --- | --- | --- |",
     ]
     for param in command.params:
+        if getattr(param, "hidden", False):
+            continue  # an old spelling kept working, as `--help` hides it
         lines.append(
             "| "
             + " | ".join(

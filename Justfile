@@ -31,6 +31,12 @@ bench *args:
 bench-ledger *args:
     python tests/benchmarks/ledger_bench.py {{args}}
 
+# `conductor enqueue` and `conductor jobs` as commands, next to `python -c pass` (target <= 100 ms
+# median). Compiles the bytecode first, as an install does (editable installs may not).
+bench-cli *args:
+    python -m compileall -q conductor projections
+    python tests/benchmarks/cli_bench.py {{args}}
+
 # The long chaos soak (20,000 jobs, 100 worker kills); skipped in `just test`.
 soak:
     CONDUCTOR_SOAK=1 python -m pytest -n 2 tests/reliability -m soak

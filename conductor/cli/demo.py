@@ -21,8 +21,6 @@ from conductor.client import Conductor
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import InvalidInput
 from conductor.domain.states import TERMINAL_STATES
-from conductor.engine.runtime import Engine
-from conductor.observe import logs
 
 DEMO_JOBS: Final[list[tuple[dict[str, Any], dict[str, Any]]]] = [
     *(
@@ -68,6 +66,10 @@ def _refuse_used(app: Conductor) -> None:
 
 def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
     """Enqueue the demo jobs, run a worker until every one of them is finished."""
+    # Imported here: `conductor --help` loads this module to list the command.
+    from conductor.engine.runtime import Engine
+    from conductor.observe import logs
+
     logs.configure(quiet=True)
     logs.LOGGER.setLevel(logging.ERROR)  # the progress line says it all
     with Conductor(settings=settings) as app:

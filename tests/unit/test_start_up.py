@@ -123,3 +123,32 @@ def test_enqueue_with_nothing_observing_imports_no_opentelemetry(tmp_path: Path)
     assert _loaded(result["modules"], observers) == []
     with Conductor(settings=Settings(db=str(db))) as app:
         assert [row["task"] for row in app.jobs()] == ["send_email"]
+
+
+_HELP_PROBE = """
+import io, json, sys
+from contextlib import redirect_stdout
+from conductor.cli import main
+
+out = io.StringIO()
+with redirect_stdout(out):
+    try:
+        main(["--help"])
+    except SystemExit as e:
+        code = e.code
+print(json.dumps({"code": code, "stdout": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def test_help_lists_every_command_without_importing_what_they_run() -> None:
+    """`conductor --help` imports each command's module to read its help line: those
+    modules must leave the engine, telemetry, rich and sqlite-utils to the commands."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_PROBE], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] in (0, None)
+    assert "demo" in result["stdout"]
+    assert "worker" in result["stdout"]
+    heavy = ("conductor.engine", "pykka", "opentelemetry", "rich", "sqlite_utils")
+    assert _loaded(result["modules"], heavy) == []

@@ -166,11 +166,13 @@ class Conductor:
             raise InvalidInput(f"invalid delay {delay}: expected a non-negative duration")
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
-        now = self.clock.now()
-        run_at = now + delay if delay is not None else at
         if priority is not None:
             parse_priority(priority)
+        # Imported before the stamp: the `enqueued` time is when the job could first be
+        # picked up, so nothing that can wait (imports, parsing) may sit between the stamp
+        # and the commit, nor between the commit and the wake-up.
         from conductor.domain.registry import REGISTRY
+        from conductor.ledger import wakeup
 
         planned = []
         for index, raw in enumerate(payloads, start=1):
@@ -197,6 +199,8 @@ class Conductor:
             producing = _no_span()
         with producing as span:
             traceparent = trace if span is None else span.traceparent
+            now = self.clock.now()
+            run_at = now + delay if delay is not None else at
             events = [
                 decide.enqueue(
                     parsed,
@@ -213,7 +217,7 @@ class Conductor:
             if span is not None:
                 span.sent([rec.job_id for rec in recorded])
         ids = [rec.job_id for rec in recorded]
-        self._notify()
+        wakeup.notify(self.settings.db)
         _count_appended(recorded)
         return ids
 

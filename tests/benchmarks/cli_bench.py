@@ -7,7 +7,8 @@ commands run through the installed console script (`<prefix>/bin/conductor`, wha
 virtualenv puts on PATH), and, if different, through whatever `conductor` is on PATH (a
 pyenv shim adds a bash script and `pyenv exec` in front of every command).
 
-Reports the median, min and max wall milliseconds of each, the ratio to `python -c pass`,
+Reports the median, min and max wall milliseconds of each (and its CPU time), the ratio
+to `python -c pass`,
 the load average before and after, and whether conductor's bytecode was compiled (an
 install compiles it; an editable install under PYTHONDONTWRITEBYTECODE never does, which
 costs every command ~20 ms: `just bench-cli` compiles it first).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,13 +44,18 @@ def _installed_script() -> str:
     return str(script)
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> float:
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one run: the CPU time (user + system of the child) is what a
+    busy machine does not inflate, so it is reported next to the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = (time.perf_counter() - began) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return elapsed, cpu
 
 
 def _compiled() -> bool:
@@ -84,9 +91,12 @@ def main() -> None:
 
     load_before = os.getloadavg()
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(options.rounds):
         for name, argv in commands.items():
-            times[name].append(_timed(argv, env))
+            wall, used = _timed(argv, env)
+            times[name].append(wall)
+            cpu[name].append(used)
     load_after = os.getloadavg()
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -104,6 +114,10 @@ def main() -> None:
                 "ratio_to_python": round(summary(values)["median"] / floor, 2),
             }
             for name, values in times.items()
+        },
+        "cpu_ms": {
+            name: {k: round(v, 1) for k, v in summary(values).items()}
+            for name, values in cpu.items()
         },
         "target_ms": TARGET_MS,
     }
@@ -125,7 +139,8 @@ def main() -> None:
         print(
             f"  {name:28} median {figures['median']:6.1f} ms  "
             f"(min {figures['min']:.1f}, max {figures['max']:.1f})  "
-            f"x{figures['ratio_to_python']:.2f} of python -c pass{mark}"
+            f"x{figures['ratio_to_python']:.2f} of python -c pass; "
+            f"CPU median {result['cpu_ms'][name]['median']:.1f} ms{mark}"
         )
 
 

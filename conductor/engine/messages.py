@@ -169,6 +169,8 @@ class CoreCrashed:
 
     actor: str
     error: str
+    cause: BaseException | None = None
+    """The exception itself: a lasting ledger error ends the process as that error."""
 
 
 # -- to the Scheduler --------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pykka
 from conductor import examples
 from conductor.domain.clock import Clock, SystemClock
 from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.errors import LedgerError
 from conductor.domain.registry import REGISTRY, Registry
 from conductor.engine.messages import (
     Drain,
@@ -32,6 +33,7 @@ from conductor.engine.messages import (
     TickResult,
 )
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
+from conductor.engine.writer import LASTING
 from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.observe import logs
@@ -66,12 +68,26 @@ class Engine:
         self.force_requested = threading.Event()
         self.fatal: str | None = None
         """Why the engine had to stop (a core actor failed); the exit code is then 1."""
+        self.lasting: LedgerError | None = None
+        """The database cannot be written (read-only, corrupt, not conductor's): `run`
+        raises it, and the command exits 1 with its one line."""
+        self._prepared = False
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._listener: wakeup.Listener | None = None
 
+    def prepare(self) -> None:
+        """Create the database (and its schema) before actors open their connections,
+        and refuse one this process cannot write: read-only is not transient."""
+        ledger = self._open_ledger(self.settings)
+        try:
+            ledger.check_writable()
+        finally:
+            ledger.close()
+        self._prepared = True
+
     def start(self) -> Actors:
-        # Create the database (and its schema) before actors open their connections.
-        self._open_ledger(self.settings).close()
+        if not self._prepared:
+            self.prepare()
         self._listener = wakeup.Listener(self.settings.db)
         self._supervisor = Supervisor.start(
             self.settings,
@@ -94,7 +110,9 @@ class Engine:
         if self._listener is not None:
             self._listener.wake()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
+        if isinstance(cause, LASTING):
+            self.lasting = cause
         self.fatal = reason
         self.request_stop(force=True)
 
@@ -103,7 +121,9 @@ class Engine:
         self.wake()
 
     def run(self) -> int:
-        """Run until stopped (or, in burst mode, until the work runs out); returns 0."""
+        """Run until stopped (or, in burst mode, until the work runs out); returns 0, or 1
+        after a core actor failed; raises the `LedgerError` that made the database
+        unwritable (`lasting`)."""
         assert self._listener is not None
         woken = True
         # The Scheduler is a core actor: never replaced while the engine runs (a failed
@@ -113,7 +133,7 @@ class Engine:
             try:
                 result = scheduler.ask(Tick(self.clock.now(), woken))
             except Exception as e:  # noqa: BLE001 - any failure of a core actor is fatal
-                self.fatal = f"scheduler failed: {e!r}"
+                self._fail(f"scheduler failed: {e!r}", e)
                 break
             assert isinstance(result, TickResult)
             if result.drained:
@@ -125,6 +145,11 @@ class Engine:
         return self.shutdown()
 
     def _stop_after_failure(self) -> int:
+        if self.lasting is not None:
+            # Nothing can be recorded, releases included: the attempts this process holds
+            # keep their leases, which expire, and another worker rescues them.
+            self.close()
+            raise self.lasting
         logs.note(f"worker stopping after an internal failure: {self.fatal}", warning=True)
         with contextlib.suppress(Exception):
             self.actors().writer.ask(
@@ -196,6 +221,7 @@ def run_worker(
     close_metrics = metrics.start(settings, metrics_address)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        engine.prepare()  # a database it cannot use fails the command before it starts
         logs.note(
             f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"

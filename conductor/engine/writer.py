@@ -24,7 +24,14 @@ import pykka
 from conductor.domain import decisions as decide
 from conductor.domain.clock import Clock, stamp
 from conductor.domain.config import Settings, WorkerConfig
-from conductor.domain.errors import DatabaseBusy, LedgerError
+from conductor.domain.errors import (
+    CorruptDatabase,
+    DatabaseBusy,
+    LedgerError,
+    NotAConductorDatabase,
+    ReadOnlyDatabase,
+    SchemaTooNew,
+)
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.engine import identity
@@ -60,6 +67,9 @@ BUSY_WARN_AFTER: Final = 6
 the Writer warns. Waiting for another process's commit is ordinary contention between
 workers sharing a database, not an error: the write is kept and retried."""
 _REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
+LASTING: Final = (ReadOnlyDatabase, CorruptDatabase, NotAConductorDatabase, SchemaTooNew)
+"""Write failures no retry clears: the Writer fails with them and the process exits 1
+(`Engine.run`), where a busy lock or a full disk is waited out."""
 
 
 @attrs.define
@@ -181,6 +191,8 @@ class Writer(CoreActor):
             recorded, claimed = self.ledger.transact(
                 [outcome.job_id for outcome in outcomes], settle, claim=claim
             )
+        except LASTING:
+            raise
         except LedgerError as e:
             # Keep everything and try again shortly: a full disk or a long lock must not
             # lose an outcome or a claim.
@@ -247,6 +259,8 @@ class Writer(CoreActor):
         self._limit_wal()
         try:
             running = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
+        except LASTING:
+            raise
         except LedgerError as e:
             logs.note(f"maintenance read failed: {e}", warning=True)
             return
@@ -313,6 +327,8 @@ class Writer(CoreActor):
             return
         try:
             done = self.ledger.checkpoint_wal(wait=CHECKPOINT_WAIT)
+        except LASTING:
+            raise
         except LedgerError as e:
             logs.note(f"WAL checkpoint failed: {e}", warning=True)
             return
@@ -338,6 +354,8 @@ class Writer(CoreActor):
     ) -> int:
         try:
             recorded, _ = self.ledger.transact(job_ids, decide_fn)
+        except LASTING:
+            raise
         except LedgerError as e:
             self._write_failed(e, "write failed")
             return 0

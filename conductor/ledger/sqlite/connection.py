@@ -262,6 +262,16 @@ class SqliteConnection:
             row = self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return row is None or row[0] == 0
 
+    def check_writable(self) -> None:
+        """A write that is rolled back: SQLite opens a file it may not write (permissions,
+        a read-only mount) read-only without a word, and only a write statement finds out."""
+        with self.translate():
+            self._begin_write()
+            try:
+                self.raw.execute("UPDATE meta SET value = value WHERE key = 'projected_seq'")
+            finally:
+                self.raw.execute("ROLLBACK")
+
     def close(self) -> None:
         self.raw.close()
 

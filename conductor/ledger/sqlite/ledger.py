@@ -317,5 +317,8 @@ class SqliteLedger:
     def checkpoint_wal(self, *, wait: float) -> bool:
         return self._link.checkpoint_wal(wait=wait)
 
+    def check_writable(self) -> None:
+        self._link.check_writable()
+
     def close(self) -> None:
         self._link.close()

@@ -3,7 +3,9 @@
 The main thread sleeps on the wake-up socket for as long as the Scheduler asks, and turns
 SIGINT/SIGTERM into a graceful shutdown: stop claiming, hand back prefetched jobs, let
 in-flight attempts finish within the grace period, release the rest (`released` events,
-so another worker takes them at once) and exit 0. A second signal skips the wait.
+so another worker takes them at once) and exit 0 (1, with one line, if a release could
+not be written: those leases expire and another worker rescues the jobs). A second
+signal skips the wait.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from conductor.engine.messages import (
     Maintain,
     Release,
     ReleaseAll,
+    Released,
     StopClaiming,
     Tick,
     TickResult,
@@ -177,9 +180,17 @@ class Engine:
             actors.writer.tell(Maintain(self.clock.now()))
             idle.wait(min(interval, remaining))
         released = actors.writer.ask(ReleaseAll("worker shut down before the attempt finished"))
-        if released:
-            logs.note(f"released {released} unfinished attempts", warning=True)
+        assert isinstance(released, Released)
+        if released.count:
+            logs.note(f"released {released.count} unfinished attempts", warning=True)
         self.close()
+        if released.kept:
+            logs.note(
+                f"could not record the release of {released.kept} attempts "
+                f"({released.error}); their leases expire and another worker rescues them",
+                warning=True,
+            )
+            return 1
         return 0
 
     def close(self) -> None:

@@ -35,6 +35,8 @@ LOCK_RETRY_FIRST: Final = 0.0002
 LOCK_RETRY_MAX: Final = 0.002
 """The longest pause between retries (a commit holds the lock about a millisecond)."""
 _pause = time.sleep  # between tries for the write lock (a test watches it)
+AUTOCHECKPOINT_PAGES: Final = 1000
+"""SQLite's default `wal_autocheckpoint`: 4 MiB of 4 KiB pages."""
 
 
 class SqliteConnection:
@@ -106,6 +108,22 @@ class SqliteConnection:
                 f"{location} is not a regular file; expected a database file"
             )
 
+    def _fit_autocheckpoint(self) -> None:
+        """Checkpoint at a quarter of the filesystem's free space when that is less than
+        SQLite's 4 MiB. Its automatic checkpoint (after a commit, without truncating) lets
+        the -wal start over instead of growing; at 4 MiB, on a small or nearly full
+        filesystem, the -wal would fill the disk before the first one."""
+        if self.location.startswith("file:"):
+            return
+        try:
+            disk = os.statvfs(Path(self.location).resolve().parent)
+        except OSError:
+            return
+        page = int(self.raw.execute("PRAGMA page_size").fetchone()[0])
+        pages = disk.f_bavail * disk.f_frsize // 4 // page
+        if pages < AUTOCHECKPOINT_PAGES:
+            self.raw.execute(f"PRAGMA wal_autocheckpoint = {max(pages, 16)}")
+
     def enable_wal(self) -> None:
         """Switch to WAL unless already there. The switch needs the file to itself and
         SQLite does not wait for that (no busy handler), so retry within the busy timeout:
@@ -158,6 +176,7 @@ class SqliteConnection:
         app_id, version, objects = self._identify()
         self._check_identity(app_id, version, objects, create=create)
         self.raw.execute(f"PRAGMA synchronous = {self.settings.synchronous}")
+        self._fit_autocheckpoint()
         if version < SCHEMA_VERSION:
             self._migrate()
         elif create:

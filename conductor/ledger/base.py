@@ -251,7 +251,8 @@ class Ledger(Protocol):
     def check_writable(self) -> None:
         """Raise `ReadOnlyDatabase` when this process cannot write the ledger (a read-only
         file or filesystem, a read-only role or replica), having written nothing. Workers
-        ask before they start: read-only is not a condition that retrying clears."""
+        ask before they start: read-only is not a condition that retrying clears. A ledger
+        busy with another writer passes: contention is waited out, not refused."""
         ...
 
     def close(self) -> None:

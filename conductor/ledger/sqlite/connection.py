@@ -20,6 +20,7 @@ from typing import Final
 
 from conductor.domain.config import Settings
 from conductor.domain.errors import (
+    DatabaseBusy,
     DatabaseNotFound,
     LedgerError,
     NotAConductorDatabase,
@@ -283,13 +284,18 @@ class SqliteConnection:
 
     def check_writable(self) -> None:
         """A write that is rolled back: SQLite opens a file it may not write (permissions,
-        a read-only mount) read-only without a word, and only a write statement finds out."""
-        with self.translate():
-            self._begin_write()
-            try:
-                self.raw.execute("UPDATE meta SET value = value WHERE key = 'projected_seq'")
-            finally:
-                self.raw.execute("ROLLBACK")
+        a read-only mount) read-only without a word, and only a write statement finds out.
+        A write lock held past the busy timeout says nothing either way: that is
+        contention, which a worker waits out, so it passes."""
+        try:
+            with self.translate():
+                self._begin_write()
+                try:
+                    self.raw.execute("UPDATE meta SET value = value WHERE key = 'projected_seq'")
+                finally:
+                    self.raw.execute("ROLLBACK")
+        except DatabaseBusy:
+            return
 
     def close(self) -> None:
         self.raw.close()

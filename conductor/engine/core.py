@@ -30,5 +30,7 @@ class CoreActor(ThreadActor):
     ) -> None:
         if self._supervisor is not None:
             self._supervisor.tell(
-                CoreCrashed(actor=type(self).__name__, error=repr(exception_value))
+                CoreCrashed(
+                    actor=type(self).__name__, error=repr(exception_value), cause=exception_value
+                )
             )

@@ -58,9 +58,22 @@ class RescueAttempt:
 
 @attrs.frozen
 class ReleaseAll:
-    """Shutdown: give every attempt still held back to the queue (ask; returns a count)."""
+    """Shutdown: give every attempt still held back to the queue (ask; returns `Released`)."""
 
     reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Released:
+    """The Writer's answer to `ReleaseAll`."""
+
+    count: int
+    """`released` events written."""
+    kept: int
+    """Attempts still held whose release could not be written: their leases expire and
+    another worker rescues them."""
+    error: str | None
+    """The last write failure, to say why."""
 
 
 @attrs.frozen
@@ -169,6 +182,8 @@ class CoreCrashed:
 
     actor: str
     error: str
+    cause: BaseException | None = None
+    """The exception itself: a lasting ledger error ends the process as that error."""
 
 
 # -- to the Scheduler --------------------------------------------------------------------

@@ -78,7 +78,11 @@ def supervise(
 
     # Create the database here, once: a bad --db fails this command with one line rather
     # than every child in a restart loop, and children never race to create the schema.
-    open_ledger(settings, create=True).close()
+    ledger = open_ledger(settings, create=True)
+    try:
+        ledger.check_writable()  # read-only is not transient: fail here, not in every child
+    finally:
+        ledger.close()
     pool = ProcessPool(
         arguments,
         processes,

@@ -3,7 +3,9 @@
 The main thread sleeps on the wake-up socket for as long as the Scheduler asks, and turns
 SIGINT/SIGTERM into a graceful shutdown: stop claiming, hand back prefetched jobs, let
 in-flight attempts finish within the grace period, release the rest (`released` events,
-so another worker takes them at once) and exit 0. A second signal skips the wait.
+so another worker takes them at once) and exit 0 (1, with one line, if a release could
+not be written: those leases expire and another worker rescues the jobs). A second
+signal skips the wait.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ import pykka
 from conductor import examples
 from conductor.domain.clock import Clock, SystemClock
 from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.errors import LedgerError
 from conductor.domain.registry import REGISTRY, Registry
 from conductor.engine.messages import (
     Drain,
     Maintain,
     Release,
     ReleaseAll,
+    Released,
     StopClaiming,
     Tick,
     TickResult,
 )
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
+from conductor.engine.writer import LASTING
 from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.observe import logs
@@ -66,12 +71,26 @@ class Engine:
         self.force_requested = threading.Event()
         self.fatal: str | None = None
         """Why the engine had to stop (a core actor failed); the exit code is then 1."""
+        self.lasting: LedgerError | None = None
+        """The database cannot be written (read-only, corrupt, not conductor's): `run`
+        raises it, and the command exits 1 with its one line."""
+        self._prepared = False
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._listener: wakeup.Listener | None = None
 
+    def prepare(self) -> None:
+        """Create the database (and its schema) before actors open their connections,
+        and refuse one this process cannot write: read-only is not transient."""
+        ledger = self._open_ledger(self.settings)
+        try:
+            ledger.check_writable()
+        finally:
+            ledger.close()
+        self._prepared = True
+
     def start(self) -> Actors:
-        # Create the database (and its schema) before actors open their connections.
-        self._open_ledger(self.settings).close()
+        if not self._prepared:
+            self.prepare()
         self._listener = wakeup.Listener(self.settings.db)
         self._supervisor = Supervisor.start(
             self.settings,
@@ -94,7 +113,9 @@ class Engine:
         if self._listener is not None:
             self._listener.wake()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
+        if isinstance(cause, LASTING):
+            self.lasting = cause
         self.fatal = reason
         self.request_stop(force=True)
 
@@ -103,7 +124,9 @@ class Engine:
         self.wake()
 
     def run(self) -> int:
-        """Run until stopped (or, in burst mode, until the work runs out); returns 0."""
+        """Run until stopped (or, in burst mode, until the work runs out); returns 0, or 1
+        after a core actor failed; raises the `LedgerError` that made the database
+        unwritable (`lasting`)."""
         assert self._listener is not None
         woken = True
         # The Scheduler is a core actor: never replaced while the engine runs (a failed
@@ -113,7 +136,7 @@ class Engine:
             try:
                 result = scheduler.ask(Tick(self.clock.now(), woken))
             except Exception as e:  # noqa: BLE001 - any failure of a core actor is fatal
-                self.fatal = f"scheduler failed: {e!r}"
+                self._fail(f"scheduler failed: {e!r}", e)
                 break
             assert isinstance(result, TickResult)
             if result.drained:
@@ -125,6 +148,11 @@ class Engine:
         return self.shutdown()
 
     def _stop_after_failure(self) -> int:
+        if self.lasting is not None:
+            # Nothing can be recorded, releases included: the attempts this process holds
+            # keep their leases, which expire, and another worker rescues them.
+            self.close()
+            raise self.lasting
         logs.note(f"worker stopping after an internal failure: {self.fatal}", warning=True)
         with contextlib.suppress(Exception):
             self.actors().writer.ask(
@@ -152,9 +180,17 @@ class Engine:
             actors.writer.tell(Maintain(self.clock.now()))
             idle.wait(min(interval, remaining))
         released = actors.writer.ask(ReleaseAll("worker shut down before the attempt finished"))
-        if released:
-            logs.note(f"released {released} unfinished attempts", warning=True)
+        assert isinstance(released, Released)
+        if released.count:
+            logs.note(f"released {released.count} unfinished attempts", warning=True)
         self.close()
+        if released.kept:
+            logs.note(
+                f"could not record the release of {released.kept} attempts "
+                f"({released.error}); their leases expire and another worker rescues them",
+                warning=True,
+            )
+            return 1
         return 0
 
     def close(self) -> None:
@@ -196,6 +232,7 @@ def run_worker(
     close_metrics = metrics.start(settings, metrics_address)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        engine.prepare()  # a database it cannot use fails the command before it starts
         logs.note(
             f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"

@@ -29,7 +29,7 @@ from conductor.engine.messages import (
 from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
 from conductor.engine.worker import Worker
-from conductor.engine.writer import Writer
+from conductor.engine.writer import LASTING, Writer
 from conductor.observe import logs
 
 
@@ -125,12 +125,13 @@ class Supervisor(ThreadActor):
             # Only worker actors can be replaced safely: the Writer, Queue and Scheduler
             # hold the process's view of its claims. Stop the process instead; its leases
             # are rescued by any other worker (at once on this host) or on restart.
-            logs.note(
-                f"engine actor {message.actor} crashed ({message.error}); stopping this worker",
-                warning=True,
-            )
+            if not isinstance(message.cause, LASTING):  # that one is the exit's own line
+                logs.note(
+                    f"engine actor {message.actor} crashed ({message.error}); stopping this worker",
+                    warning=True,
+                )
             if self._on_fatal is not None:
-                self._on_fatal(f"{message.actor} crashed: {message.error}")
+                self._on_fatal(f"{message.actor} crashed: {message.error}", message.cause)
         elif isinstance(message, GetActors):
             return Actors(
                 queue=self._queue,

@@ -24,7 +24,15 @@ import pykka
 from conductor.domain import decisions as decide
 from conductor.domain.clock import Clock, stamp
 from conductor.domain.config import Settings, WorkerConfig
-from conductor.domain.errors import DatabaseBusy, LedgerError
+from conductor.domain.errors import (
+    CorruptDatabase,
+    DatabaseBusy,
+    DiskFull,
+    LedgerError,
+    NotAConductorDatabase,
+    ReadOnlyDatabase,
+    SchemaTooNew,
+)
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.engine import identity
@@ -38,6 +46,7 @@ from conductor.engine.messages import (
     Maintain,
     Release,
     ReleaseAll,
+    Released,
     Report,
     RescueAttempt,
     StopClaiming,
@@ -60,6 +69,9 @@ BUSY_WARN_AFTER: Final = 6
 the Writer warns. Waiting for another process's commit is ordinary contention between
 workers sharing a database, not an error: the write is kept and retried."""
 _REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
+LASTING: Final = (ReadOnlyDatabase, CorruptDatabase, NotAConductorDatabase, SchemaTooNew)
+"""Write failures no retry clears: the Writer fails with them and the process exits 1
+(`Engine.run`), where a busy lock or a full disk is waited out."""
 
 
 @attrs.define
@@ -99,6 +111,8 @@ class Writer(CoreActor):
         self._retry_timer: threading.Timer | None = None
         self._checkpoints_blocked = 0
         self._busy_in_a_row = 0
+        self._last_error: str | None = None
+        self._out_of_space = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_start(self) -> None:
@@ -142,7 +156,8 @@ class Writer(CoreActor):
             self._flush()
             for held in self._held.values():
                 held.cancel.set()  # cooperative handlers stop before the process exits
-            return self._release([held.job for held in self._held.values()], message.reason)
+            released = self._release([held.job for held in self._held.values()], message.reason)
+            return Released(count=released, kept=len(self._held), error=self._last_error)
         return None
 
     def _schedule_flush(self) -> None:
@@ -178,9 +193,11 @@ class Writer(CoreActor):
             ]
 
         try:
-            recorded, claimed = self.ledger.transact(
+            recorded, claimed = self._transact(
                 [outcome.job_id for outcome in outcomes], settle, claim=claim
             )
+        except LASTING:
+            raise
         except LedgerError as e:
             # Keep everything and try again shortly: a full disk or a long lock must not
             # lose an outcome or a claim.
@@ -220,8 +237,40 @@ class Writer(CoreActor):
             # while this process still held a job.
             wakeup.notify(self._settings.db)
 
+    def _transact(
+        self, job_ids: Sequence[int], decide_fn: Any, *, claim: ClaimRequest | None = None
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        """`Ledger.transact`, once more after a full disk if truncating the WAL freed space.
+
+        A WAL is only ever truncated by a checkpoint, and SQLite's automatic one (at 4 MiB)
+        never truncates: on a small or nearly full filesystem the -wal takes whatever
+        space there is, including space an operator just freed. Its frames are already
+        in the log, so copying them into the database and truncating the file gives that
+        space back without losing a commit."""
+        if self._out_of_space:
+            # The checkpoint may need a few pages more of database file, so it can fail on
+            # a disk still full; once space is freed it succeeds, before the retry's own
+            # frames land in the -wal.
+            self._out_of_space = not self._truncate_wal()
+        try:
+            return self.ledger.transact(job_ids, decide_fn, claim=claim)
+        except DiskFull:
+            self._out_of_space = not self._truncate_wal()
+            if self._out_of_space:
+                raise
+        return self.ledger.transact(job_ids, decide_fn, claim=claim)
+
+    def _truncate_wal(self) -> bool:
+        try:
+            return self.ledger.checkpoint_wal(wait=CHECKPOINT_WAIT)
+        except LASTING:
+            raise
+        except LedgerError:
+            return False
+
     def _write_failed(self, error: LedgerError, what: str) -> None:
         """Log a failed write; lock waits only once per streak, at the BUSY_WARN_AFTER-th."""
+        self._last_error = str(error)
         if isinstance(error, DatabaseBusy):
             self._busy_in_a_row += 1
             if self._busy_in_a_row != BUSY_WARN_AFTER:
@@ -247,6 +296,8 @@ class Writer(CoreActor):
         self._limit_wal()
         try:
             running = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
+        except LASTING:
+            raise
         except LedgerError as e:
             logs.note(f"maintenance read failed: {e}", warning=True)
             return
@@ -298,7 +349,9 @@ class Writer(CoreActor):
         )
 
     def _limit_wal(self) -> None:
-        """Checkpoint and truncate the -wal file once it is over `WAL_CAP`.
+        """Checkpoint and truncate the -wal file once it is over `WAL_CAP`, or over the
+        space left on its filesystem (the next as much again would fill the disk, and a
+        checkpoint needs a little room of its own to succeed).
 
         SQLite's own checkpoints never truncate, and cannot reset the log while a reader
         holds an old snapshot, so a busy database's -wal only grows. A blocked attempt
@@ -306,13 +359,16 @@ class Writer(CoreActor):
         path = wal_path(self.ledger.location)
         try:
             size = os.stat(path).st_size if path is not None else 0
+            disk = os.statvfs(path) if path is not None and size else None
         except OSError:
-            size = 0
-        if size <= WAL_CAP:
+            size, disk = 0, None
+        if size <= WAL_CAP and (disk is None or size < disk.f_bavail * disk.f_frsize):
             self._checkpoints_blocked = 0
             return
         try:
             done = self.ledger.checkpoint_wal(wait=CHECKPOINT_WAIT)
+        except LASTING:
+            raise
         except LedgerError as e:
             logs.note(f"WAL checkpoint failed: {e}", warning=True)
             return
@@ -335,12 +391,21 @@ class Writer(CoreActor):
         decide_fn: Any,
         tasks: Mapping[int, str] | None = None,
         traces: Mapping[int, tuple[str, str | None]] | None = None,
-    ) -> int:
+        *,
+        quiet: bool = False,
+    ) -> int | None:
+        """Record what `decide_fn` decides; the number of events, or None if the write
+        failed (logged unless `quiet`: the caller reports it)."""
         try:
-            recorded, _ = self.ledger.transact(job_ids, decide_fn)
+            recorded, _ = self._transact(job_ids, decide_fn)
+        except LASTING:
+            raise
         except LedgerError as e:
-            self._write_failed(e, "write failed")
-            return 0
+            if quiet:
+                self._last_error = str(e)
+            else:
+                self._write_failed(e, "write failed")
+            return None
         self._busy_in_a_row = 0
         for rec in recorded:
             if traces and rec.job_id in traces and rec.type in _MARKED:
@@ -374,12 +439,12 @@ class Writer(CoreActor):
         )
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
+        """Give `jobs` back; the number of `released` events. Jobs whose release could not
+        be written stay held (a later `ReleaseAll` tries them again, and reports them)."""
         if not jobs:
             return 0
         now = self._clock.now()
-        for job in jobs:
-            self._held.pop(job.id, None)
-        return self._commit(
+        released = self._commit(
             [job.id for job in jobs],
             lambda rows: [
                 event
@@ -387,7 +452,13 @@ class Writer(CoreActor):
                 for event in decide.release(rows.get(job.id), job.attempt, reason=reason, now=now)
             ],
             {job.id: job.task for job in jobs},
+            quiet=True,
         )
+        if released is None:
+            return 0
+        for job in jobs:
+            self._held.pop(job.id, None)
+        return released
 
 
 _MARKED: Final = frozenset({"rescued", "released", "failed"})

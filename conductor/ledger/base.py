@@ -248,6 +248,13 @@ class Ledger(Protocol):
         later); True when done, or when the backend keeps no such log."""
         ...
 
+    def check_writable(self) -> None:
+        """Raise `ReadOnlyDatabase` when this process cannot write the ledger (a read-only
+        file or filesystem, a read-only role or replica), having written nothing. Workers
+        ask before they start: read-only is not a condition that retrying clears. A ledger
+        busy with another writer passes: contention is waited out, not refused."""
+        ...
+
     def close(self) -> None:
         """Release the connection; the ledger is unusable afterwards."""
         ...

@@ -23,8 +23,8 @@ from conductor.domain.errors import (
     NotAConductorDatabase,
     SchemaTooNew,
 )
-from conductor.ledger import sqlite as ledger_sqlite
 from conductor.ledger.sqlite import SqliteLedger
+from conductor.ledger.sqlite import connection as ledger_sqlite
 
 LEASE = dt.timedelta(seconds=30)
 

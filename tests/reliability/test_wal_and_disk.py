@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import collections
-import contextlib
-import errno
 import os
+import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
 from conductor.engine.writer import WAL_CAP
 from tests.conftest import db_snapshot, run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
+from tests.reliability.filesystems import fill, free, tmpfs
 from tests.reliability.invariants import ledger_problems
 
 JOBS = 100_000
@@ -100,57 +96,23 @@ def test_the_wal_stays_under_the_cap_while_a_reader_keeps_taking_snapshots(
     _assert_clean(db_path)
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(path: Path) -> None:
-    """Write `path` until the filesystem has not one more block."""
-    with path.open("wb", buffering=0) as out:
-        for chunk in (1 << 16, 1 << 12, 1 << 9):
-            with contextlib.suppress(OSError):
-                while True:
-                    out.write(b"\0" * chunk)
-    assert os.statvfs(path.parent).f_bavail == 0
-    with (
-        pytest.raises(OSError, match="No space") as full,
-        (path.parent / "probe").open("wb", buffering=0) as f,
-    ):
-        f.write(b"\0" * 4096)
-    assert full.value.errno == errno.ENOSPC
-
-
 def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_returns(
     tmp_path: Path,
 ) -> None:
-    with _tmpfs(tmp_path / "small", "4m") as mnt:
+    with tmpfs(tmp_path / "small", "4m") as mnt:
         db = mnt / "conductor.db"
         filler = mnt / "filler"
         with Conductor(settings=Settings(db=str(db))) as app:
             app.enqueue_many([{"task": "sleep", "seconds": 0.3}] * 20)
 
-        _fill(filler)
+        fill(filler)
         before = db_snapshot(db)
         refused = run_cli("enqueue", "--payload", '{"task": "noop"}', db=db)
         assert refused.code == 1, refused
         assert len(refused.stderr.splitlines()) == 1, refused.stderr
         assert "disk full" in refused.stderr
         assert db_snapshot(db) == before
-        filler.unlink()
-        (mnt / "probe").unlink(missing_ok=True)
+        free(filler)
 
         pool = WorkerProcesses(db, tmp_path)
         log = tmp_path / "worker-0.log"
@@ -158,12 +120,11 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
         try:
             with Conductor(settings=Settings(db=str(db))) as app:
                 wait_until(lambda: app.stats().overall.in_progress >= 2, what="jobs in flight")
-                _fill(filler)
+                fill(filler)
                 wait_until(lambda: "write failed" in log.read_text(), what="a failed write")
                 time.sleep(1.5)  # several retries against the full disk
                 assert worker.poll() is None, log.read_text()
-                filler.unlink()
-                (mnt / "probe").unlink(missing_ok=True)
+                free(filler)
                 assert worker.wait(120) == 0, log.read_text()
                 stats = app.stats().overall
                 assert (stats.completed, stats.in_progress, stats.pending) == (20, 0, 0)
@@ -173,5 +134,109 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
             assert "disk full" in log.read_text()
             _assert_clean(db)
             assert ledger_problems(db) == []  # checked here: the tmpfs is gone afterwards
+        finally:
+            pool.stop_all()
+
+
+QUICK = 300
+"""Jobs of 10 ms: their lifecycles write ~10 MiB of -wal frames, five times the disk."""
+
+
+def test_a_full_disk_freed_gets_its_space_back_from_the_wal_and_the_jobs_complete(
+    tmp_path: Path,
+) -> None:
+    """Once filled, a 2 MiB disk stays full if the -wal grows into the space freed (SQLite
+    checkpoints at 4 MiB, and its checkpoints never truncate): the worker truncates the
+    -wal before it retries, and keeps it small from then on."""
+    with tmpfs(tmp_path / "small", "2m") as mnt:
+        db = mnt / "conductor.db"
+        filler = mnt / "filler"
+        with Conductor(settings=Settings(db=str(db))) as app:
+            app.enqueue_many([{"task": "sleep", "seconds": 0.01}] * QUICK)
+            long_ids = app.enqueue_many([{"task": "sleep", "seconds": 60}] * 4, priority="low")
+        pool = WorkerProcesses(db, tmp_path)
+        log = tmp_path / "worker-0.log"
+        worker = pool.start("-c", "4", "--poll", "0.2s", "--grace", "0.2s")
+        try:
+            with Conductor(settings=Settings(db=str(db)), create=False) as app:
+                wait_until(lambda: app.stats().overall.completed >= 20, what="work under way")
+                fill(filler)
+                wait_until(lambda: "disk full" in log.read_text(), what="a failed write")
+                free(filler)
+                space = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+                peak = 0
+
+                def quick_ones_done() -> bool:
+                    nonlocal peak
+                    peak = max(peak, _wal_size(db))
+                    stats = app.stats().overall
+                    return stats.completed == QUICK and stats.in_progress == 4
+
+                wait_until(quick_ones_done, timeout=120, what="every quick job to complete")
+                assert peak < 2**20, (
+                    f"the -wal reached {peak} bytes ({space} freed on a 2 MiB disk); "
+                    "expected it truncated and kept under half the disk"
+                )
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(60) == 0, log.read_text()
+                stats = app.stats().overall
+                assert (stats.completed, stats.in_progress, stats.pending) == (QUICK, 0, 4)
+                released = {r.job_id for r in app.events(types=["released"])}
+                assert released == set(long_ids)
+                started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+                assert set(started.values()) == {1}, "no attempt may be lost and run again"
+            _assert_clean(db)
+            assert ledger_problems(db) == []  # checked here: the tmpfs is gone afterwards
+        finally:
+            pool.stop_all()
+
+
+def test_a_worker_stopped_on_a_full_disk_says_so_and_its_jobs_are_rescued_later(
+    tmp_path: Path,
+) -> None:
+    """With the -wal empty there is nothing to give back: the releases cannot be written,
+    so one line says so, the exit code is 1, and the jobs stay `in_progress` under
+    leases that the next worker finds dead and rescues."""
+    with tmpfs(tmp_path / "small", "2m") as mnt:
+        db = mnt / "conductor.db"
+        filler = mnt / "filler"
+        with Conductor(settings=Settings(db=str(db))) as app:
+            ids = app.enqueue_many([{"task": "sleep", "seconds": 2}] * 4)
+        pool = WorkerProcesses(db, tmp_path)
+        log = tmp_path / "worker-0.log"
+        # A long lease: no heartbeat writes to the -wal between the checkpoint and the fill.
+        worker = pool.start("-c", "4", "--lease", "60s", "--grace", "0.2s")
+        try:
+            with Conductor(settings=Settings(db=str(db)), create=False) as app:
+                wait_until(lambda: app.stats().overall.in_progress == 4, what="jobs in flight")
+            conn = sqlite3.connect(db, isolation_level=None)
+            wait_until(
+                lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0,
+                what="an empty -wal",
+            )
+            conn.close()
+            assert _wal_size(db) == 0
+            fill(filler)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(60) == 1, log.read_text()
+            free(filler)
+            lines = [line for line in log.read_text().splitlines() if "could not" in line]
+            assert len(lines) == 1, log.read_text()
+            assert "release of 4 attempts (disk full writing" in lines[0]
+            assert "leases expire and another worker rescues them" in lines[0]
+            with Conductor(settings=Settings(db=str(db)), create=False) as app:
+                assert app.stats().overall.in_progress == 4
+                assert not app.events(types=["released"])
+                later = pool.start("-c", "4")
+                wait_until(
+                    lambda: app.stats().overall.completed == 4, timeout=60, what="the rescues"
+                )
+                later.send_signal(signal.SIGTERM)
+                assert later.wait(60) == 0, pool.log(1)
+                stats = app.stats().overall
+                assert (stats.completed, stats.in_progress, stats.pending) == (4, 0, 0)
+                assert {r.job_id for r in app.events(types=["rescued"])} == set(ids)
+            _assert_clean(db)
+            assert ledger_problems(db) == []
         finally:
             pool.stop_all()

@@ -1,4 +1,4 @@
-"""SQLite schema versions.
+"""The SQLite schema, as versioned migrations.
 
 `PRAGMA application_id` marks a file as conductor's; `PRAGMA user_version` is the schema
 version. A database newer than `SCHEMA_VERSION` is refused rather than misread. Each

@@ -1,0 +1,324 @@
+"""The SQLite ledger: append, transact, claim, read and query one conductor file.
+
+The append and claim paths use the sqlite3 connection's own cursor with `executemany` and
+statements built once at import (`conductor.ledger.statements`), which measurement showed
+to matter there. Every sqlite3 error leaves as a `conductor.domain.errors` exception naming
+the file (`connection.translate`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp, unstamp
+from conductor.domain.config import Settings
+from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
+from conductor.domain.job_row import JobRow
+from conductor.ledger import chain
+from conductor.ledger import statements as sql
+from conductor.ledger.base import (
+    RECENT_MARGIN,
+    ClaimedJob,
+    ClaimRequest,
+    Decide,
+    EventFilter,
+    JobFilter,
+    RowDifference,
+)
+from conductor.ledger.sqlite import rebuild
+from conductor.ledger.sqlite.connection import SqliteConnection
+from projections import runner
+from projections.counters import Bucket
+from projections.job_status import COLUMNS, MUTABLE_COLUMNS
+
+_JOB_INSERT: Final = sql.job_insert("?")
+_JOB_UPDATE: Final = sql.job_update("?")
+_EVENT_INSERT: Final = sql.event_insert("?")
+_COUNTER_UPSERT: Final = sql.counter_upsert("?")
+_PROJECTED_SEQ: Final = sql.projected_seq("?")
+_PICK_DUE: Final = sql.pick_due("?")
+_NEXT_DUE: Final = sql.next_due("?")
+_RECENT_BATCH: Final = 1_000
+"""Rows fetched at a time while `recent` walks back from the newest event."""
+
+
+class SqliteLedger:
+    """A ledger in one SQLite file. One instance per thread (sqlite3's rule)."""
+
+    def __init__(self, settings: Settings, *, create: bool) -> None:
+        self.location = settings.db
+        self._link = SqliteConnection(settings, create=create)
+        self._conn = self._link.raw
+        with self._link.translate():
+            if self._link.prepare(create=create):
+                self.rebuild_projections()
+
+    def _rows(self, ids: Sequence[int]) -> dict[int, JobRow]:
+        found: dict[int, JobRow] = {}
+        for start in range(0, len(ids), sql.CHUNK):
+            chunk = ids[start : start + sql.CHUNK]
+            for values in self._conn.execute(sql.rows_by_id("?", len(chunk)), chunk):
+                row: JobRow = dict(zip(COLUMNS, values, strict=True))  # type: ignore[assignment]
+                found[row["id"]] = row
+        return found
+
+    # -- append ------------------------------------------------------------------------
+    def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        if not events:
+            return []
+        with self._link.translate(), self._link.transaction():
+            return self._append(events, known={})
+
+    def _append(
+        self, events: Sequence[NewEvent], *, known: Mapping[int, JobRow]
+    ) -> list[RecordedEvent]:
+        """Number, chain, fold and store `events`; the caller holds the transaction."""
+        conn = self._conn
+        head = conn.execute(sql.HEAD).fetchone()
+        seq, prev_hash = head if head is not None else (0, chain.GENESIS)
+        next_job_id: int | None = None
+        stored: list[tuple[Any, ...]] = []
+        recorded: list[RecordedEvent] = []
+        touched: set[int] = set()
+        event_hash = chain.event_hash
+        for new in events:
+            event = new.event
+            job_id = new.job_id
+            if job_id is None:
+                if not isinstance(event, JobEnqueued):
+                    raise ValueError(f"{event.TYPE} event needs a job_id")
+                if next_job_id is None:
+                    top = conn.execute(sql.TOP_JOB).fetchone()[0]
+                    next_job_id = (top or 0) + 1
+                job_id = next_job_id
+                next_job_id += 1
+            else:
+                touched.add(job_id)
+            seq += 1
+            data = event.encode()
+            digest = event_hash(
+                prev_hash, seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace
+            )
+            stored.append(
+                (seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace, prev_hash, digest)
+            )
+            recorded.append(
+                RecordedEvent(
+                    seq=seq, job_id=job_id, at=new.at, event=event, trace=new.trace, hash=digest
+                )
+            )
+            prev_hash = digest
+        missing = [job_id for job_id in touched if job_id not in known]
+        current = {**known, **self._rows(missing)} if missing else known
+        effect = runner.apply_batch(current, recorded)
+        conn.executemany(_EVENT_INSERT, stored)
+        inserts, updates = [], []
+        for job_id, row in effect.rows.items():
+            if job_id in current:
+                updates.append((*[row[c] for c in MUTABLE_COLUMNS], job_id))
+            else:
+                inserts.append(tuple(row.values()))
+        if inserts:
+            conn.executemany(_JOB_INSERT, inserts)
+        if updates:
+            conn.executemany(_JOB_UPDATE, updates)
+        self._write_counters(effect.counter_deltas)
+        conn.execute(_PROJECTED_SEQ, (str(seq),))
+        return recorded
+
+    def _write_counters(self, deltas: Counter[Bucket]) -> None:
+        if not deltas:
+            return
+        self._conn.executemany(_COUNTER_UPSERT, [(*key, n) for key, n in deltas.items()])
+        if any(n < 0 for n in deltas.values()):
+            self._conn.execute(sql.DROP_ZERO_COUNTERS)
+
+    # -- claim -------------------------------------------------------------------------
+    def transact(
+        self,
+        job_ids: Sequence[int],
+        decide: Decide,
+        *,
+        claim: ClaimRequest | None = None,
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        with self._link.translate(), self._link.transaction():
+            rows = self._rows(list(job_ids)) if job_ids else {}
+            events = decide(rows)
+            # The claim picks among pending jobs, which the decided events (outcomes of
+            # in-progress attempts) do not touch: pick first, then number, fold and store
+            # both in one append (one head read, one upsert of rows and counters).
+            picked = self._pick(claim) if claim is not None else []
+            starts = [self._start(row, claim) for row in picked] if claim is not None else []
+            known = {**rows, **{row["id"]: row for row in picked}}
+            stored = self._append([*events, *starts], known=known) if events or starts else []
+            recorded = stored[: len(events)]
+            claimed = sql.claimed(picked, stored[len(events) :])
+        return recorded, claimed
+
+    def claim(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> list[ClaimedJob]:
+        request = ClaimRequest(
+            worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease
+        )
+        if limit <= 0 or not queues:
+            return []
+        return self.transact((), lambda rows: [], claim=request)[1]
+
+    @staticmethod
+    def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
+        return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
+
+    def _pick(self, request: ClaimRequest) -> list[JobRow]:
+        """The due pending jobs a claim takes, best first: priority, then run_at, then id."""
+        limit, queues = request.limit, request.queues
+        if limit <= 0 or not queues:
+            return []
+        due = stamp(request.now)
+        picked: list[JobRow] = []
+        for priority in sql.PRIORITY_LEVELS:
+            wanted = limit - len(picked)
+            if wanted <= 0:
+                break
+            candidates: list[JobRow] = []
+            for queue in queues:
+                # One range seek on jobs_due per (queue, priority): cost is independent
+                # of how many jobs wait, and future-scheduled ones are never scanned.
+                for values in self._conn.execute(_PICK_DUE, (queue, priority, due, wanted)):
+                    candidates.append(dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
+            if len(queues) > 1:
+                candidates.sort(key=lambda row: (row["run_at"], row["id"]))
+            picked.extend(candidates[:wanted])
+        return picked
+
+    # -- read --------------------------------------------------------------------------
+    def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
+        query, params, newest_first = sql.read_events("?", where, limit=limit)
+        with self._link.translate():
+            rows = self._conn.execute(query, params).fetchall()
+        if newest_first:
+            rows.reverse()
+        return [sql.recorded(row) for row in rows]
+
+    def history(self, job_id: int) -> list[RecordedEvent]:
+        return self.read(EventFilter(job_id=job_id))
+
+    def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
+        # A walk down the primary key from the newest row, stopped in Python at the first
+        # row stamped before `stop`: SQLite reads rows lazily, so nothing older is touched,
+        # and only rows inside the window are decoded. (An index on `at` would make every
+        # append pay for a read this walk does at the cost of the window itself.)
+        stop = stamp(unstamp(since) - RECENT_MARGIN)
+        found: list[tuple[Any, ...]] = []
+        with self._link.translate():
+            cursor = self._conn.execute(sql.RECENT)
+            try:
+                for row in itertools.chain.from_iterable(
+                    iter(lambda: cursor.fetchmany(_RECENT_BATCH), [])
+                ):
+                    at = row[4]
+                    if at < stop:
+                        break
+                    if at >= since:
+                        found.append(row)
+                        if len(found) == limit:
+                            break
+            finally:
+                cursor.close()
+        found.reverse()
+        return [sql.recorded(row) for row in found]
+
+    def preceding(
+        self, before: Mapping[int, int], *, types: Sequence[str]
+    ) -> dict[int, RecordedEvent]:
+        if not before or not types:
+            return {}
+        query = sql.preceding("?", len(types))
+        found: dict[int, RecordedEvent] = {}
+        with self._link.translate():
+            for job_id, seq in before.items():
+                row = self._conn.execute(query, (job_id, seq, *types)).fetchone()
+                if row is not None:
+                    found[job_id] = sql.recorded(row)
+        return found
+
+    # -- query -------------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRow | None:
+        with self._link.translate():
+            return self._rows([job_id]).get(job_id)
+
+    def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
+        query, params, newest_first = sql.list_jobs("?", where, limit=limit)
+        with self._link.translate():
+            found = self._conn.execute(query, params).fetchall()
+        if newest_first:
+            found.reverse()
+        return [sql.job_row(values) for values in found]
+
+    def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
+        earliest: str | None = None
+        floor = "" if after is None else after
+        with self._link.translate():
+            for queue in queues:
+                for priority in sql.PRIORITY_LEVELS:
+                    row = self._conn.execute(_NEXT_DUE, (queue, priority, floor)).fetchone()
+                    if row is not None and (earliest is None or row[0] < earliest):
+                        earliest = row[0]
+        return earliest
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        with self._link.translate():
+            return [
+                (queue, task, status, n)
+                for queue, task, status, n in self._conn.execute(sql.COUNTS)
+            ]
+
+    def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        if not types:
+            return []
+        with self._link.translate():
+            return [
+                (queue, task, event_type, n)
+                for queue, task, event_type, n in self._conn.execute(
+                    sql.event_counts("?", len(types)), list(types)
+                )
+            ]
+
+    def last_seq(self) -> int:
+        with self._link.translate():
+            row = self._conn.execute(sql.LAST_SEQ).fetchone()
+        return int(row[0] or 0)
+
+    # -- maintenance -------------------------------------------------------------------
+    def rebuild_projections(self) -> int:
+        return rebuild.rebuild(self._link)
+
+    def diff_projections(self) -> list[RowDifference]:
+        return rebuild.diff(self._link)
+
+    def verify_chain(self) -> chain.ChainReport:
+        with self._link.translate():
+            cursor = self._conn.execute(sql.CHAIN)
+            return chain.verify(
+                row for batch in iter(lambda: cursor.fetchmany(10_000), []) for row in batch
+            )
+
+    def checkpoint_wal(self, *, wait: float) -> bool:
+        return self._link.checkpoint_wal(wait=wait)
+
+    def check_writable(self) -> None:
+        self._link.check_writable()
+
+    def close(self) -> None:
+        self._link.close()

@@ -1,0 +1,211 @@
+"""The SQL every backend shares: column lists, statement builders and the row mappings.
+
+SQLite and PostgreSQL read and write the same tables with the same statements; they differ
+in the placeholder (`?` for sqlite3, `%s` for psycopg), which each builder takes as `mark`.
+A backend builds its fixed statements once, at import, so the append and claim paths pay
+no Python per event for this sharing. The mappings turn a stored row into what the ledger
+contract hands out (`RecordedEvent`, `ClaimedJob`, `JobRow`) in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from conductor.domain.events import JobStarted, RecordedEvent, decode_event
+from conductor.domain.job_row import JobRow
+from conductor.ledger.base import ClaimedJob, EventFilter, JobFilter
+from projections.job_status import COLUMNS, MUTABLE_COLUMNS
+
+JOB_COLUMNS: Final = ", ".join(COLUMNS)
+"""The `jobs` columns in `COLUMNS` order: how rows are built, stored and read back."""
+EVENT_COLUMNS: Final = "seq, job_id, type, version, at, data, trace, hash"
+"""What a read of the log selects: the columns `recorded` maps."""
+STORED_COLUMNS: Final = "job_id, seq, type, version, at, data, trace"
+"""What a replay reads of each event (`projections.runner.StoredEvent`)."""
+CHAIN_COLUMNS: Final = "seq, job_id, type, version, at, data, trace, prev_hash, hash"
+"""Every stored column of an event, in the order the hash chain covers them."""
+COUNTER_COLUMNS: Final = "queue, task, status, n"
+PRIORITY_LEVELS: Final = (0, 1, 2)
+"""Claims and `next_due` seek once per level: high, medium, low."""
+CHUNK: Final = 500
+"""Bound parameters per IN (...) list."""
+
+HEAD: Final = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+"""The newest event: the next seq and the hash the next event chains to."""
+TOP_JOB: Final = "SELECT max(job_id) FROM events"
+LAST_SEQ: Final = "SELECT max(seq) FROM events"
+COUNT_EVENTS: Final = "SELECT count(*) FROM events"
+DROP_ZERO_COUNTERS: Final = "DELETE FROM counters WHERE n = 0"
+COUNTS: Final = f"SELECT {COUNTER_COLUMNS} FROM counters WHERE n != 0 ORDER BY queue, task, status"
+RECENT: Final = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC"
+BY_JOB: Final = f"SELECT {STORED_COLUMNS} FROM events ORDER BY job_id, seq"
+CHAIN: Final = f"SELECT {CHAIN_COLUMNS} FROM events ORDER BY seq"
+
+
+def marks(mark: str, n: int) -> str:
+    """`n` placeholders for an IN (...) list or a VALUES row."""
+    return ", ".join([mark] * n)
+
+
+def job_insert(mark: str, table: str = "jobs", *, rows: int = 1, verb: str = "INSERT") -> str:
+    """Insert `rows` whole job rows (values in `COLUMNS` order, row after row); `verb`
+    lets a dialect overwrite by id (SQLite's `INSERT OR REPLACE`)."""
+    one = f"({marks(mark, len(COLUMNS))})"
+    return f"{verb} INTO {table} ({JOB_COLUMNS}) VALUES {', '.join([one] * rows)}"
+
+
+def job_update(mark: str) -> str:
+    """Overwrite a row's mutable columns; the values end with the job id."""
+    assignments = ", ".join(f"{column} = {mark}" for column in MUTABLE_COLUMNS)
+    return f"UPDATE jobs SET {assignments} WHERE id = {mark}"
+
+
+def event_insert(mark: str) -> str:
+    """Store one event with its place in the chain (values in `CHAIN_COLUMNS` order)."""
+    return f"INSERT INTO events ({CHAIN_COLUMNS}) VALUES ({marks(mark, 9)})"
+
+
+def counter_upsert(mark: str) -> str:
+    """Add `n` to a (queue, task, status) counter, creating it at `n`."""
+    return (
+        f"INSERT INTO counters ({COUNTER_COLUMNS}) VALUES ({marks(mark, 4)}) "
+        "ON CONFLICT (queue, task, status) DO UPDATE SET n = counters.n + excluded.n"
+    )
+
+
+def counter_insert(mark: str, table: str) -> str:
+    return f"INSERT INTO {table} ({COUNTER_COLUMNS}) VALUES ({marks(mark, 4)})"
+
+
+def projected_seq(mark: str) -> str:
+    """Record the last seq folded into the read models."""
+    return f"UPDATE meta SET value = {mark} WHERE key = 'projected_seq'"
+
+
+def rows_by_id(mark: str, n: int) -> str:
+    """Job rows for `n` ids (at most `CHUNK`)."""
+    return f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(mark, n)})"
+
+
+def pick_due(mark: str) -> str:
+    """Due pending jobs of one (queue, priority), oldest first: a range seek on `jobs_due`.
+
+    Parameters: queue, priority, now (a stamp), limit."""
+    return (
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
+        f"AND queue = {mark} AND priority = {mark} AND run_at <= {mark} "
+        f"ORDER BY run_at, id LIMIT {mark}"
+    )
+
+
+def next_due(mark: str) -> str:
+    """The earliest run_at of one (queue, priority) after a floor. Parameters: queue,
+    priority, floor."""
+    return (
+        f"SELECT run_at FROM jobs WHERE status = 'pending' AND queue = {mark} "
+        f"AND priority = {mark} AND run_at > {mark} ORDER BY run_at LIMIT 1"
+    )
+
+
+def read_events(mark: str, where: EventFilter, *, limit: int | None) -> tuple[str, list[Any], bool]:
+    """(statement, parameters, newest first) for `Ledger.read`: with a limit the newest
+    rows are selected, and the caller reverses them."""
+    clauses = [f"seq > {mark}"]
+    params: list[Any] = [where.after_seq]
+    if where.job_id is not None:
+        clauses.append(f"job_id = {mark}")
+        params.append(where.job_id)
+    if where.types:
+        clauses.append(f"type IN ({marks(mark, len(where.types))})")
+        params.extend(where.types)
+    if where.task is not None:
+        clauses.append(f"job_id IN (SELECT id FROM jobs WHERE task = {mark})")
+        params.append(where.task)
+    if where.since is not None:
+        clauses.append(f"at >= {mark}")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append(f"at < {mark}")
+        params.append(where.until)
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+    if limit is None:
+        return sql + " ORDER BY seq", params, False
+    return sql + f" ORDER BY seq DESC LIMIT {mark}", [*params, limit], True
+
+
+def list_jobs(mark: str, where: JobFilter, *, limit: int | None) -> tuple[str, list[Any], bool]:
+    """(statement, parameters, newest first) for `Ledger.jobs`, as `read_events`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("status", "task", "queue"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if limit is None:
+        return sql + " ORDER BY id", params, False
+    return sql + f" ORDER BY id DESC LIMIT {mark}", [*params, limit], True
+
+
+def preceding(mark: str, types: int) -> str:
+    """A job's newest event of one of `types` types before a seq: a backwards range seek
+    on `events_by_job`. Parameters: job_id, seq, then the types."""
+    return (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = {mark} AND seq < {mark} "
+        f"AND type IN ({marks(mark, types)}) ORDER BY seq DESC LIMIT 1"
+    )
+
+
+def event_counts(mark: str, types: int) -> str:
+    """Events of `types` types per (queue, task, type)."""
+    return (
+        "SELECT jobs.queue, jobs.task, events.type, count(*) FROM events "
+        f"JOIN jobs ON jobs.id = events.job_id WHERE events.type IN ({marks(mark, types)}) "
+        "GROUP BY jobs.queue, jobs.task, events.type "
+        "ORDER BY jobs.queue, jobs.task, events.type"
+    )
+
+
+def job_row(values: Sequence[Any]) -> JobRow:
+    """A stored `jobs` row (selected as `JOB_COLUMNS`) as the dict projections fold."""
+    return dict(zip(COLUMNS, values, strict=True))  # type: ignore[return-value]
+
+
+def recorded(row: Sequence[Any]) -> RecordedEvent:
+    """A stored event (selected as `EVENT_COLUMNS`) as the contract hands it out."""
+    seq, job_id, event_type, version, at, data, trace, hash_ = row
+    return RecordedEvent(
+        seq=seq,
+        job_id=job_id,
+        at=at,
+        event=decode_event(event_type, version, data),
+        trace=trace,
+        hash=hash_,
+    )
+
+
+def claimed(picked: Sequence[JobRow], started: Sequence[RecordedEvent]) -> list[ClaimedJob]:
+    """What a claim hands the engine: each picked row with its `started` event's facts."""
+    jobs = []
+    for row, rec in zip(picked, started, strict=True):
+        event = rec.event
+        assert isinstance(event, JobStarted)
+        jobs.append(
+            ClaimedJob(
+                id=row["id"],
+                task=row["task"],
+                queue=row["queue"],
+                payload=row["payload"],
+                attempt=event.attempt,
+                retries=row["retries"],
+                max_retries=row["max_retries"],
+                lease_expires_at=event.lease_expires_at,
+                trace=row["trace"],
+                run_at=row["run_at"],
+            )
+        )
+    return jobs

@@ -16,7 +16,7 @@ import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
-from conductor.engine.writer import WAL_CAP
+from conductor.engine.upkeep import WAL_CAP
 from tests.conftest import db_snapshot, run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
 from tests.reliability.invariants import ledger_problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import click
 
@@ -20,10 +20,6 @@ from conductor.domain.config import (
     parse_duration,
 )
 from conductor.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    pass
-
 
 CHILD: Final = (sys.executable, "-m", "conductor.cli.child")
 """How a worker child is started; its arguments follow: the parent's pid, `worker`, options."""
@@ -137,6 +133,9 @@ def worker(
     db: str | None,
 ) -> None:
     """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
+    from conductor.engine import signals
+
+    signals.WORKER.install()  # first: a stop signal during start-up must not kill the worker
     from conductor.domain.registry import load_app
     from conductor.engine.runtime import run_worker
     from conductor.observe import logs

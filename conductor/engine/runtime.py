@@ -9,10 +9,8 @@ so another worker takes them at once) and exit 0. A second signal skips the wait
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-import types
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -22,6 +20,7 @@ from conductor import examples
 from conductor.domain.clock import Clock, SystemClock
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.registry import REGISTRY, Registry
+from conductor.engine import signals
 from conductor.engine.messages import (
     Drain,
     Maintain,
@@ -175,27 +174,36 @@ def run_worker(
     metrics_address: tuple[str, int] | None = None,
 ) -> int:
     """`conductor worker`: run an engine in this process until signalled; with
-    `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile."""
+    `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile.
+
+    A stop signal that arrived before this (the `worker` command catches them from its
+    first moment: `conductor.engine.signals`) is handled here: the worker exits 0 at once,
+    having claimed nothing."""
     from conductor.observe import metrics
 
     engine = Engine(settings, config, registry=registry)
 
-    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         if engine.stop_requested.is_set():
             logs.note("second signal: releasing in-flight jobs and exiting now", warning=True)
             engine.request_stop(force=True)
         else:
             logs.note(
-                f"{signal.Signals(signum).name}: stopping; in-flight jobs get "
+                f"{signals.name(signum)}: stopping; in-flight jobs get "
                 f"{config.grace.total_seconds():g}s to finish (signal again to force)",
                 warning=True,
             )
             engine.request_stop()
 
-    # Bound before any job runs: a taken port fails the command, not a running worker.
-    close_metrics = metrics.start(settings, metrics_address)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    installed_here = signals.WORKER.install()
+    signals.WORKER.attach(on_signal)
+    close_metrics: Callable[[], None] = lambda: None  # noqa: E731
     try:
+        if engine.stop_requested.is_set():
+            logs.note("worker stopped before it started: nothing was claimed")
+            return 0
+        # Bound before any job runs: a taken port fails the command, not a running worker.
+        close_metrics = metrics.start(settings, metrics_address)
         logs.note(
             f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"
@@ -205,5 +213,6 @@ def run_worker(
     finally:
         engine.close()
         close_metrics()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.WORKER.detach()
+        if installed_here:
+            signals.WORKER.uninstall()

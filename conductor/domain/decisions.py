@@ -165,6 +165,8 @@ class Outcome:
 
     job_id: int
     attempt: int
+    task: str = ""
+    """The job's task, for log lines about an attempt the Writer no longer holds."""
     error_type: str | None = None
     message: str = ""
     traceback: str = ""
@@ -179,10 +181,20 @@ class Outcome:
     """The attempt's traceparent (its `process` span), stored with its outcome events."""
     span: Any = attrs.field(default=None, eq=False, repr=False)
     """The open `process` span, ended once the outcome is committed (tracing only)."""
+    interrupted: bool = False
+    """The handler returned (or raised) after being told its attempt was cancelled, timed
+    out or given back: what it reports is not a finished run."""
 
     @property
     def ok(self) -> bool:
         return self.error_type is None
+
+    @property
+    def reported(self) -> str:
+        """What a stale attempt reported, as `result_ignored` records it."""
+        if self.interrupted:
+            return "interrupted"
+        return "completed" if self.ok else "failed"
 
 
 def _holds(row: JobRow | None, attempt: int) -> bool:
@@ -214,7 +226,7 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
                 trace=outcome.trace,
                 event=JobResultIgnored(
                     attempt=outcome.attempt,
-                    outcome="completed" if outcome.ok else "failed",
+                    outcome=outcome.reported,
                     reason=_stale_reason(row, outcome.attempt),
                 ),
             )

@@ -291,7 +291,9 @@ class JobResultIgnored(_Event):
 
     attempt: int
     outcome: str
-    """What the stale attempt reported: `completed` or `failed`."""
+    """What the stale attempt reported: `completed`, `failed`, or `interrupted` (its
+    handler stopped early because it was told the attempt was cancelled, timed out or
+    given back; recorded since issue 13, as `completed` before)."""
     reason: str
 
 

@@ -93,8 +93,10 @@ class Queue(CoreActor):
                 self._idle.append(message.slot)
             else:
                 self._started(message.slot)
-            self._dispatch()
+            # Forward before dispatching, which may signal idle: whoever waits for idle
+            # and then asks this actor anything finds the outcome on its way to the Writer.
             self._forward_soon(message.outcome)
+            self._dispatch()
         elif isinstance(message, Forward):
             # Outcomes first, then the demand they free up: the Writer settles and claims
             # in one transaction.

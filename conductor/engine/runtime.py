@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pykka
 
@@ -23,7 +23,9 @@ from conductor.domain.registry import REGISTRY, Registry
 from conductor.engine import signals
 from conductor.engine.messages import (
     Drain,
+    Flush,
     Maintain,
+    QueueState,
     Release,
     ReleaseAll,
     StopClaiming,
@@ -36,6 +38,10 @@ from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.observe import logs
 
 _ = examples  # the example tasks are always registered
+
+SETTLE_AFTER_RELEASE: Final = 1.0
+"""Seconds a stopping worker waits, after giving back attempts still running, for their
+(cancelled) handlers to return and their outcomes to be recorded."""
 
 
 def open_writable(settings: Settings) -> Ledger:
@@ -153,6 +159,12 @@ class Engine:
         released = actors.writer.ask(ReleaseAll("worker shut down before the attempt finished"))
         if released:
             logs.note(f"released {released} unfinished attempts", warning=True)
+            # Their handlers were told (cancellation flags). Cooperative ones return at once:
+            # wait a moment for them, so that what they did is on record (`result_ignored`,
+            # outcome `interrupted`) rather than lost with the process.
+            if idle.wait(SETTLE_AFTER_RELEASE):
+                actors.queue.ask(QueueState())  # behind the Forward of their outcomes
+                actors.writer.ask(Flush())  # behind the Report, which it commits
         self.close()
         return 0
 

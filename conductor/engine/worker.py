@@ -51,6 +51,7 @@ def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
+        task=job.task,
         error_type=type(error).__name__,
         message=str(error),
         traceback="".join(traceback.format_exception(error)),
@@ -118,17 +119,19 @@ def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> O
         if spec.timeout is None:
             _call(spec, arguments)
         else:
-            _run_with_timeout(spec, arguments, dispatch, started, late)
+            _run_with_timeout(spec, arguments, dispatch, job_context, started, late)
     # BaseException too: a handler calling sys.exit() fails its attempt, not the worker.
     except BaseException as e:  # noqa: BLE001
-        return _failure(job, e, started, backoff=spec.backoff)
+        return _failure(job, e, started, backoff=spec.backoff, interrupted=job_context.interrupted)
     finally:
         context.unbind(token)
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
+        task=job.task,
         duration=time.perf_counter() - started,
         backoff=spec.backoff,
+        interrupted=job_context.interrupted,
     )
 
 
@@ -142,6 +145,7 @@ def _run_with_timeout(
     spec: TaskSpec,
     arguments: dict[str, Any],
     dispatch: Dispatch,
+    job_context: context.JobContext,
     started: float,
     late: LateSink | None,
 ) -> None:
@@ -164,10 +168,13 @@ def _run_with_timeout(
         except BaseException as e:  # noqa: BLE001 - re-raised in the worker below
             errors.append(e)
         if timed_out.is_set() and late is not None:
+            interrupted = job_context.interrupted
             late(
-                _failure(job, errors[0], started)
+                _failure(job, errors[0], started, interrupted=interrupted)
                 if errors
-                else Outcome(job_id=job.id, attempt=job.attempt)
+                else Outcome(
+                    job_id=job.id, attempt=job.attempt, task=job.task, interrupted=interrupted
+                )
             )
 
     thread = threading.Thread(target=target, name=f"task-{dispatch.job.id}", daemon=True)

@@ -178,7 +178,9 @@ class Writer(CoreActor):
             recorded, self._held, self.ledger, outcomes=outcomes, claimed=claimed, now=now
         )
         durations = {outcome.job_id: outcome.duration for outcome in outcomes}
-        tasks = {job_id: held.job.task for job_id, held in self._held.items()}
+        # Outcomes name their task: a released or rescued attempt has left `_held`.
+        tasks = {outcome.job_id: outcome.task for outcome in outcomes if outcome.task}
+        tasks.update((job_id, held.job.task) for job_id, held in self._held.items())
         for outcome in outcomes:
             self._held.pop(outcome.job_id, None)
         dispatches = []

@@ -36,7 +36,7 @@ def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
     assert running.statuses()[job_id] == "cancelled"
     assert running.types(job_id) == ["enqueued", "started", "cancelled", "result_ignored"]
     ignored = running.app.ledger.history(job_id)[-1].event
-    assert (ignored.outcome, ignored.reason) == ("completed", "the job is cancelled")  # type: ignore[union-attr]
+    assert (ignored.outcome, ignored.reason) == ("interrupted", "the job is cancelled")  # type: ignore[union-attr]
     running.stop()
 
 

@@ -8,7 +8,13 @@ import pytest
 from conductor.domain import decisions as job
 from conductor.domain.clock import stamp
 from conductor.domain.errors import InvalidInput, InvalidTransition
-from conductor.domain.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted
+from conductor.domain.events import (
+    JobCancelled,
+    JobEnqueued,
+    JobRequeued,
+    JobResultIgnored,
+    JobStarted,
+)
 from conductor.domain.job_row import JobRow
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -115,3 +121,25 @@ def test_cancel_and_requeue_follow_the_transition_table() -> None:
     assert requeued.event == JobRequeued(by="op", run_at=stamp(NOW))
     with pytest.raises(InvalidTransition):
         job.requeue(row("pending"), by="op", now=NOW)
+
+
+def test_an_interrupted_handler_of_a_given_back_attempt_is_recorded_as_interrupted() -> None:
+    released = row("pending", attempts=1)
+    events = job.settle(released, job.Outcome(job_id=5, attempt=1, interrupted=True), now=NOW)
+    assert [e.event for e in events] == [
+        JobResultIgnored(attempt=1, outcome="interrupted", reason="the job is pending")
+    ]
+    finished = job.settle(released, job.Outcome(job_id=5, attempt=1), now=NOW)
+    assert finished[0].event.outcome == "completed"  # type: ignore[union-attr]
+
+
+def test_a_handler_told_of_its_cancellation_counts_as_interrupted() -> None:
+    from conductor.domain.context import JobContext
+
+    context = JobContext(job_id=5, attempt=1, task="t", queue="default")
+    assert context.sleep(0) is False
+    assert not context.interrupted
+    context.cancel_event.set()
+    assert not context.interrupted  # set, but not yet seen by the handler
+    assert context.sleep(20) is True
+    assert context.interrupted

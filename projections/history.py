@@ -20,6 +20,7 @@ from conductor.domain.clock import seconds_between
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobEnqueued,
     JobFailed,
     JobLeaseExtended,
@@ -76,7 +77,7 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
     ev = rec.event
     if isinstance(ev, JobEnqueued):
         return {"task": ev.task, "queue": ev.queue, "priority": ev.priority, "run_at": ev.run_at}
-    if isinstance(ev, JobStarted):
+    if isinstance(ev, JobStarted | JobClaimed):
         return {"attempt": ev.attempt, "worker": ev.worker, "lease_until": ev.lease_expires_at}
     if isinstance(ev, JobAttemptFailed):
         return {"attempt": ev.attempt, "error": f"{ev.error_type}: {ev.message}"}

@@ -118,7 +118,8 @@ def _latencies(app: Conductor, ids: list[int]) -> list[float]:
     for job_id in ids:
         history = app.ledger.history(job_id)
         enqueued = next(r for r in history if r.type == "enqueued")
-        started = next(r for r in history if r.type == "started")
+        # Picked up = its handler began (`run_started`, stamped when it began).
+        started = next(r for r in history if r.type == "run_started")
         values.append((unstamp(started.at) - unstamp(enqueued.at)).total_seconds())
     return values
 
@@ -185,7 +186,7 @@ def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
             raise RuntimeError(f"worker --processes {processes} exited {worker.returncode}")
         rates[str(processes)] = count / (time.perf_counter() - began)
         with Conductor(settings=Settings(db=str(db))) as app:
-            first = min(unstamp(r.at) for r in app.events(types=["started"]))
+            first = min(unstamp(r.at) for r in app.events(types=["claimed"]))
             last = max(unstamp(r.at) for r in app.events(types=["completed"]))
         drains[str(processes)] = count / (last - first).total_seconds()
     one, many = rates["1"], rates[str(options.processes)]

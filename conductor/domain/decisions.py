@@ -15,11 +15,13 @@ import attrs
 
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
+from conductor.domain.codec import canonical_json
 from conductor.domain.config import check_max_retries, check_queue
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobCompleted,
     JobEnqueued,
     JobFailed,
@@ -29,12 +31,11 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
-    JobStarted,
+    JobRunStarted,
     NewEvent,
-    canonical_json,
 )
 from conductor.domain.job_row import JobRow
-from conductor.domain.states import JobState, next_state
+from conductor.domain.states import HELD_STATES, JobState, next_state
 
 
 @attrs.frozen(kw_only=True)
@@ -133,16 +134,24 @@ def enqueue(
 
 def start(row: JobRow, *, worker: str, now: dt.datetime, lease: dt.timedelta) -> NewEvent:
     """Claim one attempt of a due pending job for `worker` until `now + lease`."""
-    next_state(row["id"], JobState(row["status"]), JobStarted.TYPE)
+    next_state(row["id"], JobState(row["status"]), JobClaimed.TYPE)
     return NewEvent(
         job_id=row["id"],
         at=stamp(now),
-        event=JobStarted(
+        event=JobClaimed(
             attempt=row["attempts"] + 1,
             worker=worker,
             lease_expires_at=stamp(now + lease),
         ),
     )
+
+
+def run_started(row: JobRow | None, attempt: int, *, at: dt.datetime) -> list[NewEvent]:
+    """A slot began the handler of claimed `attempt` at `at`; nothing if the attempt no
+    longer holds the job (cancelled, rescued or released while it waited)."""
+    if row is None or row["status"] != JobState.CLAIMED or row["attempts"] != attempt:
+        return []
+    return [NewEvent(job_id=row["id"], at=stamp(at), event=JobRunStarted(attempt=attempt))]
 
 
 def cancel(row: JobRow, *, by: str, reason: str, now: dt.datetime) -> NewEvent:
@@ -198,11 +207,12 @@ class Outcome:
 
 
 def _holds(row: JobRow | None, attempt: int) -> bool:
-    return row is not None and row["status"] == "in_progress" and row["attempts"] == attempt
+    """Whether `attempt` holds the job: claimed or running, and not superseded."""
+    return row is not None and row["status"] in HELD_STATES and row["attempts"] == attempt
 
 
 def _stale_reason(row: JobRow, attempt: int) -> str:
-    if row["status"] == "in_progress":
+    if row["status"] in HELD_STATES:
         return f"attempt {row['attempts']} holds the job now"
     return f"the job is {row['status']}"
 
@@ -212,10 +222,18 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
 
     A stale attempt's outcome becomes `result_ignored`. A failure is `attempt_failed`
     followed by `retry_scheduled` while retries remain (and the failure is retryable),
-    else by `failed` with the last reason.
+    else by `failed` with the last reason. An outcome for an attempt still `claimed`
+    proves its handler ran though its start was not recorded (the engine records it
+    first; a caller of the ledger may not): `run_started` comes first, `duration` ago.
     """
     if row is None:
         return []
+    if _holds(row, outcome.attempt) and row["status"] == JobState.CLAIMED:
+        began = now - dt.timedelta(seconds=outcome.duration)
+        return [
+            *run_started(row, outcome.attempt, at=began),
+            *settle({**row, "status": JobState.IN_PROGRESS.value}, outcome, now=now),
+        ]
     at = stamp(now)
     job_id = row["id"]
     if not _holds(row, outcome.attempt):
@@ -294,13 +312,14 @@ def release(row: JobRow | None, attempt: int, *, reason: str, now: dt.datetime) 
 def rescue(
     row: JobRow | None, *, reason: str, now: dt.datetime, attempt: int | None = None
 ) -> list[NewEvent]:
-    """Take an in-progress job back from a lost worker; with `attempt`, only that attempt.
+    """Take a claimed or running job back from a lost worker; with `attempt`, only that
+    attempt.
 
     A rescue uses one of the job's retries, as in Oban: a job that kills its worker every
     time (a poison pill) ends `failed` once its retries are used up instead of taking down
     every worker that picks it up, forever.
     """
-    if row is None or row["status"] != "in_progress":
+    if row is None or row["status"] not in HELD_STATES:
         return []
     if attempt is not None and row["attempts"] != attempt:
         return []
@@ -329,6 +348,6 @@ def rescue(
 
 
 def lease_expired(row: JobRow, now: dt.datetime) -> bool:
-    """Whether an in-progress job's lease ran out before `now`."""
+    """Whether a claimed or running job's lease ran out before `now`."""
     expiry = row["lease_expires_at"]
-    return row["status"] == "in_progress" and expiry is not None and expiry < stamp(now)
+    return row["status"] in HELD_STATES and expiry is not None and expiry < stamp(now)

@@ -31,7 +31,8 @@ def end_spans(outcomes: Sequence[Outcome], recorded: Sequence[RecordedEvent]) ->
         return
     committed: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     for rec in recorded:
-        if rec.job_id in spans:
+        # `run_started` is the span's own start: not an event of it.
+        if rec.job_id in spans and rec.type != "run_started":
             committed.setdefault(rec.job_id, []).append((rec.type, span_facts(rec)))
     for job_id, span in spans.items():
         tracing.settled(span, committed.get(job_id, ()))

@@ -97,7 +97,9 @@ class Supervisor(ThreadActor):
         self._queue.proxy().connect(self._writer, self._workers).get()
 
     def _start_worker(self, slot: str) -> pykka.ActorRef[Any]:
-        return Worker.start(slot, self._queue, self.actor_ref, self._registry, self._waiting)
+        return Worker.start(
+            slot, self._queue, self.actor_ref, self._registry, self._waiting, self._clock
+        )
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WorkerCrashed):

@@ -27,10 +27,12 @@ import attrs
 import pykka
 
 from conductor.domain import context
+from conductor.domain.clock import Clock
 from conductor.domain.decisions import Outcome
 from conductor.domain.registry import Registry, TaskSpec
 from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
+    Began,
     Dispatch,
     Finished,
     InjectFault,
@@ -200,9 +202,11 @@ class Worker(ThreadActor):
         supervisor: pykka.ActorRef[Any],
         registry: Registry,
         waiting: deque[Dispatch],
+        clock: Clock,
     ) -> None:
         """`waiting` is the Queue's buffer of claimed jobs, shared (see `queue.py`)."""
         super().__init__()
+        self._clock = clock
         self.slot = slot
         self._waiting = waiting
         self._queue = queue
@@ -216,6 +220,9 @@ class Worker(ThreadActor):
             self._current = message.dispatch.job
             if self._fault_armed:
                 raise RuntimeError(f"injected actor fault in worker {self.slot}")
+            job = message.dispatch.job
+            # The `run_started` fact, stamped now: the Writer commits it with the next batch.
+            self._queue.tell(Began(job_id=job.id, attempt=job.attempt, at=self._clock.now()))
             outcome = execute(message.dispatch, self._registry, self._late)
             self._current = None
             try:

@@ -24,9 +24,11 @@ from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import DatabaseBusy, LedgerError
 from conductor.domain.events import NewEvent
 from conductor.domain.job_row import JobRow
+from conductor.domain.states import HELD_STATES
 from conductor.engine import identity, spans, upkeep
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
+    Began,
     Claimed,
     Demand,
     Dispatch,
@@ -75,6 +77,7 @@ class Writer(CoreActor):
         self._open_ledger = open_ledger
         self._ledger: Ledger | None = None
         self._outcomes: list[decide.Outcome] = []
+        self._began: list[Began] = []
         self._demand = 0
         self._flush_pending = False
         self._claiming = True
@@ -103,6 +106,7 @@ class Writer(CoreActor):
     # -- messages ----------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Report):
+            self._began.extend(message.began)
             self._outcomes.extend(message.outcomes)
             self._schedule_flush()
         elif isinstance(message, Demand):
@@ -136,8 +140,9 @@ class Writer(CoreActor):
     # -- group commit ------------------------------------------------------------------
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
+        began, self._began = self._began, []
         demand = self._demand if self._claiming else 0
-        if not outcomes and demand == 0:
+        if not outcomes and not began and demand == 0:
             self._demand = 0 if not self._claiming else self._demand
             return
         now = self._clock.now()
@@ -154,21 +159,38 @@ class Writer(CoreActor):
         )
 
         def settle(rows: Mapping[int, JobRow]) -> list[NewEvent]:
-            return [
+            # Handlers' starts first: an attempt that began and finished since the last
+            # commit is claimed in `rows`, and its `run_started` precedes its outcome.
+            starts = [
                 event
-                for outcome in outcomes
-                for event in decide.settle(rows.get(outcome.job_id), outcome, now=now)
+                for start in began
+                for event in decide.run_started(rows.get(start.job_id), start.attempt, at=start.at)
+            ]
+            running = {**rows}
+            for event in starts:
+                assert event.job_id is not None
+                running[event.job_id] = {**rows[event.job_id], "status": "in_progress"}
+            return [
+                *starts,
+                *(
+                    event
+                    for outcome in outcomes
+                    for event in decide.settle(running.get(outcome.job_id), outcome, now=now)
+                ),
             ]
 
         try:
             recorded, claimed = self.ledger.transact(
-                [outcome.job_id for outcome in outcomes], settle, claim=claim
+                [*(start.job_id for start in began), *(outcome.job_id for outcome in outcomes)],
+                settle,
+                claim=claim,
             )
         except LedgerError as e:
             # Keep everything and try again shortly: a full disk or a long lock must not
             # lose an outcome or a claim.
             self._write_failed(e, f"write failed, retrying in {RETRY_WRITE_AFTER}s")
             self._outcomes[:0] = outcomes
+            self._began[:0] = began
             self._retry_later()
             return
         self._busy_in_a_row = 0
@@ -190,12 +212,10 @@ class Writer(CoreActor):
             tasks[job.id] = job.task
             dispatches.append(Dispatch(job=job, cancel=held.cancel))
         for rec in recorded:
-            logs.transition(rec, tasks.get(rec.job_id), durations.get(rec.job_id))
+            duration = None if rec.type == "run_started" else durations.get(rec.job_id)
+            logs.transition(rec, tasks.get(rec.job_id), duration)
         self._wake_if_rescheduled(recorded)
         spans.end_spans(outcomes, recorded)
-        if logs.verbose():
-            for job in claimed:
-                logs.started(job.id, job.task, job.attempt)
         if claim is not None:
             self._queue.tell(Claimed(tuple(dispatches), demand))
         if self._config.burst and outcomes and not self._held:
@@ -231,7 +251,11 @@ class Writer(CoreActor):
         """Cancellation checks, heartbeats and rescues: one read, at most one commit."""
         self._wal.limit(self.ledger)
         try:
-            live = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
+            live = {
+                row["id"]: row
+                for status in HELD_STATES
+                for row in self.ledger.jobs(JobFilter(status=status))
+            }
         except LedgerError as e:
             logs.note(f"maintenance read failed: {e}", warning=True)
             return

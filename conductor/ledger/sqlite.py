@@ -35,7 +35,7 @@ from conductor.domain.errors import (
     ReadOnlyDatabase,
     SchemaTooNew,
 )
-from conductor.domain.events import JobEnqueued, JobStarted, NewEvent, RecordedEvent, decode_event
+from conductor.domain.events import JobClaimed, JobEnqueued, NewEvent, RecordedEvent, decode_event
 from conductor.domain.job_row import JobRow
 from conductor.ledger import chain
 from conductor.ledger.base import (
@@ -99,11 +99,11 @@ def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
 
 
 def _claimed(picked: Sequence[JobRow], started: Sequence[RecordedEvent]) -> list[ClaimedJob]:
-    """What a claim hands the engine: each picked row with its `started` event's facts."""
+    """What a claim hands the engine: each picked row with its `claimed` event's facts."""
     claimed = []
     for row, rec in zip(picked, started, strict=True):
         event = rec.event
-        assert isinstance(event, JobStarted)
+        assert isinstance(event, JobClaimed)
         claimed.append(
             ClaimedJob(
                 id=row["id"],

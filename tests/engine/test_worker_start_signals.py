@@ -87,7 +87,7 @@ def test_a_sigterm_as_soon_as_the_worker_catches_signals_exits_0_and_claims_noth
     assert "Traceback" not in worker.log
     with Conductor(settings=Settings(db=str(db_path))) as app:
         assert app.stats().overall.pending == 3
-        assert app.events(types=["started"]) == []
+        assert app.events(types=["claimed"]) == []
 
 
 def test_a_sigterm_while_the_app_module_imports_exits_0_once_the_import_ends(
@@ -111,7 +111,7 @@ def test_a_sigterm_while_the_app_module_imports_exits_0_once_the_import_ends(
     assert "Traceback" not in worker.log
     with Conductor(settings=Settings(db=str(db_path))) as app:
         assert app.stats().overall.pending == 3
-        assert app.events(types=["started"]) == []
+        assert app.events(types=["claimed"]) == []
 
 
 def test_a_sigterm_right_after_the_starting_line_stops_gracefully_holding_nothing(

@@ -318,7 +318,8 @@ def worker_process(
 
     def start(*args: str) -> subprocess.Popen[bytes]:
         (tmp_path / "metrics_app.py").write_text(textwrap.dedent(APP))
-        env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDUCTOR_DB": str(db_path)}
+        path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, "CONDUCTOR_DB": str(db_path)}
         log = (tmp_path / "worker.log").open("wb")
         process = subprocess.Popen(
             [CONDUCTOR, "worker", "--db", str(db_path), "--app", "metrics_app", *args],
@@ -357,7 +358,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
             return statuses <= {"completed", "failed", "cancelled"} and ignored
 
         wait_until(finished, what="every job of the default queue to finish")
-        started = ledger_counts(app, "started")
+        started = ledger_counts(app, "claimed")
         expected = {
             "conductor_job_completed_total": ledger_counts(app, "completed"),
             "conductor_job_failed_total": ledger_counts(app, "failed"),

@@ -167,7 +167,7 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
                 assert worker.wait(120) == 0, log.read_text()
                 stats = app.stats().overall
                 assert (stats.completed, stats.in_progress, stats.pending) == (20, 0, 0)
-                started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+                started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
                 assert set(started.values()) == {1}, "no attempt may be lost and run again"
                 assert not app.events(types=["rescued", "released"])
             assert "disk full" in log.read_text()

@@ -10,10 +10,10 @@ from conductor.domain.clock import stamp
 from conductor.domain.errors import InvalidInput, InvalidTransition
 from conductor.domain.events import (
     JobCancelled,
+    JobClaimed,
     JobEnqueued,
     JobRequeued,
     JobResultIgnored,
-    JobStarted,
 )
 from conductor.domain.job_row import JobRow
 
@@ -105,7 +105,7 @@ def test_enqueue_refuses_bad_queue_names_and_retry_counts() -> None:
 
 def test_start_numbers_the_next_attempt_and_sets_the_lease() -> None:
     new = job.start(row("pending", attempts=2), worker="w", now=NOW, lease=dt.timedelta(seconds=30))
-    assert new.event == JobStarted(
+    assert new.event == JobClaimed(
         attempt=3, worker="w", lease_expires_at=stamp(NOW + dt.timedelta(seconds=30))
     )
 

@@ -203,7 +203,7 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert report["enqueue"]["enqueue_file_jobs_per_s"] > 0
     assert report["enqueue"]["enqueue_file_batch_jobs_per_s"] > 0
     assert report["drain"]["jobs_per_s"] > 0
-    assert report["drain"]["lifecycle_events_per_s"] == 3 * report["drain"]["jobs_per_s"]
+    assert report["drain"]["lifecycle_events_per_s"] == 4 * report["drain"]["jobs_per_s"]
     assert 0 < report["sleep"]["share_of_ideal"] <= 1.05
     assert 0 < report["sleep"]["bare_jobs_per_s"] <= report["sleep"]["ideal_jobs_per_s"] * 1.05
     for where in ("in_process", "cross_process"):

@@ -11,9 +11,11 @@ from conductor.domain.errors import InvalidInput, InvalidTransition
 from conductor.domain.events import (
     JobCancelled,
     JobClaimed,
+    JobCompleted,
     JobEnqueued,
     JobRequeued,
     JobResultIgnored,
+    JobRunStarted,
 )
 from conductor.domain.job_row import JobRow
 
@@ -143,3 +145,20 @@ def test_a_handler_told_of_its_cancellation_counts_as_interrupted() -> None:
     assert not context.interrupted  # set, but not yet seen by the handler
     assert context.sleep(20) is True
     assert context.interrupted
+
+
+def test_run_started_is_recorded_only_for_the_claimed_attempt_that_still_holds_the_job() -> None:
+    began = NOW - dt.timedelta(seconds=3)
+    [event] = job.run_started(row("claimed", attempts=2), 2, at=began)
+    assert (event.event, event.at) == (JobRunStarted(attempt=2), stamp(began))
+    assert job.run_started(row("claimed", attempts=3), 2, at=began) == []  # superseded
+    assert job.run_started(row("cancelled", attempts=2), 2, at=began) == []
+    assert job.run_started(row("pending", attempts=2), 2, at=began) == []  # released
+    assert job.run_started(row("in_progress", attempts=2), 2, at=began) == []  # already
+
+
+def test_an_outcome_for_a_claimed_attempt_records_its_start_first_its_duration_ago() -> None:
+    outcome = job.Outcome(job_id=5, attempt=1, duration=2.5)
+    events = job.settle(row("claimed", attempts=1), outcome, now=NOW)
+    assert [e.event for e in events] == [JobRunStarted(attempt=1), JobCompleted(attempt=1)]
+    assert events[0].at == stamp(NOW - dt.timedelta(seconds=2.5))

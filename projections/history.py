@@ -21,6 +21,7 @@ from conductor.domain.config import PRIORITY_NAMES
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobEnqueued,
     JobFailed,
     JobLeaseExtended,
@@ -83,7 +84,7 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
             "priority": PRIORITY_NAMES.get(ev.priority, ev.priority),
             "run_at": ev.run_at,
         }
-    if isinstance(ev, JobStarted):
+    if isinstance(ev, JobStarted | JobClaimed):
         return {"attempt": ev.attempt, "worker": ev.worker, "lease_expires_at": ev.lease_expires_at}
     if isinstance(ev, JobAttemptFailed):
         return {"attempt": ev.attempt, "error": f"{ev.error_type}: {ev.message}"}

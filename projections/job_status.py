@@ -23,6 +23,7 @@ from conductor.domain.errors import InvalidTransition
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobCompleted,
     JobFailed,
     JobLeaseExtended,
@@ -31,6 +32,7 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
+    JobRunStarted,
     JobStarted,
     RecordedEvent,
 )
@@ -127,6 +129,13 @@ def _started(
     row["last_seq"] = seq
 
 
+def _run_started(row: JobRow, seq: int, at: str, status: str, /, *, attempt: int) -> None:
+    # The claimed attempt's handler began: only the status moves (the lease stays).
+    row["status"] = status
+    row["updated_at"] = at
+    row["last_seq"] = seq
+
+
 def _completed(row: JobRow, seq: int, at: str, status: str, /, *, attempt: int) -> None:
     _release_lease(row, seq, at, status)
 
@@ -205,6 +214,8 @@ def _result_ignored(
 
 _STEPS: Final[dict[str, Callable[..., None]]] = {
     JobStarted.TYPE: _started,
+    JobClaimed.TYPE: _started,  # the same columns: attempt, worker, lease
+    JobRunStarted.TYPE: _run_started,
     JobCompleted.TYPE: _completed,
     JobAttemptFailed.TYPE: _attempt_failed,
     JobRetryScheduled.TYPE: _retry_scheduled,
@@ -260,15 +271,17 @@ def advance(
 
 
 _RESULT_IGNORED: Final = JobResultIgnored.TYPE
-_STARTED: Final = JobStarted.TYPE
+_OPENING: Final = frozenset({JobClaimed.TYPE, JobStarted.TYPE})
+"""The events that open a new attempt (and so name the next attempt number)."""
 
 
 def _check_fence(row: JobRow, job_id: int, event_type: str, attempt: int) -> None:
     """Fencing, enforced by the fold itself (so by every append and every replay): an event
-    about an attempt must name the attempt that holds the job (`started` the next one), so
+    about an attempt must name the attempt that holds the job (`claimed` or `started` the
+    next one), so
     a late or duplicate outcome of an old attempt can never change a job. Only
     `result_ignored` may name a stale attempt; it records the outcome and changes nothing."""
-    expected = row["attempts"] + 1 if event_type == _STARTED else row["attempts"]
+    expected = row["attempts"] + 1 if event_type in _OPENING else row["attempts"]
     if attempt != expected:
         raise InvalidTransition(
             job_id,

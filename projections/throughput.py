@@ -6,12 +6,14 @@ whichever process did the work:
 
 * **throughput** - `completed`, `failed` (jobs given up on) and `attempt_failed` events
   stamped inside each window, as counts and per second of the window's full length.
-* **wait** - for each `started` inside the window: its stamp minus the time its job became
-  due (`run_at` of the `enqueued`, `retry_scheduled` or `requeued` event before it, or the
-  stamp of a `rescued` or `released` one), floored at zero for clocks that disagree.
+* **wait** - for each `run_started` inside the window: its stamp (when the handler began)
+  minus the time its job became due (`run_at` of the `enqueued`, `retry_scheduled` or
+  `requeued` event before it, or the stamp of a `rescued` or `released` one), floored at
+  zero for clocks that disagree. Time spent claimed in a worker's prefetch buffer is wait.
 * **run** - for each `completed` or `attempt_failed` inside the window: its stamp minus the
-  stamp of the `started` of the same attempt. Attempts cut short (rescued, released,
-  cancelled) have no run time.
+  stamp of the `run_started` of the same attempt: the handler's own time. Attempts cut
+  short (rescued, released, cancelled) have no run time. Ledgers written before `claimed`
+  and `run_started` existed have `started` (the claim) in their place.
 
 A sample belongs to the window of the event that closes it. When its opening event lies
 before the window, `Tally.missing` (or `unpaired`) names the job and the caller fetches
@@ -44,6 +46,7 @@ from conductor.domain.events import (
     JobRequeued,
     JobRescued,
     JobRetryScheduled,
+    JobRunStarted,
     JobStarted,
     RecordedEvent,
 )
@@ -54,7 +57,9 @@ SPANS: Final = (("last_minute", 60), ("last_hour", 3600))
 """The windows `conductor stats` reports: (name, seconds), ending now."""
 
 _DUE: Final = (JobEnqueued, JobRetryScheduled, JobRequeued, JobRescued, JobReleased)
-LEAD_IN_TYPES: Final = (*(cls.TYPE for cls in _DUE), JobStarted.TYPE)
+_BEGUN: Final = JobStarted | JobRunStarted
+"""A handler began (`started`: the claim, in ledgers from before `run_started`)."""
+LEAD_IN_TYPES: Final = (*(cls.TYPE for cls in _DUE), JobStarted.TYPE, JobRunStarted.TYPE)
 """The events that open a sample: a job becoming due (opens a wait) or starting (a run)."""
 
 
@@ -171,7 +176,7 @@ class Tally:
         }
 
     def missing(self, events: Iterable[RecordedEvent]) -> dict[int, int]:
-        """Jobs whose first `started`, `completed` or `attempt_failed` in `events` (seq
+        """Jobs whose first `run_started`, `completed` or `attempt_failed` in `events` (seq
         order) has no opening event, neither earlier in `events` nor already tallied: job id
         -> that event's seq, to look up with `Ledger.preceding(..., types=LEAD_IN_TYPES)`."""
         seen: set[int] = set()
@@ -181,8 +186,8 @@ class Tally:
             if job in seen:
                 continue
             ev = rec.event
-            if isinstance(ev, JobStarted | JobCompleted | JobAttemptFailed):
-                known = self._due if isinstance(ev, JobStarted) else self._running
+            if isinstance(ev, _BEGUN | JobCompleted | JobAttemptFailed):
+                known = self._due if isinstance(ev, _BEGUN) else self._running
                 if job not in known:
                     missing[job] = rec.seq
                 seen.add(job)
@@ -201,7 +206,7 @@ class Tally:
             if became_due is not None:
                 due[job] = became_due
                 running.pop(job, None)
-            elif isinstance(ev, JobStarted):
+            elif isinstance(ev, _BEGUN):
                 opened = due.pop(job, None)
                 if counted and opened is not None:
                     wait = max(0.0, seconds_between(opened, rec.at))

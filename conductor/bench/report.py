@@ -96,7 +96,7 @@ def render(result: dict[str, Any]) -> str:
             f"  drain {options['jobs']:,} no-op jobs          {d['jobs_per_s']:>9,} jobs/s"
         )
         lines.append(
-            f"    lifecycle events (3 per job)  {d['lifecycle_events_per_s']:>9,} events/s"
+            f"    lifecycle events (4 per job)  {d['lifecycle_events_per_s']:>9,} events/s"
         )
     if "sleep" in result:
         s = result["sleep"]

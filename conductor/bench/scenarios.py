@@ -69,8 +69,9 @@ def measure_drain(folder: Path, options: BenchOptions) -> dict[str, Any]:
     with Conductor(settings=settings) as app:
         _fill(app, {"task": "noop"}, options.jobs)
     result = _drain_in_process(settings, options, options.jobs)
-    # A job's whole life is 3 events: enqueued (written before the drain), started, completed.
-    result["lifecycle_events_per_s"] = result["jobs_per_s"] * 3
+    # A job's whole life is 4 events: enqueued (written before the drain), claimed,
+    # run_started, completed.
+    result["lifecycle_events_per_s"] = result["jobs_per_s"] * 4
     return result
 
 
@@ -118,7 +119,8 @@ def _latencies(app: Conductor, ids: list[int]) -> list[float]:
     for job_id in ids:
         history = app.ledger.history(job_id)
         enqueued = next(r for r in history if r.type == "enqueued")
-        started = next(r for r in history if r.type == "started")
+        # Picked up = its handler began (`run_started`, stamped when it began).
+        started = next(r for r in history if r.type == "run_started")
         values.append((unstamp(started.at) - unstamp(enqueued.at)).total_seconds())
     return values
 
@@ -185,7 +187,7 @@ def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
             raise RuntimeError(f"worker --processes {processes} exited {worker.returncode}")
         rates[str(processes)] = count / (time.perf_counter() - began)
         with Conductor(settings=Settings(db=str(db))) as app:
-            first = min(unstamp(r.at) for r in app.events(types=["started"]))
+            first = min(unstamp(r.at) for r in app.events(types=["claimed"]))
             last = max(unstamp(r.at) for r in app.events(types=["completed"]))
         drains[str(processes)] = count / (last - first).total_seconds()
     one, many = rates["1"], rates[str(options.processes)]

@@ -87,6 +87,12 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every expected failure into one stderr line."""
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["worker"]:
+        # Before click and the command's imports: a worker stopped while it starts exits
+        # gracefully (conductor.engine.signals).
+        from conductor.engine import signals
+
+        signals.WORKER.install()
     try:
         if os.environ.get("OTEL_TRACES_EXPORTER") or os.environ.get("OTEL_METRICS_EXPORTER"):
             from conductor.observe import export

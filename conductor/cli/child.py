@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 def child_main(argv: Sequence[str]) -> None:
     """A child's entry point: `PARENT_PID worker ARGS...`."""
+    from conductor.engine import signals
+
+    signals.WORKER.install()  # before the imports: the pool may stop a child as it starts
     from conductor.cli.app import main
     from conductor.engine.processes import become_child
 

@@ -111,7 +111,7 @@ def _stats_text(result: Stats, activity: Activity) -> str:
     rows = [("all", *result.overall.as_dict().values())]
     rows += [(name, *counts.as_dict().values()) for name, counts in sorted(result.queues.items())]
     counts = table(
-        ("Queue", "Total", "Pending", "In progress", "Completed", "Failed", "Cancelled"),
+        ("Queue", "Total", "Pending", "Claimed", "In progress", "Completed", "Failed", "Cancelled"),
         rows,
     )
     spans = activity.windows

@@ -149,6 +149,9 @@ def worker(
     db: str | None,
 ) -> None:
     """Run jobs: start the actor engine and work until stopped (or drained, with --burst)."""
+    from conductor.engine import signals
+
+    signals.WORKER.install()  # first: a stop signal during start-up must not kill the worker
     from conductor.domain.registry import load_app
     from conductor.engine.runtime import run_worker
     from conductor.observe import logs

@@ -25,15 +25,30 @@ class JobContext:
     task: str
     queue: str
     cancel_event: threading.Event = attrs.field(factory=threading.Event, repr=False)
+    heeded: threading.Event = attrs.field(factory=threading.Event, repr=False, eq=False)
+    """Set once the handler has been told of its cancellation (`cancelled` returned True
+    or `sleep` woke early): whatever it returns after that, its attempt was interrupted,
+    and its outcome is recorded as such rather than as `completed`."""
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled (or its attempt timed out or was given up)."""
-        return self.cancel_event.is_set()
+        if self.cancel_event.is_set():
+            self.heeded.set()
+            return True
+        return False
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds`, waking early on cancellation; True if cancelled."""
-        return self.cancel_event.wait(seconds)
+        if self.cancel_event.wait(seconds):
+            self.heeded.set()
+            return True
+        return False
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the handler has been told of its cancellation (see `heeded`)."""
+        return self.heeded.is_set()
 
 
 _CURRENT: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(

@@ -16,11 +16,13 @@ import attrs
 
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
+from conductor.domain.codec import canonical_json
 from conductor.domain.config import check_max_retries, check_queue
 from conductor.domain.errors import InvalidInput, InvalidTransition
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobCompleted,
     JobEnqueued,
     JobFailed,
@@ -30,12 +32,11 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
-    JobStarted,
+    JobRunStarted,
     NewEvent,
-    canonical_json,
 )
 from conductor.domain.job_row import JobRow
-from conductor.domain.states import TRANSITIONS, JobState, can_apply, next_state
+from conductor.domain.states import HELD_STATES, TRANSITIONS, JobState, can_apply, next_state
 
 
 @attrs.frozen(kw_only=True)
@@ -176,11 +177,11 @@ def enqueue(
 
 def start(row: JobRow, *, worker: str, now: dt.datetime, lease: dt.timedelta) -> NewEvent:
     """Claim one attempt of a due pending job for `worker` until `now + lease`."""
-    next_state(row["id"], JobState(row["status"]), JobStarted.TYPE)
+    next_state(row["id"], JobState(row["status"]), JobClaimed.TYPE)
     return NewEvent(
         job_id=row["id"],
         at=stamp(now),
-        event=JobStarted(
+        event=JobClaimed(
             attempt=row["attempts"] + 1,
             worker=worker,
             lease_expires_at=stamp(now + lease),
@@ -211,6 +212,14 @@ def _operator_move(row: JobRow, event_type: str) -> None:
         raise refuse_action(row["id"], row["status"], event_type)
 
 
+def run_started(row: JobRow | None, attempt: int, *, at: dt.datetime) -> list[NewEvent]:
+    """A slot began the handler of claimed `attempt` at `at`; nothing if the attempt no
+    longer holds the job (cancelled, rescued or released while it waited)."""
+    if row is None or row["status"] != JobState.CLAIMED or row["attempts"] != attempt:
+        return []
+    return [NewEvent(job_id=row["id"], at=stamp(at), event=JobRunStarted(attempt=attempt))]
+
+
 def cancel(row: JobRow, *, by: str, reason: str, now: dt.datetime) -> NewEvent:
     """Cancel a pending or in-progress job."""
     _operator_move(row, JobCancelled.TYPE)
@@ -231,6 +240,8 @@ class Outcome:
 
     job_id: int
     attempt: int
+    task: str = ""
+    """The job's task, for log lines about an attempt the Writer no longer holds."""
     error_type: str | None = None
     error_class: str | None = None
     """The exception's fully qualified class name (`builtins.ValueError`), for telemetry's
@@ -248,18 +259,29 @@ class Outcome:
     """The attempt's traceparent (its `process` span), stored with its outcome events."""
     span: Any = attrs.field(default=None, eq=False, repr=False)
     """The open `process` span, ended once the outcome is committed (tracing only)."""
+    interrupted: bool = False
+    """The handler returned (or raised) after being told its attempt was cancelled, timed
+    out or given back: what it reports is not a finished run."""
 
     @property
     def ok(self) -> bool:
         return self.error_type is None
 
+    @property
+    def reported(self) -> str:
+        """What a stale attempt reported, as `result_ignored` records it."""
+        if self.interrupted:
+            return "interrupted"
+        return "completed" if self.ok else "failed"
+
 
 def _holds(row: JobRow | None, attempt: int) -> bool:
-    return row is not None and row["status"] == "in_progress" and row["attempts"] == attempt
+    """Whether `attempt` holds the job: claimed or running, and not superseded."""
+    return row is not None and row["status"] in HELD_STATES and row["attempts"] == attempt
 
 
 def _stale_reason(row: JobRow, attempt: int) -> str:
-    if row["status"] == "in_progress":
+    if row["status"] in HELD_STATES:
         return f"attempt {row['attempts']} holds the job now"
     return f"the job is {row['status']}"
 
@@ -269,10 +291,18 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
 
     A stale attempt's outcome becomes `result_ignored`. A failure is `attempt_failed`
     followed by `retry_scheduled` while retries remain (and the failure is retryable),
-    else by `failed` with the last reason.
+    else by `failed` with the last reason. An outcome for an attempt still `claimed`
+    proves its handler ran though its start was not recorded (the engine records it
+    first; a caller of the ledger may not): `run_started` comes first, `duration` ago.
     """
     if row is None:
         return []
+    if _holds(row, outcome.attempt) and row["status"] == JobState.CLAIMED:
+        began = now - dt.timedelta(seconds=outcome.duration)
+        return [
+            *run_started(row, outcome.attempt, at=began),
+            *settle({**row, "status": JobState.IN_PROGRESS.value}, outcome, now=now),
+        ]
     at = stamp(now)
     job_id = row["id"]
     if not _holds(row, outcome.attempt):
@@ -283,7 +313,7 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
                 trace=outcome.trace,
                 event=JobResultIgnored(
                     attempt=outcome.attempt,
-                    outcome="completed" if outcome.ok else "failed",
+                    outcome=outcome.reported,
                     reason=_stale_reason(row, outcome.attempt),
                 ),
             )
@@ -351,13 +381,14 @@ def release(row: JobRow | None, attempt: int, *, reason: str, now: dt.datetime) 
 def rescue(
     row: JobRow | None, *, reason: str, now: dt.datetime, attempt: int | None = None
 ) -> list[NewEvent]:
-    """Take an in-progress job back from a lost worker; with `attempt`, only that attempt.
+    """Take a claimed or running job back from a lost worker; with `attempt`, only that
+    attempt.
 
     A rescue uses one of the job's retries, as in Oban: a job that kills its worker every
     time (a poison pill) ends `failed` once its retries are used up instead of taking down
     every worker that picks it up, forever.
     """
-    if row is None or row["status"] != "in_progress":
+    if row is None or row["status"] not in HELD_STATES:
         return []
     if attempt is not None and row["attempts"] != attempt:
         return []
@@ -386,6 +417,6 @@ def rescue(
 
 
 def lease_expired(row: JobRow, now: dt.datetime) -> bool:
-    """Whether an in-progress job's lease ran out before `now`."""
+    """Whether a claimed or running job's lease ran out before `now`."""
     expiry = row["lease_expires_at"]
-    return row["status"] == "in_progress" and expiry is not None and expiry < stamp(now)
+    return row["status"] in HELD_STATES and expiry is not None and expiry < stamp(now)

@@ -21,63 +21,8 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from conductor.domain.clock import Timestamp
+from conductor.domain.codec import canonical_json, loads
 from conductor.domain.errors import UnreadableEvent
-
-
-def _canonical_encoder() -> Callable[[Any], str]:
-    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    allow_nan=False)`, built once.
-
-    `json.dumps` with arguments builds a `JSONEncoder` per call, and even a kept encoder's
-    `encode` builds the C iterator (`c_make_encoder`) anew each time; together they were
-    most of the cost of encoding a small event or payload. This builds the C iterator once
-    with the same settings and no cycle check (`markers` None): what is encoded here is
-    flat event fields or a payload just parsed from JSON, and a cyclic value passed in
-    through the Python API ends in `RecursionError` instead of `ValueError` (refused as
-    nesting too deeply either way). The same text for every other input
-    (tests/property/test_canonical_json.py). Without the C accelerator, the plain encoder.
-    """
-    from json import encoder
-
-    plain = json.JSONEncoder(
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    make_chunks = getattr(encoder, "c_make_encoder", None)  # untyped in typeshed
-    if make_chunks is None:  # pragma: no cover - CPython always has it
-        return plain.encode
-    chunks = make_chunks(
-        None, plain.default, encoder.encode_basestring, None, ":", ",", True, False, False
-    )
-    return lambda value: "".join(chunks(value, 0))
-
-
-canonical_json: Final = _canonical_encoder()
-"""Canonical JSON: keys sorted, no spaces, UTF-8 kept, no NaN or infinity. Event `data` and
-normalised payloads are written with it, so equal values always give the same bytes."""
-
-
-_Scanner = Callable[[str, int], tuple[Any, int]]
-_scan_once: Final[_Scanner] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-"""The scanner `json.loads` runs (the C one where available), for `_loads` to call directly."""
-
-
-def _loads(text: str) -> Any:
-    """`json.loads(text)`: the same value, or the same error, for any input, but cheaper
-    for the compact JSON that `data` holds (decoding runs once per event in a replay).
-
-    `json.loads` skips leading whitespace, scans one value with `_scan_once`, skips trailing
-    whitespace and fails on anything left. When the scan from index 0 succeeds and ends at
-    the end of the text there was no whitespace to skip and nothing left, so its value is
-    what `json.loads` returns; in every other case `json.loads` itself runs.
-    """
-    try:
-        value, end = _scan_once(text, 0)
-    except (StopIteration, TypeError):
-        return json.loads(text)
-    if end != len(text):
-        return json.loads(text)
-    return value
-
 
 _FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
 
@@ -113,7 +58,7 @@ class _Event:
     def decode_fields(cls, data: str) -> dict[str, Any]:
         """The fields of the event stored as current-version `data`, by name: what `decode`
         builds the event from, and what a replay folds without building it."""
-        fields: dict[str, Any] = _loads(data)
+        fields: dict[str, Any] = loads(data)
         return fields
 
 
@@ -151,7 +96,7 @@ class JobEnqueued(_Event):
         # The payload is spliced in last (see encode); the keys before it are fixed and their
         # values JSON-escaped, so the first `,"payload":` is the splice point.
         cut = data.index(',"payload":')
-        fields: dict[str, Any] = _loads(data[:cut] + "}")
+        fields: dict[str, Any] = loads(data[:cut] + "}")
         if "payload" in fields:
             raise TypeError(f"stored {cls.TYPE} data has two payloads: {data[:80]!r}")
         fields["payload"] = data[cut + 11 : -1]
@@ -160,7 +105,12 @@ class JobEnqueued(_Event):
 
 @attrs.frozen(kw_only=True)
 class JobStarted(_Event):
-    """A worker claimed the job for one attempt and holds a lease on it until expiry.
+    """A worker claimed the job for one attempt and holds a lease on it until expiry; the
+    job counted as running from then on.
+
+    Written by conductor before issue 13, which split it into `claimed` (the claim and
+    lease) and `run_started` (the handler began): a prefetched job waited as `in_progress`
+    and its history timed the wait as run time. Still read, never written now.
 
     `attempt` numbers every attempt of the job from 1 and never repeats, so it is also the
     attempt's fencing token: a result carrying an older attempt is stale.
@@ -173,6 +123,36 @@ class JobStarted(_Event):
     worker: str
     """Who holds the lease: `host:pid:actor`."""
     lease_expires_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobClaimed(_Event):
+    """A worker claimed the job for one attempt and holds a lease on it until expiry; its
+    handler has not begun (the job waits in the worker's prefetch buffer for a free slot).
+
+    The attempt has begun as far as the ledger is concerned: `attempt` is its number (from
+    1, never repeated, the attempt's fencing token), the lease is renewed by heartbeats,
+    and a lost lease is rescued, using a retry, as for a running attempt.
+    """
+
+    TYPE: ClassVar[str] = "claimed"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
+    worker: str
+    """Who holds the lease: `host:pid:actor`."""
+    lease_expires_at: Timestamp
+
+
+@attrs.frozen(kw_only=True)
+class JobRunStarted(_Event):
+    """A worker slot began the claimed attempt's handler. The event's `at` is when the
+    handler began (the worker's clock), so history times the run, not the wait before it."""
+
+    TYPE: ClassVar[str] = "run_started"
+    VERSION: ClassVar[int] = 1
+
+    attempt: int
 
 
 @attrs.frozen(kw_only=True)
@@ -291,13 +271,17 @@ class JobResultIgnored(_Event):
 
     attempt: int
     outcome: str
-    """What the stale attempt reported: `completed` or `failed`."""
+    """What the stale attempt reported: `completed`, `failed`, or `interrupted` (its
+    handler stopped early because it was told the attempt was cancelled, timed out or
+    given back; recorded since issue 13, as `completed` before)."""
     reason: str
 
 
 Event = (
     JobEnqueued
     | JobStarted
+    | JobClaimed
+    | JobRunStarted
     | JobCompleted
     | JobAttemptFailed
     | JobRetryScheduled
@@ -315,6 +299,8 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
     for cls in (
         JobEnqueued,
         JobStarted,
+        JobClaimed,
+        JobRunStarted,
         JobCompleted,
         JobAttemptFailed,
         JobRetryScheduled,

@@ -18,14 +18,24 @@ class StatusCounts:
     """How many jobs are in each status, and in all."""
 
     pending: int = 0
+    claimed: int = 0
+    """Claimed by a worker (holding a lease) and waiting for a free slot: prefetched."""
     in_progress: int = 0
+    """Their handler is running."""
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
 
     @property
     def total(self) -> int:
-        return self.pending + self.in_progress + self.completed + self.failed + self.cancelled
+        return (
+            self.pending
+            + self.claimed
+            + self.in_progress
+            + self.completed
+            + self.failed
+            + self.cancelled
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {"total": self.total, **attrs.asdict(self)}

@@ -18,10 +18,19 @@ class JobState(enum.StrEnum):
 
     PENDING = "pending"
     """In: `enqueued`, `retry_scheduled`, `requeued`, `rescued`, `released`.
-    Out: `started` (a worker claims it once run_at is due), `cancelled`."""
+    Out: `claimed` (a worker claims it once run_at is due), `cancelled`; `started` in
+    ledgers written before `claimed` existed."""
+
+    CLAIMED = "claimed"
+    """In: `claimed` (a worker's claim, carrying worker, attempt and lease expiry): the
+    attempt has begun and holds a lease, but its handler waits for a free slot (prefetch).
+    Out: `run_started` (a slot began the handler), `released` (never started: the worker
+    shut down), `rescued` or `failed` (lease lost), `cancelled`. `lease_extended`
+    (heartbeat) keeps it here."""
 
     IN_PROGRESS = "in_progress"
-    """In: `started` (a claim, carrying worker, attempt and lease expiry).
+    """In: `run_started` (its handler is running now); `started` in ledgers written before
+    `claimed` existed (the claim, which counted as running).
     Out: `completed`, `retry_scheduled`, `failed`, `cancelled`, `rescued` (lease lost),
     `released` (worker shut down). `lease_extended` (heartbeat) keeps it here.
     `attempt_failed` records a failure without leaving this state; the same append
@@ -38,12 +47,21 @@ class JobState(enum.StrEnum):
 
 
 TERMINAL_STATES: Final = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+HELD_STATES: Final = frozenset({JobState.CLAIMED, JobState.IN_PROGRESS})
+"""The states in which an attempt holds the job under a lease (claimed or running)."""
 
 # (state before, event type) -> state after. `None` stands for "no job yet".
 TRANSITIONS: Final[dict[tuple[JobState | None, str], JobState]] = {
     (None, "enqueued"): JobState.PENDING,
-    (JobState.PENDING, "started"): JobState.IN_PROGRESS,
+    (JobState.PENDING, "claimed"): JobState.CLAIMED,
+    (JobState.PENDING, "started"): JobState.IN_PROGRESS,  # ledgers from before `claimed`
     (JobState.PENDING, "cancelled"): JobState.CANCELLED,
+    (JobState.CLAIMED, "run_started"): JobState.IN_PROGRESS,
+    (JobState.CLAIMED, "lease_extended"): JobState.CLAIMED,
+    (JobState.CLAIMED, "released"): JobState.PENDING,
+    (JobState.CLAIMED, "rescued"): JobState.PENDING,
+    (JobState.CLAIMED, "failed"): JobState.FAILED,
+    (JobState.CLAIMED, "cancelled"): JobState.CANCELLED,
     (JobState.IN_PROGRESS, "completed"): JobState.COMPLETED,
     (JobState.IN_PROGRESS, "attempt_failed"): JobState.IN_PROGRESS,
     (JobState.IN_PROGRESS, "retry_scheduled"): JobState.PENDING,

@@ -28,11 +28,21 @@ class Demand:
     count: int
 
 
+@attrs.frozen(kw_only=True)
+class Began:
+    """A worker slot began the handler of a claimed attempt at `at`."""
+
+    job_id: int
+    attempt: int
+    at: dt.datetime
+
+
 @attrs.frozen
 class Report:
-    """Workers finished these attempts (the Queue forwards them together)."""
+    """Workers began and finished these attempts (the Queue forwards them together)."""
 
     outcomes: tuple[Outcome, ...]
+    began: tuple[Began, ...] = ()
 
 
 @attrs.frozen
@@ -118,7 +128,7 @@ class LateResult:
 
 @attrs.frozen
 class Forward:
-    """Send the Writer what finished since the last Forward (sent by the Queue to itself,
+    """Send the Writer what began and finished since the last Forward (sent by the Queue to itself,
     behind the Finished messages already waiting: one Report for all of them)."""
 
 

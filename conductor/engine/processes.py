@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from conductor.domain.errors import ConductorError
+from conductor.engine import signals
 from conductor.observe import logs
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class ProcessPool:
         previous_fd = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         stops = (signal.SIGINT, signal.SIGTERM)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in stops}
+        self._signals.extend(signals.WORKER.take())  # those that came while it started
         # A Python-level handler, so that SIGCHLD also writes to the wake-up pipe.
         previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _noticed)
         try:

@@ -26,6 +26,7 @@ import pykka
 from conductor.domain.decisions import Outcome
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
+    Began,
     Claimed,
     Demand,
     Dispatch,
@@ -71,6 +72,7 @@ class Queue(CoreActor):
         self._draining = False
         self._idle_event = threading.Event()
         self._finished: list[Outcome] = []
+        self._began: list[Began] = []
         self._sent_at: dict[str, float] = {}
         self._asked_at = 0.0
 
@@ -93,15 +95,23 @@ class Queue(CoreActor):
                 self._idle.append(message.slot)
             else:
                 self._started(message.slot)
-            self._dispatch()
+            # Forward before dispatching, which may signal idle: whoever waits for idle
+            # and then asks this actor anything finds the outcome on its way to the Writer.
             self._forward_soon(message.outcome)
+            self._dispatch()
         elif isinstance(message, Forward):
             # Outcomes first, then the demand they free up: the Writer settles and claims
             # in one transaction.
             assert self._writer is not None
-            self._writer.tell(Report(tuple(self._finished)))
+            self._writer.tell(Report(tuple(self._finished), tuple(self._began)))
             self._finished.clear()
+            self._began.clear()
             self._want_more()
+        elif isinstance(message, Began):
+            # Batched with the outcomes into the Writer's next group commit.
+            if not self._finished and not self._began:
+                self.actor_ref.tell(Forward())
+            self._began.append(message)
         elif isinstance(message, Claimed):
             self._asked -= message.asked
             if self._prefetch.adapts:
@@ -160,7 +170,7 @@ class Queue(CoreActor):
         return tuple(unstarted)
 
     def _forward_soon(self, outcome: Outcome) -> None:
-        if not self._finished:
+        if not self._finished and not self._began:
             self.actor_ref.tell(Forward())
         self._finished.append(outcome)
 

@@ -11,12 +11,10 @@ signal skips the wait.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-import types
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pykka
 
@@ -25,9 +23,12 @@ from conductor.domain.clock import Clock, SystemClock
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import LedgerError
 from conductor.domain.registry import REGISTRY, Registry
+from conductor.engine import signals
 from conductor.engine.messages import (
     Drain,
+    Flush,
     Maintain,
+    QueueState,
     Release,
     ReleaseAll,
     Released,
@@ -36,12 +37,16 @@ from conductor.engine.messages import (
     TickResult,
 )
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
-from conductor.engine.writer import LASTING
+from conductor.engine.upkeep import LASTING
 from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.observe import logs
 
 _ = examples  # the example tasks are always registered
+
+SETTLE_AFTER_RELEASE: Final = 1.0
+"""Seconds a stopping worker waits, after giving back attempts still running, for their
+(cancelled) handlers to return and their outcomes to be recorded."""
 
 
 def open_writable(settings: Settings) -> Ledger:
@@ -183,6 +188,12 @@ class Engine:
         assert isinstance(released, Released)
         if released.count:
             logs.note(f"released {released.count} unfinished attempts", warning=True)
+            # Their handlers were told (cancellation flags). Cooperative ones return at once:
+            # wait a moment for them, so that what they did is on record (`result_ignored`,
+            # outcome `interrupted`) rather than lost with the process.
+            if idle.wait(SETTLE_AFTER_RELEASE):
+                actors.queue.ask(QueueState())  # behind the Forward of their outcomes
+                actors.writer.ask(Flush())  # behind the Report, which it commits
         self.close()
         if released.kept:
             logs.note(
@@ -211,28 +222,37 @@ def run_worker(
     metrics_address: tuple[str, int] | None = None,
 ) -> int:
     """`conductor worker`: run an engine in this process until signalled; with
-    `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile."""
+    `metrics_address` (host, port), serve Prometheus `/metrics` there meanwhile.
+
+    A stop signal that arrived before this (the `worker` command catches them from its
+    first moment: `conductor.engine.signals`) is handled here: the worker exits 0 at once,
+    having claimed nothing."""
     from conductor.observe import metrics
 
     engine = Engine(settings, config, registry=registry)
 
-    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         if engine.stop_requested.is_set():
             logs.note("second signal: releasing in-flight jobs and exiting now", warning=True)
             engine.request_stop(force=True)
         else:
             logs.note(
-                f"{signal.Signals(signum).name}: stopping; in-flight jobs get "
+                f"{signals.name(signum)}: stopping; in-flight jobs get "
                 f"{config.grace.total_seconds():g}s to finish (signal again to force)",
                 warning=True,
             )
             engine.request_stop()
 
-    # Bound before any job runs: a taken port fails the command, not a running worker.
-    close_metrics = metrics.start(settings, metrics_address)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    installed_here = signals.WORKER.install()
+    signals.WORKER.attach(on_signal)
+    close_metrics: Callable[[], None] = lambda: None  # noqa: E731
     try:
+        if engine.stop_requested.is_set():
+            logs.note("worker stopped before it started: nothing was claimed")
+            return 0
         engine.prepare()  # a database it cannot use fails the command before it starts
+        # Bound before any job runs: a taken port fails the command, not a running worker.
+        close_metrics = metrics.start(settings, metrics_address)
         logs.note(
             f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"
@@ -242,5 +262,6 @@ def run_worker(
     finally:
         engine.close()
         close_metrics()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.WORKER.detach()
+        if installed_here:
+            signals.WORKER.uninstall()

@@ -17,6 +17,7 @@ import pykka
 
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.states import HELD_STATES
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
 from conductor.ledger.base import JobFilter, Ledger
@@ -98,7 +99,8 @@ class Scheduler(CoreActor):
         assert self._ledger is not None
         held = [
             row
-            for row in self._ledger.jobs(JobFilter(status="in_progress"))
+            for status in HELD_STATES
+            for row in self._ledger.jobs(JobFilter(status=status))
             if row["queue"] in self._config.queues
         ]
         return not held

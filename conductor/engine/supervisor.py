@@ -28,8 +28,9 @@ from conductor.engine.messages import (
 )
 from conductor.engine.queue import Queue
 from conductor.engine.scheduler import Scheduler
+from conductor.engine.upkeep import LASTING
 from conductor.engine.worker import Worker
-from conductor.engine.writer import LASTING, Writer
+from conductor.engine.writer import Writer
 from conductor.observe import logs
 
 
@@ -97,7 +98,9 @@ class Supervisor(ThreadActor):
         self._queue.proxy().connect(self._writer, self._workers).get()
 
     def _start_worker(self, slot: str) -> pykka.ActorRef[Any]:
-        return Worker.start(slot, self._queue, self.actor_ref, self._registry, self._waiting)
+        return Worker.start(
+            slot, self._queue, self.actor_ref, self._registry, self._waiting, self._clock
+        )
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WorkerCrashed):

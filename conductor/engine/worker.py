@@ -27,10 +27,12 @@ import attrs
 import pykka
 
 from conductor.domain import context
+from conductor.domain.clock import Clock
 from conductor.domain.decisions import Outcome
 from conductor.domain.registry import Registry, TaskSpec
 from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
+    Began,
     Dispatch,
     Finished,
     InjectFault,
@@ -52,6 +54,7 @@ def _failure(job: ClaimedJob, error: BaseException, started: float, **extra: Any
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
+        task=job.task,
         error_type=type(error).__name__,
         error_class=error_type(error),
         message=str(error),
@@ -120,17 +123,19 @@ def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> O
         if spec.timeout is None:
             _call(spec, arguments)
         else:
-            _run_with_timeout(spec, arguments, dispatch, started, late)
+            _run_with_timeout(spec, arguments, dispatch, job_context, started, late)
     # BaseException too: a handler calling sys.exit() fails its attempt, not the worker.
     except BaseException as e:  # noqa: BLE001
-        return _failure(job, e, started, backoff=spec.backoff)
+        return _failure(job, e, started, backoff=spec.backoff, interrupted=job_context.interrupted)
     finally:
         context.unbind(token)
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
+        task=job.task,
         duration=time.perf_counter() - started,
         backoff=spec.backoff,
+        interrupted=job_context.interrupted,
     )
 
 
@@ -144,6 +149,7 @@ def _run_with_timeout(
     spec: TaskSpec,
     arguments: dict[str, Any],
     dispatch: Dispatch,
+    job_context: context.JobContext,
     started: float,
     late: LateSink | None,
 ) -> None:
@@ -166,10 +172,13 @@ def _run_with_timeout(
         except BaseException as e:  # noqa: BLE001 - re-raised in the worker below
             errors.append(e)
         if timed_out.is_set() and late is not None:
+            interrupted = job_context.interrupted
             late(
-                _failure(job, errors[0], started)
+                _failure(job, errors[0], started, interrupted=interrupted)
                 if errors
-                else Outcome(job_id=job.id, attempt=job.attempt)
+                else Outcome(
+                    job_id=job.id, attempt=job.attempt, task=job.task, interrupted=interrupted
+                )
             )
 
     thread = threading.Thread(target=target, name=f"task-{dispatch.job.id}", daemon=True)
@@ -195,9 +204,11 @@ class Worker(ThreadActor):
         supervisor: pykka.ActorRef[Any],
         registry: Registry,
         waiting: deque[Dispatch],
+        clock: Clock,
     ) -> None:
         """`waiting` is the Queue's buffer of claimed jobs, shared (see `queue.py`)."""
         super().__init__()
+        self._clock = clock
         self.slot = slot
         self._waiting = waiting
         self._queue = queue
@@ -211,6 +222,9 @@ class Worker(ThreadActor):
             self._current = message.dispatch.job
             if self._fault_armed:
                 raise RuntimeError(f"injected actor fault in worker {self.slot}")
+            job = message.dispatch.job
+            # The `run_started` fact, stamped now: the Writer commits it with the next batch.
+            self._queue.tell(Began(job_id=job.id, attempt=job.attempt, at=self._clock.now()))
             outcome = execute(message.dispatch, self._registry, self._late)
             self._current = None
             try:

@@ -12,32 +12,27 @@ transaction, so fencing is exact.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import random
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import attrs
 import pykka
 
 from conductor.domain import decisions as decide
-from conductor.domain.clock import Clock, stamp
+from conductor.domain.clock import Clock
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import (
-    CorruptDatabase,
     DatabaseBusy,
     DiskFull,
     LedgerError,
-    NotAConductorDatabase,
-    ReadOnlyDatabase,
-    SchemaTooNew,
 )
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.engine import identity
+from conductor.domain.states import HELD_STATES
+from conductor.engine import identity, spans, upkeep
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
+    Began,
     Claimed,
     Demand,
     Dispatch,
@@ -51,35 +46,18 @@ from conductor.engine.messages import (
     RescueAttempt,
     StopClaiming,
 )
+from conductor.engine.upkeep import CHECKPOINT_WAIT, LASTING, Held
 from conductor.ledger import wakeup
 from conductor.ledger.base import ClaimedJob, ClaimRequest, JobFilter, Ledger
-from conductor.observe import logs, tracing
-from conductor.observe.metrics import record_commit, wal_path
+from conductor.observe import logs
+from conductor.observe.metrics import record_commit
 
 RETRY_WRITE_AFTER = 0.5
-WAL_CAP: Final = 64 * 1024 * 1024
-"""Above this many bytes of -wal file, maintenance checkpoints and truncates the log
-(docs/operations.md, "WAL size and checkpoints")."""
-CHECKPOINT_WAIT: Final = 0.5
-"""How long one checkpoint waits for readers on old snapshots (and holds off writers)."""
-CHECKPOINT_WARN_AFTER: Final = 10
-"""Consecutive blocked checkpoints (one a maintenance round) before the one warning."""
 BUSY_WARN_AFTER: Final = 6
 """Consecutive writes refused for the lock (busy timeout, 5 s by default, each) before
 the Writer warns. Waiting for another process's commit is ordinary contention between
 workers sharing a database, not an error: the write is kept and retried."""
 _REQUEUING = frozenset({"retry_scheduled", "rescued", "released"})
-LASTING: Final = (ReadOnlyDatabase, CorruptDatabase, NotAConductorDatabase, SchemaTooNew)
-"""Write failures no retry clears: the Writer fails with them and the process exits 1
-(`Engine.run`), where a busy lock or a full disk is waited out."""
-
-
-@attrs.define
-class _Held:
-    """An attempt this process claimed and has not settled."""
-
-    job: ClaimedJob
-    cancel: threading.Event
 
 
 class Writer(CoreActor):
@@ -104,12 +82,13 @@ class Writer(CoreActor):
         self._open_ledger = open_ledger
         self._ledger: Ledger | None = None
         self._outcomes: list[decide.Outcome] = []
+        self._began: list[Began] = []
         self._demand = 0
         self._flush_pending = False
         self._claiming = True
-        self._held: dict[int, _Held] = {}
+        self._held: dict[int, Held] = {}
         self._retry_timer: threading.Timer | None = None
-        self._checkpoints_blocked = 0
+        self._wal = upkeep.WalLimiter()
         self._busy_in_a_row = 0
         self._last_error: str | None = None
         self._out_of_space = False
@@ -134,6 +113,7 @@ class Writer(CoreActor):
     # -- messages ----------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Report):
+            self._began.extend(message.began)
             self._outcomes.extend(message.outcomes)
             self._schedule_flush()
         elif isinstance(message, Demand):
@@ -168,8 +148,9 @@ class Writer(CoreActor):
     # -- group commit ------------------------------------------------------------------
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
+        began, self._began = self._began, []
         demand = self._demand if self._claiming else 0
-        if not outcomes and demand == 0:
+        if not outcomes and not began and demand == 0:
             self._demand = 0 if not self._claiming else self._demand
             return
         now = self._clock.now()
@@ -186,15 +167,31 @@ class Writer(CoreActor):
         )
 
         def settle(rows: Mapping[int, JobRow]) -> list[NewEvent]:
-            return [
+            # Handlers' starts first: an attempt that began and finished since the last
+            # commit is claimed in `rows`, and its `run_started` precedes its outcome.
+            starts = [
                 event
-                for outcome in outcomes
-                for event in decide.settle(rows.get(outcome.job_id), outcome, now=now)
+                for start in began
+                for event in decide.run_started(rows.get(start.job_id), start.attempt, at=start.at)
+            ]
+            running = {**rows}
+            for event in starts:
+                assert event.job_id is not None
+                running[event.job_id] = {**rows[event.job_id], "status": "in_progress"}
+            return [
+                *starts,
+                *(
+                    event
+                    for outcome in outcomes
+                    for event in decide.settle(running.get(outcome.job_id), outcome, now=now)
+                ),
             ]
 
         try:
             recorded, claimed = self._transact(
-                [outcome.job_id for outcome in outcomes], settle, claim=claim
+                [*(start.job_id for start in began), *(outcome.job_id for outcome in outcomes)],
+                settle,
+                claim=claim,
             )
         except LASTING:
             raise
@@ -203,6 +200,7 @@ class Writer(CoreActor):
             # lose an outcome or a claim.
             self._write_failed(e, f"write failed, retrying in {RETRY_WRITE_AFTER}s")
             self._outcomes[:0] = outcomes
+            self._began[:0] = began
             self._retry_later()
             return
         self._busy_in_a_row = 0
@@ -212,22 +210,22 @@ class Writer(CoreActor):
             recorded, self._held, self.ledger, outcomes=outcomes, claimed=claimed, now=now
         )
         durations = {outcome.job_id: outcome.duration for outcome in outcomes}
-        tasks = {job_id: held.job.task for job_id, held in self._held.items()}
+        # Outcomes name their task: a released or rescued attempt has left `_held`.
+        tasks = {outcome.job_id: outcome.task for outcome in outcomes if outcome.task}
+        tasks.update((job_id, held.job.task) for job_id, held in self._held.items())
         for outcome in outcomes:
             self._held.pop(outcome.job_id, None)
         dispatches = []
         for job in claimed:
-            held = _Held(job=job, cancel=threading.Event())
+            held = Held(job=job, cancel=threading.Event())
             self._held[job.id] = held
             tasks[job.id] = job.task
             dispatches.append(Dispatch(job=job, cancel=held.cancel))
         for rec in recorded:
-            logs.transition(rec, tasks.get(rec.job_id), durations.get(rec.job_id))
+            duration = None if rec.type == "run_started" else durations.get(rec.job_id)
+            logs.transition(rec, tasks.get(rec.job_id), duration)
         self._wake_if_rescheduled(recorded)
-        _end_spans(outcomes, recorded)
-        if logs.verbose():
-            for job in claimed:
-                logs.started(job.id, job.task, job.attempt)
+        spans.end_spans(outcomes, recorded)
         if claim is not None:
             self._queue.tell(Claimed(tuple(dispatches), demand))
         if self._config.burst and outcomes and not self._held:
@@ -293,97 +291,28 @@ class Writer(CoreActor):
     # -- maintenance -------------------------------------------------------------------
     def _maintain(self, now: dt.datetime) -> None:
         """Cancellation checks, heartbeats and rescues: one read, at most one commit."""
-        self._limit_wal()
+        self._wal.limit(self.ledger)
         try:
-            running = {row["id"]: row for row in self.ledger.jobs(JobFilter(status="in_progress"))}
+            live = {
+                row["id"]: row
+                for status in HELD_STATES
+                for row in self.ledger.jobs(JobFilter(status=status))
+            }
         except LASTING:
             raise
         except LedgerError as e:
             logs.note(f"maintenance read failed: {e}", warning=True)
             return
-        for job_id, held in self._held.items():
-            row = running.get(job_id)
-            if row is None or row["attempts"] != held.job.attempt:
-                held.cancel.set()  # cancelled, rescued or released elsewhere: tell the handler
-        renew_before = stamp(now + self._config.lease * 2 / 3)
-        heartbeats = [
-            (job_id, held.job.attempt)
-            for job_id, held in self._held.items()
-            if job_id in running
-            and running[job_id]["attempts"] == held.job.attempt
-            and (running[job_id]["lease_expires_at"] or "") < renew_before
-        ]
-        # Held elsewhere and lost: the holder process is gone (this host), or its lease ran out.
-        reasons: dict[int, str] = {}
-        for job_id, row in running.items():
-            if job_id in self._held:
-                continue
-            if identity.holder_gone(row["worker"]):
-                reasons[job_id] = f"worker {row['worker']} is gone"
-            elif decide.lease_expired(row, now):
-                reasons[job_id] = f"lease of {row['worker']} expired at {row['lease_expires_at']}"
-        if not heartbeats and not reasons:
+        lease = self._config.lease
+        found = upkeep.survey(self._held, live, now, lease)
+        if not found.heartbeats and not found.rescues:
             return
-        attempts = dict(heartbeats)
-
-        def decide_all(rows: Mapping[int, JobRow]) -> list[NewEvent]:
-            events: list[NewEvent] = []
-            for job_id, attempt in attempts.items():
-                events += decide.extend_lease(
-                    rows.get(job_id), attempt, now=now, lease=self._config.lease
-                )
-            for job_id, reason in reasons.items():
-                row = rows.get(job_id)
-                # Re-checked under the write lock: the holder may have finished meanwhile.
-                if row is not None and row["worker"] == running[job_id]["worker"]:
-                    events += decide.rescue(
-                        row, reason=reason, now=now, attempt=running[job_id]["attempts"]
-                    )
-            return events
-
         self._commit(
-            [*attempts, *reasons],
-            decide_all,
-            {job_id: running[job_id]["task"] for job_id in reasons},
-            {job_id: (running[job_id]["queue"], running[job_id]["trace"]) for job_id in reasons},
+            [*found.heartbeats, *found.rescues],
+            lambda rows: upkeep.decide_survey(found, live, rows, now, lease),
+            {job_id: live[job_id]["task"] for job_id in found.rescues},
+            {job_id: (live[job_id]["queue"], live[job_id]["trace"]) for job_id in found.rescues},
         )
-
-    def _limit_wal(self) -> None:
-        """Checkpoint and truncate the -wal file once it is over `WAL_CAP`, or over the
-        space left on its filesystem (the next as much again would fill the disk, and a
-        checkpoint needs a little room of its own to succeed).
-
-        SQLite's own checkpoints never truncate, and cannot reset the log while a reader
-        holds an old snapshot, so a busy database's -wal only grows. A blocked attempt
-        changes nothing and is tried again next round; one warning if it keeps failing."""
-        path = wal_path(self.ledger.location)
-        try:
-            size = os.stat(path).st_size if path is not None else 0
-            disk = os.statvfs(path) if path is not None and size else None
-        except OSError:
-            size, disk = 0, None
-        if size <= WAL_CAP and (disk is None or size < disk.f_bavail * disk.f_frsize):
-            self._checkpoints_blocked = 0
-            return
-        try:
-            done = self.ledger.checkpoint_wal(wait=CHECKPOINT_WAIT)
-        except LASTING:
-            raise
-        except LedgerError as e:
-            logs.note(f"WAL checkpoint failed: {e}", warning=True)
-            return
-        if done:
-            self._checkpoints_blocked = 0
-            return
-        self._checkpoints_blocked += 1
-        if self._checkpoints_blocked == CHECKPOINT_WARN_AFTER:
-            logs.note(
-                f"WAL {path} is {size // 2**20} MiB, over the {WAL_CAP // 2**20} MiB cap, and "
-                f"{CHECKPOINT_WARN_AFTER} checkpoints in a row were blocked: a reader keeps "
-                "an old snapshot open (a long-running read transaction); expected readers "
-                "to finish their transactions",
-                warning=True,
-            )
 
     def _commit(
         self,
@@ -407,16 +336,7 @@ class Writer(CoreActor):
                 self._write_failed(e, "write failed")
             return None
         self._busy_in_a_row = 0
-        for rec in recorded:
-            if traces and rec.job_id in traces and rec.type in _MARKED:
-                queue, traceparent = traces[rec.job_id]
-                tracing.marker(
-                    rec.type,
-                    queue=queue,
-                    job_id=rec.job_id,
-                    traceparent=traceparent,
-                    attributes=tracing.event_attributes(rec),
-                )
+        spans.mark(recorded, traces)
         record_commit(recorded, self._held, self.ledger)
         self._wake_if_rescheduled(recorded)
         known = {job_id: held.job.task for job_id, held in self._held.items()}
@@ -459,25 +379,3 @@ class Writer(CoreActor):
         for job in jobs:
             self._held.pop(job.id, None)
         return released
-
-
-_MARKED: Final = frozenset({"rescued", "released", "failed"})
-"""Outcomes recorded away from any running attempt that get a marker span of their own."""
-
-
-def _end_spans(outcomes: Sequence[decide.Outcome], recorded: Sequence[RecordedEvent]) -> None:
-    """End each traced attempt's `process` span with what was committed for it."""
-    spans = {outcome.job_id: outcome.span for outcome in outcomes if outcome.span is not None}
-    if not spans:
-        return
-    committed: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-    for rec in recorded:
-        if rec.job_id in spans:
-            committed.setdefault(rec.job_id, []).append((rec.type, tracing.event_attributes(rec)))
-    for job_id, span in spans.items():
-        tracing.settled(span, committed.get(job_id, ()))
-
-
-def jitter() -> float:
-    """The random draw for backoff jitter (not security relevant)."""
-    return random.random()  # noqa: S311

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from conductor.domain.events import JobStarted, RecordedEvent, decode_event
+from conductor.domain.events import JobClaimed, RecordedEvent, decode_event
 from conductor.domain.job_row import JobRow
 from conductor.ledger.base import ClaimedJob, EventFilter, JobFilter
 from projections.job_status import COLUMNS, MUTABLE_COLUMNS
@@ -188,12 +188,12 @@ def recorded(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-def claimed(picked: Sequence[JobRow], started: Sequence[RecordedEvent]) -> list[ClaimedJob]:
-    """What a claim hands the engine: each picked row with its `started` event's facts."""
+def claimed(picked: Sequence[JobRow], events: Sequence[RecordedEvent]) -> list[ClaimedJob]:
+    """What a claim hands the engine: each picked row with its `claimed` event's facts."""
     jobs = []
-    for row, rec in zip(picked, started, strict=True):
+    for row, rec in zip(picked, events, strict=True):
         event = rec.event
-        assert isinstance(event, JobStarted)
+        assert isinstance(event, JobClaimed)
         jobs.append(
             ClaimedJob(
                 id=row["id"],

@@ -85,18 +85,6 @@ def verbose() -> bool:
     return LOGGER.isEnabledFor(logging.INFO)
 
 
-def started(job_id: int, task: str, attempt: int) -> None:
-    if verbose():
-        fields = {
-            "job": job_id,
-            "task": task,
-            "event": "started",
-            "status": "in_progress",
-            "attempt": attempt,
-        }
-        LOGGER.info(_text(fields), extra={"fields": fields})
-
-
 def _text(fields: Mapping[str, object]) -> str:
     head = f"job {fields['job']} {fields['task'] or '?'} {fields['event']} -> {fields['status']}"
     rest = " ".join(

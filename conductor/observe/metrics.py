@@ -118,7 +118,7 @@ def enabled() -> bool:
 
 
 class Holding(Protocol):
-    """An attempt the Writer holds (`writer._Held`): its claimed job."""
+    """An attempt the Writer holds (`upkeep.Held`): its claimed job."""
 
     @property
     def job(self) -> ClaimedJob: ...

@@ -18,7 +18,14 @@ from typing import Any
 from conductor import Conductor, ManualClock, SystemClock
 from conductor.domain.clock import Clock, stamp
 from conductor.domain.config import Settings
-from conductor.domain.events import JobAttemptFailed, JobCompleted, JobFailed, NewEvent
+from conductor.domain.events import (
+    JobAttemptFailed,
+    JobCompleted,
+    JobFailed,
+    JobStarted,
+    NewEvent,
+)
+from conductor.ledger.base import JobFilter
 from tests.conftest import CliResult, db_snapshot, run_cli
 
 WORKER = "test-host:4242:worker-1"
@@ -43,16 +50,34 @@ def seed(
 def start(
     db: Path, *, limit: int, queue: str = "default", now: dt.datetime | None = None
 ) -> list[int]:
-    """Claim up to `limit` due jobs of `queue` for a worker: they become in_progress."""
+    """Start up to `limit` due jobs of `queue` for a worker: they become in_progress.
+
+    Recorded as conductor did before `claimed` and `run_started` existed (one `started`
+    per job), which ledgers still hold and every command must still show as it is."""
+    when = now or dt.datetime.now(dt.UTC)
     with _open(db) as app:
-        claimed = app.ledger.claim(
-            worker=WORKER,
-            queues=[queue],
-            limit=limit,
-            now=now or dt.datetime.now(dt.UTC),
-            lease=LEASE,
+        due = sorted(
+            (
+                row
+                for row in app.ledger.jobs(JobFilter(status="pending", queue=queue))
+                if row["run_at"] <= stamp(when)
+            ),
+            key=lambda row: (row["priority"], row["run_at"], row["id"]),
+        )[:limit]
+        lease = stamp(when + LEASE)
+        app.ledger.append(
+            [
+                NewEvent(
+                    job_id=row["id"],
+                    at=stamp(when),
+                    event=JobStarted(
+                        attempt=row["attempts"] + 1, worker=WORKER, lease_expires_at=lease
+                    ),
+                )
+                for row in due
+            ]
         )
-    return [job.id for job in claimed]
+    return [row["id"] for row in due]
 
 
 def append(db: Path, events: Iterable[NewEvent]) -> None:

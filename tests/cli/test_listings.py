@@ -252,6 +252,7 @@ def test_stats_json_counts_every_status_overall_and_per_queue(db: Path) -> None:
         "default": {
             "total": 4,
             "pending": 1,
+            "claimed": 0,
             "in_progress": 1,
             "completed": 1,
             "failed": 1,
@@ -260,6 +261,7 @@ def test_stats_json_counts_every_status_overall_and_per_queue(db: Path) -> None:
         "reports": {
             "total": 2,
             "pending": 1,
+            "claimed": 0,
             "in_progress": 0,
             "completed": 0,
             "failed": 0,
@@ -277,15 +279,16 @@ def test_stats_table_has_an_overall_row_and_one_per_queue(db: Path) -> None:
         "Queue",
         "Total",
         "Pending",
+        "Claimed",
         "In progress",
         "Completed",
         "Failed",
         "Cancelled",
     ]
     assert [list(r.values()) for r in rows] == [
-        ["all", "6", "2", "1", "1", "1", "1"],
-        ["default", "4", "1", "1", "1", "1", "0"],
-        ["reports", "2", "1", "0", "0", "0", "1"],
+        ["all", "6", "2", "0", "1", "1", "1", "1"],
+        ["default", "4", "1", "0", "1", "1", "1", "0"],
+        ["reports", "2", "1", "0", "0", "0", "0", "1"],
     ]
 
 
@@ -296,6 +299,7 @@ def test_stats_on_a_database_with_no_jobs_is_all_zeros(tmp_path: Path) -> None:
     assert {k: v for k, v in stats.items() if k not in ("queues", "tasks", "activity")} == {
         "total": 0,
         "pending": 0,
+        "claimed": 0,
         "in_progress": 0,
         "completed": 0,
         "failed": 0,

@@ -11,8 +11,10 @@ from conductor.domain.clock import stamp
 from conductor.domain.errors import InvalidTransition
 from conductor.domain.events import (
     JobAttemptFailed,
+    JobClaimed,
     JobCompleted,
     JobFailed,
+    JobRunStarted,
     JobStarted,
     NewEvent,
 )
@@ -41,6 +43,16 @@ def enqueue(
         for _ in range(count)
     ]
     return [rec.job_id for rec in ledger.append(events)]
+
+
+def run(ledger: Ledger, *job_ids: int, attempt: int = 1, seconds: float = 0.5) -> None:
+    """The claimed attempts' handlers began (what a worker records)."""
+    ledger.append(
+        [
+            NewEvent(job_id=job_id, at=at(seconds), event=JobRunStarted(attempt=attempt))
+            for job_id in job_ids
+        ]
+    )
 
 
 def at(seconds: float) -> str:
@@ -148,7 +160,7 @@ def test_claim_merges_queues_by_run_at_within_a_priority(ledger: Ledger) -> None
     assert [job.id for job in claimed] == [mail_old, default_new]
 
 
-def test_a_claimed_job_is_in_progress_with_a_lease_and_is_not_claimed_again(
+def test_a_claimed_job_holds_a_lease_and_is_not_claimed_again(
     ledger: Ledger,
 ) -> None:
     enqueue(ledger, count=2)
@@ -158,22 +170,23 @@ def test_a_claimed_job_is_in_progress_with_a_lease_and_is_not_claimed_again(
     row = ledger.job(1)
     assert row is not None
     assert (row["status"], row["worker"], row["lease_expires_at"]) == (
-        "in_progress",
+        "claimed",
         "host:1:w",
         at(30),
     )
     again = ledger.claim(worker="x", queues=["default"], limit=5, now=T0, lease=LEASE)
     assert [job.id for job in again] == [2]
-    started = ledger.read(EventFilter(types=("started",)))
+    started = ledger.read(EventFilter(types=("claimed",)))
     assert [(rec.job_id, rec.event) for rec in started] == [
-        (1, JobStarted(attempt=1, worker="host:1:w", lease_expires_at=at(30))),
-        (2, JobStarted(attempt=1, worker="x", lease_expires_at=at(30))),
+        (1, JobClaimed(attempt=1, worker="host:1:w", lease_expires_at=at(30))),
+        (2, JobClaimed(attempt=1, worker="x", lease_expires_at=at(30))),
     ]
 
 
 def test_a_retried_job_is_claimed_with_the_next_attempt_number(ledger: Ledger) -> None:
     enqueue(ledger)
     ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    run(ledger, 1)
     from conductor.domain.events import JobRetryScheduled
 
     ledger.append(
@@ -201,11 +214,11 @@ def test_read_filters_by_job_type_task_and_time(ledger: Ledger) -> None:
         worker="w", queues=["default"], limit=2, now=T0 + dt.timedelta(minutes=2), lease=LEASE
     )
     assert [r.seq for r in ledger.read(EventFilter(job_id=2))] == [2, 4]
-    assert [r.seq for r in ledger.read(EventFilter(types=("started",)))] == [3, 4]
+    assert [r.seq for r in ledger.read(EventFilter(types=("claimed",)))] == [3, 4]
     assert [r.seq for r in ledger.read(EventFilter(task="a"))] == [1, 3]
     assert [r.seq for r in ledger.read(EventFilter(since=at(60)))] == [2, 3, 4]
     assert [r.seq for r in ledger.read(EventFilter(since=at(60), until=at(120)))] == [2]
-    assert [r.seq for r in ledger.read(EventFilter(types=("enqueued", "started"), job_id=1))] == [
+    assert [r.seq for r in ledger.read(EventFilter(types=("enqueued", "claimed"), job_id=1))] == [
         1,
         3,
     ]
@@ -225,13 +238,14 @@ def test_jobs_filters_by_status_task_and_queue(ledger: Ledger) -> None:
     ledger.claim(worker="w", queues=["q2"], limit=1, now=T0, lease=LEASE)
     assert [r["id"] for r in ledger.jobs(JobFilter(task="a"))] == [1, 3]
     assert [r["id"] for r in ledger.jobs(JobFilter(queue="q2"))] == [2, 3]
-    assert [r["id"] for r in ledger.jobs(JobFilter(status="in_progress"))] == [2]
+    assert [r["id"] for r in ledger.jobs(JobFilter(status="claimed"))] == [2]
     assert [r["id"] for r in ledger.jobs(JobFilter(status="pending", queue="q2"))] == [3]
 
 
 def test_counts_follow_every_transition(ledger: Ledger) -> None:
     enqueue(ledger, "a", count=3)
     ledger.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)
+    run(ledger, 1, 2)
     ledger.append(
         [
             NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1)),
@@ -254,6 +268,7 @@ def test_event_counts_total_each_type_per_queue_and_task(ledger: Ledger) -> None
     enqueue(ledger, "a", count=3)
     enqueue(ledger, "b", queue="q2")
     ledger.claim(worker="w", queues=["default", "q2"], limit=4, now=T0, lease=LEASE)
+    run(ledger, 1, 2, 4)
     ledger.append(
         [
             NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1)),
@@ -280,7 +295,7 @@ def test_a_claimed_job_carries_the_run_at_it_fell_due_at(ledger: Ledger) -> None
 def test_history_is_every_event_of_one_job_and_empty_for_an_unknown_one(ledger: Ledger) -> None:
     enqueue(ledger, count=2)
     ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
-    assert [r.type for r in ledger.history(1)] == ["enqueued", "started"]
+    assert [r.type for r in ledger.history(1)] == ["enqueued", "claimed"]
     assert ledger.history(99) == []
     assert ledger.job(99) is None
 
@@ -288,10 +303,11 @@ def test_history_is_every_event_of_one_job_and_empty_for_an_unknown_one(ledger: 
 def test_rebuild_reproduces_the_live_read_models(ledger: Ledger) -> None:
     enqueue(ledger, count=4)
     ledger.claim(worker="w", queues=["default"], limit=3, now=T0, lease=LEASE)
+    run(ledger, 1, 2)
     ledger.append([NewEvent(job_id=1, at=at(1), event=JobCompleted(attempt=1))])
     live = (ledger.jobs(JobFilter()), ledger.counts())
     assert ledger.diff_projections() == []
-    assert ledger.rebuild_projections() == 8
+    assert ledger.rebuild_projections() == 10
     assert (ledger.jobs(JobFilter()), ledger.counts()) == live
 
 
@@ -310,6 +326,7 @@ def test_an_outcome_for_a_stale_attempt_is_refused_by_the_log_itself(ledger: Led
     ledger.claim(worker="w1", queues=["default"], limit=1, now=T0, lease=LEASE)
     ledger.append([NewEvent(job_id=1, at=at(40), event=JobRescued(attempt=1, reason="lost"))])
     ledger.claim(worker="w2", queues=["default"], limit=1, now=T0 + LEASE * 2, lease=LEASE)
+    run(ledger, 1, attempt=2, seconds=61)
     before = ledger.last_seq()
     with pytest.raises(InvalidTransition, match="attempt 1 is stale"):
         ledger.append([NewEvent(job_id=1, at=at(70), event=JobCompleted(attempt=1))])
@@ -322,6 +339,7 @@ def test_an_outcome_for_a_stale_attempt_is_refused_by_the_log_itself(ledger: Led
 def test_an_attempt_failure_must_come_with_its_decision(ledger: Ledger) -> None:
     enqueue(ledger)
     ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    run(ledger, 1)
     with pytest.raises(InvalidTransition, match="without retry_scheduled or failed"):
         ledger.append(
             [
@@ -332,7 +350,7 @@ def test_an_attempt_failure_must_come_with_its_decision(ledger: Ledger) -> None:
                 )
             ]
         )
-    assert ledger.last_seq() == 2
+    assert ledger.last_seq() == 3
 
 
 def test_recent_returns_the_events_stamped_in_a_window_in_seq_order(ledger: Ledger) -> None:
@@ -358,9 +376,10 @@ def test_recent_returns_the_events_stamped_in_a_window_in_seq_order(ledger: Ledg
 def test_preceding_finds_each_jobs_newest_event_of_the_types_before_a_seq(ledger: Ledger) -> None:
     enqueue(ledger, count=2)  # seqs 1, 2
     ledger.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)  # seqs 3, 4
-    ledger.append([NewEvent(job_id=1, at=at(5), event=JobCompleted(attempt=1))])  # seq 5
-    found = ledger.preceding({1: 5, 2: 4, 3: 9}, types=("enqueued", "started"))
-    assert {job: rec.seq for job, rec in found.items()} == {1: 3, 2: 2}
-    assert found[1] == ledger.read(EventFilter(after_seq=2))[0]
-    assert ledger.preceding({1: 5}, types=("completed",)) == {}
-    assert ledger.preceding({}, types=("started",)) == {}
+    run(ledger, 1)  # seq 5
+    ledger.append([NewEvent(job_id=1, at=at(5), event=JobCompleted(attempt=1))])  # seq 6
+    found = ledger.preceding({1: 6, 2: 4, 3: 9}, types=("enqueued", "run_started"))
+    assert {job: rec.seq for job, rec in found.items()} == {1: 5, 2: 2}
+    assert found[1] == ledger.read(EventFilter(after_seq=4))[0]
+    assert ledger.preceding({1: 6}, types=("completed",)) == {}
+    assert ledger.preceding({}, types=("claimed",)) == {}

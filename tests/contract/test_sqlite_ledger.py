@@ -218,8 +218,8 @@ def test_concurrent_processes_claim_each_job_exactly_once(db_path: Path) -> None
     everything = [job_id for part in claimed for job_id in part]
     assert sorted(everything) == list(range(1, 601))
     with open_app(db_path) as app:
-        assert len(app.events(types=["started"])) == 600
-        assert app.stats().overall.in_progress == 600
+        assert len(app.events(types=["claimed"])) == 600
+        assert app.stats().overall.claimed == 600
         assert app.audit().ok
         assert app.verify_projections() == []
     assert os.path.exists(db_path)

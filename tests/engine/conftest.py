@@ -19,7 +19,7 @@ import pytest
 from conductor import Conductor
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings, WorkerConfig
-from conductor.domain.events import JobStarted, NewEvent
+from conductor.domain.events import JobClaimed, NewEvent
 from conductor.domain.registry import Registry
 from conductor.engine.runtime import Engine
 from tests.conftest import CONDUCTOR
@@ -47,7 +47,7 @@ def hold(db_path: Path, job_id: int, worker: str, lease: dt.timedelta) -> None:
     """Record that `worker` claimed attempt 1 of `job_id` with a lease ending `lease` from
     now (negative: already expired), as another worker process would have."""
     now = dt.datetime.now(dt.UTC)
-    started = JobStarted(attempt=1, worker=worker, lease_expires_at=stamp(now + lease))
+    started = JobClaimed(attempt=1, worker=worker, lease_expires_at=stamp(now + lease))
     with Conductor(settings=Settings(db=str(db_path))) as app:
         app.ledger.append([NewEvent(job_id=job_id, at=stamp(now), event=started)])
 
@@ -68,10 +68,10 @@ def dead_process_worker() -> str:
 
 
 def attempt_starts(app: Conductor) -> collections.Counter[tuple[int, int]]:
-    """How often each (job, attempt) was started: every value 1 when no claim raced."""
+    """How often each (job, attempt) was claimed: every value 1 when no claim raced."""
     return collections.Counter(
         (r.job_id, r.event.attempt)  # type: ignore[union-attr]
-        for r in app.events(types=["started"])
+        for r in app.events(types=["claimed"])
     )
 
 

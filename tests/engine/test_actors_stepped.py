@@ -17,6 +17,7 @@ from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.decisions import Outcome
 from conductor.domain.registry import Registry
 from conductor.engine.messages import (
+    Began,
     Claimed,
     Demand,
     Dispatch,
@@ -235,11 +236,19 @@ def test_a_worker_runs_the_job_it_takes_from_the_buffer_next(actors: None) -> No
 
     queue, supervisor = Recorder.start(), Recorder.start()
     waiting: deque[Dispatch] = deque([dispatch(2, '{"task": "t", "n": 2}')])
-    worker = Worker.start("w1", queue, supervisor, registry, waiting)
+    clock = ManualClock(dt.datetime(2026, 12, 7, tzinfo=dt.UTC))
+    worker = Worker.start("w1", queue, supervisor, registry, waiting, clock)
     worker.tell(Run(dispatch(1, '{"task": "t", "n": 1}')))
     worker.ask("nothing")  # the first Run, then the Run it told itself, are handled
     finished = [m for m in seen(queue) if isinstance(m, Finished)]
+    began = [m for m in seen(queue) if isinstance(m, Began)]
     assert ran == [1, 2]
+    # Each handler's start is announced before its end: the `run_started` fact.
+    assert [type(m).__name__ for m in seen(queue)] == ["Began", "Finished"] * 2
+    assert [(m.job_id, m.attempt, m.at) for m in began] == [
+        (1, 1, clock.now()),
+        (2, 1, clock.now()),
+    ]
     assert [(m.outcome.job_id, m.outcome.ok) for m in finished] == [(1, True), (2, True)]
     assert [None if m.took is None else m.took.job.id for m in finished] == [2, None]
     assert not waiting

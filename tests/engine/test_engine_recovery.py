@@ -29,14 +29,21 @@ def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
     (job_id,) = enqueue(db_path, [{"task": "long"}])
     running = start_engine(maintenance_interval=60)  # only the wake-up can deliver it fast
     assert started.wait(30)
+    wait_until(lambda: running.statuses()[job_id] == "in_progress", what="its run_started")
     running.app.cancel(job_id)
     wait_until(lambda: observed, what="the handler to observe cancellation")
     assert observed == [True]
     wait_until(lambda: "result_ignored" in running.types(job_id), what="the stale result")
     assert running.statuses()[job_id] == "cancelled"
-    assert running.types(job_id) == ["enqueued", "started", "cancelled", "result_ignored"]
+    assert running.types(job_id) == [
+        "enqueued",
+        "claimed",
+        "run_started",
+        "cancelled",
+        "result_ignored",
+    ]
     ignored = running.app.ledger.history(job_id)[-1].event
-    assert (ignored.outcome, ignored.reason) == ("completed", "the job is cancelled")  # type: ignore[union-attr]
+    assert (ignored.outcome, ignored.reason) == ("interrupted", "the job is cancelled")  # type: ignore[union-attr]
     running.stop()
 
 
@@ -52,9 +59,10 @@ def test_a_crashed_worker_actor_is_replaced_and_its_job_runs_again(
     history = running.app.ledger.history(job_id)
     assert [rec.type for rec in history] == [
         "enqueued",
-        "started",
+        "claimed",
         "rescued",
-        "started",
+        "claimed",
+        "run_started",
         "completed",
     ]
     rescued = history[2].event
@@ -84,7 +92,7 @@ def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     types = running.types(job_id)
     assert "rescued" not in types
-    assert types.count("started") == 1
+    assert types.count("claimed") == 1
     assert runs == [1]
     running.stop()
 
@@ -103,9 +111,10 @@ def test_a_job_held_by_a_dead_process_on_this_host_is_rescued_at_once(
     history = running.app.ledger.history(job_id)
     assert [rec.type for rec in history] == [
         "enqueued",
-        "started",
+        "claimed",
         "rescued",
-        "started",
+        "claimed",
+        "run_started",
         "completed",
     ]
     assert "is gone" in history[2].event.reason  # type: ignore[union-attr]
@@ -122,8 +131,8 @@ def test_a_job_held_on_another_host_waits_for_its_lease_to_expire(
     running = start_engine()
     wait_until(lambda: running.statuses().get(expired) == "completed", what="the expired one")
     assert "lease of elsewhere:2:2 expired" in running.app.ledger.history(expired)[2].event.reason  # type: ignore[union-attr]
-    assert running.statuses()[live] == "in_progress"
-    assert running.types(live) == ["enqueued", "started"]
+    assert running.statuses()[live] == "claimed"
+    assert running.types(live) == ["enqueued", "claimed"]
     running.stop()
 
 
@@ -143,7 +152,7 @@ def test_shutdown_releases_attempts_that_outlive_the_grace_period(
     assert started.wait(30)
     assert running.stop() == 0
     assert running.statuses()[job_id] == "pending"
-    assert running.types(job_id) == ["enqueued", "started", "released"]
+    assert running.types(job_id) == ["enqueued", "claimed", "run_started", "released"]
     unblock.set()
 
 
@@ -166,6 +175,6 @@ def test_a_rescue_uses_a_retry_and_a_poison_pill_ends_failed(
     hold(db_path, job_id, dead_process_worker(), dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "failed", what="the failure")
-    assert running.types(job_id) == ["enqueued", "started", "failed"]
+    assert running.types(job_id) == ["enqueued", "claimed", "failed"]
     assert "retries exhausted" in running.app.job(job_id)["last_error"]
     running.stop()

@@ -31,7 +31,7 @@ def test_immediate_jobs_run_and_complete(
     running = start_engine()
     wait_until(lambda: set(running.statuses().values()) == {"completed"}, what="all completed")
     assert sorted(seen) == list(range(20))
-    assert running.types(ids[0]) == ["enqueued", "started", "completed"]
+    assert running.types(ids[0]) == ["enqueued", "claimed", "run_started", "completed"]
     assert running.stop() == 0
 
 
@@ -100,25 +100,28 @@ def test_a_failing_job_retries_with_backoff_then_succeeds(
     history = running.app.ledger.history(job_id)
     assert [rec.type for rec in history] == [
         "enqueued",
-        "started",
+        "claimed",
+        "run_started",
         "attempt_failed",
         "retry_scheduled",
-        "started",
+        "claimed",
+        "run_started",
         "attempt_failed",
         "retry_scheduled",
-        "started",
+        "claimed",
+        "run_started",
         "completed",
     ]
     assert calls == [1, 2, 3]
     for failed, scheduled, restarted in (
-        (history[2], history[3], history[4]),
-        (history[5], history[6], history[7]),
+        (history[3], history[4], history[5]),
+        (history[7], history[8], history[9]),
     ):
         run_at = unstamp(scheduled.event.run_at)  # type: ignore[union-attr]
         assert run_at - unstamp(failed.at) >= dt.timedelta(seconds=0.025)  # half the base
         assert unstamp(restarted.at) >= run_at  # never before its run_at
-    assert history[2].event.message == "failure 1"  # type: ignore[union-attr]
-    assert "ValueError: failure 1" in history[2].event.traceback  # type: ignore[union-attr]
+    assert history[3].event.message == "failure 1"  # type: ignore[union-attr]
+    assert "ValueError: failure 1" in history[3].event.traceback  # type: ignore[union-attr]
     assert running.app.job(job_id)["retries"] == 2
     running.stop()
 
@@ -180,7 +183,7 @@ def test_unknown_tasks_and_rejected_payloads_fail_without_retries_and_work_goes_
     wait_until(lambda: running.statuses().get(unknown) == "failed", what="unknown")
     assert "unknown task 'os.system'" in running.app.job(unknown)["last_error"]
     assert "payload does not fit needs_email()" in running.app.job(misfit)["last_error"]
-    assert running.types(unknown).count("started") == 1
+    assert running.types(unknown).count("claimed") == 1
     assert running.types(misfit).count("retry_scheduled") == 0
     running.stop()
 
@@ -252,7 +255,7 @@ def test_a_delayed_job_never_starts_before_its_run_at(
     (job_id,) = enqueue(db_path, [{"task": "quick"}], delay=dt.timedelta(seconds=0.5))
     running = start_engine(poll_interval=30)  # the scheduler must wake for run_at itself
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
-    enqueued, started, _ = running.app.ledger.history(job_id)
+    enqueued, started, _, _ = running.app.ledger.history(job_id)
     assert unstamp(started.at) >= unstamp(enqueued.event.run_at)  # type: ignore[union-attr]
     running.stop()
 

@@ -130,7 +130,7 @@ def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_
     assert pool.process.pid not in children
     with open_app(db_path) as app:
         assert_each_job_completed_once(app, 6)
-        workers = {worker_pid(r.event.worker) for r in app.events(types=["started"])}  # type: ignore[union-attr]
+        workers = {worker_pid(r.event.worker) for r in app.events(types=["claimed"])}  # type: ignore[union-attr]
     assert workers == set(children), "each child should have run jobs, and only the children"
     assert not any(alive(pid) for pid in children)
     log = pool.log()
@@ -166,15 +166,17 @@ def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once
         history = [(r.type, r.event) for r in app.ledger.history(victim_job)]
         assert [kind for kind, _ in history] == [
             "enqueued",
-            "started",
+            "claimed",
+            "run_started",
             "rescued",
-            "started",
+            "claimed",
+            "run_started",
             "completed",
         ]
-        rescued = history[2][1]
+        rescued = history[3][1]
         assert f":{victim}:" in rescued.reason  # type: ignore[attr-defined]
         assert rescued.reason.endswith("is gone")  # type: ignore[attr-defined]
-        assert worker_pid(history[3][1].worker) != victim  # type: ignore[attr-defined]
+        assert worker_pid(history[4][1].worker) != victim  # type: ignore[attr-defined]
         assert_each_job_completed_once(app, 4)
     assert not alive(victim)
     assert not any(alive(pid) for pid in pool.every_child())

@@ -80,7 +80,7 @@ def test_sigkill_mid_run_loses_nothing_and_runs_each_job_to_one_completion(
         completed = collections.Counter(r.job_id for r in app.events(types=["completed"]))
         assert set(completed) == set(range(1, 301))
         assert set(completed.values()) == {1}
-        started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+        started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
         interrupted = {job_id for job_id, n in started.items() if n > 1}
         rescued = {r.job_id for r in app.events(types=["rescued", "released"])}
         assert interrupted == rescued
@@ -155,7 +155,7 @@ def test_json_logs_carry_one_line_per_transition(db_path: Path, workers: WorkerP
     lines = [json.loads(line) for line in process.stderr.splitlines()]
     transitions = [line for line in lines if "event" in line]
     assert [(t["job"], t["task"], t["event"], t["status"], t["attempt"]) for t in transitions] == [
-        (1, "fail", "started", "in_progress", 1),
+        (1, "fail", "run_started", "in_progress", 1),
         (1, "fail", "attempt_failed", "in_progress", 1),
         (1, "fail", "failed", "failed", 1),
     ]
@@ -203,7 +203,7 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert report["enqueue"]["enqueue_file_jobs_per_s"] > 0
     assert report["enqueue"]["enqueue_file_batch_jobs_per_s"] > 0
     assert report["drain"]["jobs_per_s"] > 0
-    assert report["drain"]["lifecycle_events_per_s"] == 3 * report["drain"]["jobs_per_s"]
+    assert report["drain"]["lifecycle_events_per_s"] == 4 * report["drain"]["jobs_per_s"]
     assert 0 < report["sleep"]["share_of_ideal"] <= 1.05
     assert 0 < report["sleep"]["bare_jobs_per_s"] <= report["sleep"]["ideal_jobs_per_s"] * 1.05
     for where in ("in_process", "cross_process"):

@@ -365,7 +365,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
             return statuses <= {"completed", "failed", "cancelled"} and ignored
 
         wait_until(finished, what="every job of the default queue to finish")
-        started = ledger_counts(app, "started")
+        started = ledger_counts(app, "claimed")
         expected = {
             "conductor_job_completed_total": ledger_counts(app, "completed"),
             "conductor_job_failed_total": ledger_counts(app, "failed"),

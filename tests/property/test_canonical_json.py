@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor.domain.events import canonical_json
+from conductor.domain.codec import canonical_json
 
 scalars = (
     st.none()

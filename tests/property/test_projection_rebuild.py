@@ -22,6 +22,7 @@ from conductor.domain.events import (
     JobFailed,
     JobRescued,
     JobRetryScheduled,
+    JobRunStarted,
     NewEvent,
 )
 from conductor.ledger.base import JobFilter
@@ -41,6 +42,7 @@ operation = st.one_of(
     st.tuples(
         st.just("claim"), st.integers(1, 4), st.sampled_from([("q1",), ("q2",), ("q1", "q2")])
     ),
+    st.tuples(st.just("begin"), st.integers(1, 12)),
     st.tuples(st.just("complete"), st.integers(1, 12)),
     st.tuples(st.just("fail"), st.integers(1, 12)),
     st.tuples(st.just("cancel"), st.integers(1, 12)),
@@ -97,6 +99,8 @@ def outcome(
     kind: object, job_id: int, attempt: int, row: object, now: dt.datetime
 ) -> list[NewEvent]:
     at = stamp(now)
+    if kind == "begin":  # a slot begins the claimed attempt's handler
+        return [NewEvent(job_id=job_id, at=at, event=JobRunStarted(attempt=attempt))]
     if kind == "complete":
         return [NewEvent(job_id=job_id, at=at, event=JobCompleted(attempt=attempt))]
     if kind == "rescue":

@@ -88,7 +88,7 @@ def _attempt_problems(records: list[RecordedEvent], statuses: dict[int, str]) ->
     for record in records:
         job, kind = record.job_id, record.type
         attempt = getattr(record.event, "attempt", None)
-        if kind == "started":
+        if kind in ("claimed", "started"):  # an attempt opens (`started`: older ledgers)
             assert attempt is not None
             if (job, attempt) in outcomes:
                 return [f"job {job} attempt {attempt} started twice (seq {record.seq})"]
@@ -104,7 +104,10 @@ def _attempt_problems(records: list[RecordedEvent], statuses: dict[int, str]) ->
             ignored[(job, attempt)] += 1
     problems = []
     for (job, attempt), ends in outcomes.items():
-        still_running = running.get(job) == attempt and statuses.get(job) == "in_progress"
+        still_running = running.get(job) == attempt and statuses.get(job) in (
+            "claimed",
+            "in_progress",
+        )
         if len(ends) != (0 if still_running else 1):
             problems.append(f"job {job} attempt {attempt} has outcomes {ends}")
     for (job, attempt), count in ignored.items():

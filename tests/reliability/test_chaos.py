@@ -138,7 +138,7 @@ def _check_attempts(
         if attempt is None:
             continue
         by_attempt[(rec.job_id, attempt)].append(rec.type)
-        if rec.type == "started":
+        if rec.type == "claimed":
             workers[(rec.job_id, attempt)] = rec.event.worker  # type: ignore[union-attr]
     wrong: dict[tuple[int, int], list[str]] = {}
     interrupted_unrescued: list[tuple[int, int]] = []
@@ -149,7 +149,7 @@ def _check_attempts(
             outcomes.append("failed-on-rescue")
         ignored = types.count("result_ignored")
         ok = (
-            types.count("started") == 1
+            types.count("claimed") == 1
             and len(outcomes) == 1
             # A stale result is recorded only for an attempt that had lost its job.
             and (ignored == 0 or (ignored == 1 and outcomes[0] in TAKEN_BACK))

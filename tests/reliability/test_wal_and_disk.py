@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conductor import Conductor
 from conductor.domain.config import Settings
-from conductor.engine.writer import WAL_CAP
+from conductor.engine.upkeep import WAL_CAP
 from tests.conftest import db_snapshot, run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
 from tests.reliability.filesystems import fill, free, tmpfs
@@ -128,7 +128,7 @@ def test_a_full_disk_fails_enqueue_cleanly_and_stalls_workers_until_space_return
                 assert worker.wait(120) == 0, log.read_text()
                 stats = app.stats().overall
                 assert (stats.completed, stats.in_progress, stats.pending) == (20, 0, 0)
-                started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+                started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
                 assert set(started.values()) == {1}, "no attempt may be lost and run again"
                 assert not app.events(types=["rescued", "released"])
             assert "disk full" in log.read_text()

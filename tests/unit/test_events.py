@@ -19,6 +19,8 @@ from conductor.domain.events import (
 SAMPLES = [
     JobEnqueued(task="t", queue="q", priority=0, max_retries=3, run_at="r", payload='{"task":"t"}'),
     JobStarted(attempt=1, worker="h:1:w", lease_expires_at="x"),
+    events.JobClaimed(attempt=1, worker="h:1:w", lease_expires_at="x"),
+    events.JobRunStarted(attempt=1),
     events.JobCompleted(attempt=2),
     JobAttemptFailed(attempt=1, error_type="ValueError", message="m", traceback="tb\nline"),
     events.JobRetryScheduled(attempt=1, run_at="r"),
@@ -53,6 +55,8 @@ def test_the_stored_type_names_are_the_ones_users_filter_on() -> None:
     assert set(EVENT_CLASSES) == {
         "enqueued",
         "started",
+        "claimed",
+        "run_started",
         "completed",
         "attempt_failed",
         "retry_scheduled",

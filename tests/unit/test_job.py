@@ -8,7 +8,15 @@ import pytest
 from conductor.domain import decisions as job
 from conductor.domain.clock import stamp
 from conductor.domain.errors import InvalidInput, InvalidTransition
-from conductor.domain.events import JobCancelled, JobEnqueued, JobRequeued, JobStarted
+from conductor.domain.events import (
+    JobCancelled,
+    JobClaimed,
+    JobCompleted,
+    JobEnqueued,
+    JobRequeued,
+    JobResultIgnored,
+    JobRunStarted,
+)
 from conductor.domain.job_row import JobRow
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -108,7 +116,7 @@ def test_enqueue_refuses_bad_queue_names_and_retry_counts() -> None:
 
 def test_start_numbers_the_next_attempt_and_sets_the_lease() -> None:
     new = job.start(row("pending", attempts=2), worker="w", now=NOW, lease=dt.timedelta(seconds=30))
-    assert new.event == JobStarted(
+    assert new.event == JobClaimed(
         attempt=3, worker="w", lease_expires_at=stamp(NOW + dt.timedelta(seconds=30))
     )
 
@@ -124,3 +132,42 @@ def test_cancel_and_requeue_follow_the_transition_table() -> None:
     assert requeued.event == JobRequeued(by="op", run_at=stamp(NOW))
     with pytest.raises(InvalidTransition):
         job.requeue(row("pending"), by="op", now=NOW)
+
+
+def test_an_interrupted_handler_of_a_given_back_attempt_is_recorded_as_interrupted() -> None:
+    released = row("pending", attempts=1)
+    events = job.settle(released, job.Outcome(job_id=5, attempt=1, interrupted=True), now=NOW)
+    assert [e.event for e in events] == [
+        JobResultIgnored(attempt=1, outcome="interrupted", reason="the job is pending")
+    ]
+    finished = job.settle(released, job.Outcome(job_id=5, attempt=1), now=NOW)
+    assert finished[0].event.outcome == "completed"  # type: ignore[union-attr]
+
+
+def test_a_handler_told_of_its_cancellation_counts_as_interrupted() -> None:
+    from conductor.domain.context import JobContext
+
+    context = JobContext(job_id=5, attempt=1, task="t", queue="default")
+    assert context.sleep(0) is False
+    assert not context.interrupted
+    context.cancel_event.set()
+    assert not context.interrupted  # set, but not yet seen by the handler
+    assert context.sleep(20) is True
+    assert context.interrupted
+
+
+def test_run_started_is_recorded_only_for_the_claimed_attempt_that_still_holds_the_job() -> None:
+    began = NOW - dt.timedelta(seconds=3)
+    [event] = job.run_started(row("claimed", attempts=2), 2, at=began)
+    assert (event.event, event.at) == (JobRunStarted(attempt=2), stamp(began))
+    assert job.run_started(row("claimed", attempts=3), 2, at=began) == []  # superseded
+    assert job.run_started(row("cancelled", attempts=2), 2, at=began) == []
+    assert job.run_started(row("pending", attempts=2), 2, at=began) == []  # released
+    assert job.run_started(row("in_progress", attempts=2), 2, at=began) == []  # already
+
+
+def test_an_outcome_for_a_claimed_attempt_records_its_start_first_its_duration_ago() -> None:
+    outcome = job.Outcome(job_id=5, attempt=1, duration=2.5)
+    events = job.settle(row("claimed", attempts=1), outcome, now=NOW)
+    assert [e.event for e in events] == [JobRunStarted(attempt=1), JobCompleted(attempt=1)]
+    assert events[0].at == stamp(NOW - dt.timedelta(seconds=2.5))

@@ -48,7 +48,7 @@ def test_an_illegal_move_names_the_job_its_state_and_the_attempted_event() -> No
     assert "job 7" in message
     assert "completed" in message
     assert "'cancelled'" in message
-    assert "pending or in_progress" in message
+    assert "pending or claimed or in_progress" in message
 
 
 def test_a_job_that_does_not_exist_cannot_be_started() -> None:

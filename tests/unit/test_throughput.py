@@ -12,6 +12,7 @@ from conductor.domain.events import (
     Event,
     JobAttemptFailed,
     JobCancelled,
+    JobClaimed,
     JobCompleted,
     JobEnqueued,
     JobFailed,
@@ -19,6 +20,7 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
+    JobRunStarted,
     JobStarted,
     RecordedEvent,
 )
@@ -248,3 +250,14 @@ def test_the_trace_id_is_read_from_a_w3c_traceparent(
     traceparent: str | None, expected: str | None
 ) -> None:
     assert trace_id(traceparent) == expected
+
+
+def test_a_prefetched_job_waits_until_its_handler_starts_and_runs_only_from_then() -> None:
+    log = Log()
+    log.enqueued(1, ago(50))
+    log.add(1, ago(49), JobClaimed(attempt=1, worker="w", lease_expires_at=ago(0)))
+    log.add(1, ago(46), JobRunStarted(attempt=1))  # 3 s in the worker's prefetch buffer
+    log.completed(1, ago(44))
+    minute = window(throughput.summarise(log.since(60), now=NOW), "last_minute")
+    assert minute.wait == throughput.Spread(count=1, p50=4.0, p95=4.0)
+    assert minute.run == throughput.Spread(count=1, p50=2.0, p95=2.0)

@@ -1,5 +1,5 @@
-"""`python -m conductor` runs the CLI."""
+"""`python -m conductor` runs the CLI, as the `conductor` script does."""
 
-from conductor.cli import main
+from conductor.cli.app import run
 
-main()
+run()

@@ -24,10 +24,10 @@ from conductor.domain.config import (
     Settings,
     parse_priority,
 )
-from conductor.domain.decisions import Payload
 from conductor.domain.errors import ConductorError, InvalidInput, InvalidTransition, UnknownJob
 from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
 from conductor.domain.job_row import JobRow
+from conductor.domain.payloads import Payload, parse_payload
 from conductor.domain.reports import ActionReport, Stats, StatusCounts
 from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
@@ -117,7 +117,7 @@ class Conductor:
     def _payload(self, raw: PayloadInput) -> Payload:
         if isinstance(raw, Payload):
             return raw
-        return decide.parse_payload(
+        return parse_payload(
             dict(raw) if isinstance(raw, Mapping) else raw, self.settings.max_payload_bytes
         )
 

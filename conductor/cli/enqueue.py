@@ -21,7 +21,6 @@ from conductor.cli.options import (
     utf8,
 )
 from conductor.client import Conductor
-from conductor.domain import decisions as decide
 from conductor.domain.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
@@ -32,6 +31,7 @@ from conductor.domain.config import (
     parse_duration,
 )
 from conductor.domain.errors import InvalidInput
+from conductor.domain.payloads import Payload, parse_payload
 
 if TYPE_CHECKING:
     from conductor.cli.progress import Tracker
@@ -56,7 +56,7 @@ def _read_lines(path: str) -> Iterator[tuple[int, bytes]]:
         ) from None
 
 
-def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[decide.Payload]:
+def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[Payload]:
     payloads = []
     tracker.stage(f"reading {'stdin' if path == '-' else Path(path).name}")
     for number, raw in _read_lines(path):
@@ -65,7 +65,7 @@ def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[decide.P
         if not line:
             continue
         try:
-            payloads.append(decide.parse_payload(line, max_bytes))
+            payloads.append(parse_payload(line, max_bytes))
         except InvalidInput as e:
             raise InvalidInput(f"line {number}: {e}") from None
     if not payloads:
@@ -152,7 +152,7 @@ def enqueue(
             # As the bytes given (os.fsencode undoes Python's surrogate escapes), so a
             # payload that is not UTF-8 is reported as such rather than crashing the size
             # check.
-            [decide.parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
+            [parse_payload(os.fsencode(payload), settings.max_payload_bytes)]
             if payload is not None
             else _file_payloads(file or "-", settings.max_payload_bytes, tracker)
         )

@@ -250,9 +250,10 @@ def run_worker(
         if engine.stop_requested.is_set():
             logs.note("worker stopped before it started: nothing was claimed")
             return 0
-        engine.prepare()  # a database it cannot use fails the command before it starts
-        # Bound before any job runs: a taken port fails the command, not a running worker.
+        # Bound before anything else: a taken port fails the command, not a running
+        # worker, and leaves no database behind.
         close_metrics = metrics.start(settings, metrics_address)
+        engine.prepare()  # a database it cannot use fails the command before it starts
         logs.note(
             f"worker starting: db={settings.db} queues={','.join(config.queues)} "
             f"concurrency={config.concurrency}"

@@ -39,6 +39,7 @@ from conductor.domain.events import (
     JobStarted,
     NewEvent,
 )
+from conductor.domain.payloads import parse_payload
 from tests.cli.support import _open, append, seed, start, table_rows
 from tests.conftest import CONDUCTOR, run_cli
 
@@ -195,7 +196,7 @@ def at(seconds_ago: float, now: dt.datetime | None = None) -> str:
 
 
 def enqueued(seconds_ago: float, now: dt.datetime) -> NewEvent:
-    payload = decide.parse_payload({"task": "send_email"}, 1 << 20)
+    payload = parse_payload({"task": "send_email"}, 1 << 20)
     when = now - dt.timedelta(seconds=seconds_ago)
     return decide.enqueue(
         payload, queue="default", priority=1, max_retries=0, run_at=None, now=when

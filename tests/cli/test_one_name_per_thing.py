@@ -57,7 +57,11 @@ def test_events_table_names_the_priority_and_json_keeps_the_stored_event(
     ("command", "job_id", "expected"),
     [
         ("retry", 6, "job 6 is pending; only failed or cancelled jobs can be retried"),
-        ("cancel", 2, "job 2 is completed; only pending or in_progress jobs can be cancelled"),
+        (
+            "cancel",
+            2,
+            "job 2 is completed; only pending, claimed or in_progress jobs can be cancelled",
+        ),
     ],
 )
 def test_a_refused_action_says_what_was_asked_and_why(
@@ -96,7 +100,7 @@ def test_cancel_takes_several_ids_and_does_the_valid_ones_when_some_are_refused(
     assert result.code == 1, result
     assert result.stdout == "job 1 cancelled\njob 3 cancelled\n"
     assert result.stderr.splitlines() == [
-        "error: job 2 is cancelled; only pending or in_progress jobs can be cancelled",
+        "error: job 2 is cancelled; only pending, claimed or in_progress jobs can be cancelled",
         "error: no job with id 9; expected an id shown by `conductor jobs`",
     ]
     assert "Traceback" not in result.stderr

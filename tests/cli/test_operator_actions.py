@@ -93,7 +93,7 @@ def test_an_action_that_makes_no_sense_for_the_jobs_state_is_refused_in_one_line
     every_state: Path, command: str, job_id: int, state: str
 ) -> None:
     line = refused(every_state, command, str(job_id), mentions=[f"job {job_id}", state])
-    allowed = "pending or claimed or in_progress" if command == "cancel" else "failed or cancelled"
+    allowed = "pending, claimed or in_progress" if command == "cancel" else "failed or cancelled"
     assert allowed in line
 
 

@@ -18,6 +18,7 @@ from conductor.domain.events import (
     JobStarted,
     NewEvent,
 )
+from conductor.domain.payloads import parse_payload
 from conductor.ledger.base import EventFilter, JobFilter, Ledger
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -35,7 +36,7 @@ def enqueue(
     now: dt.datetime = T0,
     count: int = 1,
 ) -> list[int]:
-    payload = decide.parse_payload({"task": task}, CAP)
+    payload = parse_payload({"task": task}, CAP)
     events = [
         decide.enqueue(
             payload, queue=queue, priority=priority, max_retries=2, run_at=run_at, now=now

@@ -183,7 +183,7 @@ def test_a_full_disk_freed_gets_its_space_back_from_the_wal_and_the_jobs_complet
                 assert (stats.completed, stats.in_progress, stats.pending) == (QUICK, 0, 4)
                 released = {r.job_id for r in app.events(types=["released"])}
                 assert released == set(long_ids)
-                started = collections.Counter(r.job_id for r in app.events(types=["started"]))
+                started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
                 assert set(started.values()) == {1}, "no attempt may be lost and run again"
             _assert_clean(db)
             assert ledger_problems(db) == []  # checked here: the tmpfs is gone afterwards

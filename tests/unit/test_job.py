@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conductor.domain import decisions as job
+from conductor.domain import payloads
 from conductor.domain.clock import stamp
 from conductor.domain.errors import InvalidInput, InvalidTransition
 from conductor.domain.events import (
@@ -46,7 +47,7 @@ def row(status: str, attempts: int = 0) -> JobRow:
 
 
 def test_payloads_are_normalised_to_canonical_json() -> None:
-    parsed = job.parse_payload('{ "task": "send_email", "email": "test@example.com" }', CAP)
+    parsed = payloads.parse_payload('{ "task": "send_email", "email": "test@example.com" }', CAP)
     assert parsed.task == "send_email"
     assert parsed.text == '{"email":"test@example.com","task":"send_email"}'
 
@@ -71,29 +72,29 @@ def test_payloads_are_normalised_to_canonical_json() -> None:
 )
 def test_bad_payloads_are_refused_naming_what_is_expected(raw: str | bytes, fragment: str) -> None:
     with pytest.raises(InvalidInput, match="expected") as caught:
-        job.parse_payload(raw, CAP)
+        payloads.parse_payload(raw, CAP)
     assert fragment in str(caught.value)
 
 
 def test_a_dict_payload_with_a_5001_digit_integer_is_refused_in_one_line() -> None:
     with pytest.raises(InvalidInput, match="more than 4300 digits; expected") as caught:
-        job.parse_payload({"task": "t", "n": 10**5000}, CAP)
+        payloads.parse_payload({"task": "t", "n": 10**5000}, CAP)
     assert "\n" not in str(caught.value)
 
 
 def test_payloads_over_the_cap_are_refused() -> None:
     big = json.dumps({"task": "t", "blob": "x" * 2000})
     with pytest.raises(InvalidInput, match="limit"):
-        job.parse_payload(big, 1000)
+        payloads.parse_payload(big, 1000)
 
 
 def test_a_payload_with_a_lone_surrogate_is_refused() -> None:
     with pytest.raises(InvalidInput):
-        job.parse_payload('{"task": "t", "x": "\\ud800"}', CAP)
+        payloads.parse_payload('{"task": "t", "x": "\\ud800"}', CAP)
 
 
 def test_enqueue_makes_a_job_due_now_unless_scheduled_later() -> None:
-    payload = job.parse_payload('{"task": "t"}', CAP)
+    payload = payloads.parse_payload('{"task": "t"}', CAP)
     now_event = job.enqueue(payload, queue="q", priority=0, max_retries=1, run_at=None, now=NOW)
     assert isinstance(now_event.event, JobEnqueued)
     assert now_event.event.run_at == now_event.at == stamp(NOW)
@@ -107,7 +108,7 @@ def test_enqueue_makes_a_job_due_now_unless_scheduled_later() -> None:
 
 
 def test_enqueue_refuses_bad_queue_names_and_retry_counts() -> None:
-    payload = job.parse_payload('{"task": "t"}', CAP)
+    payload = payloads.parse_payload('{"task": "t"}', CAP)
     with pytest.raises(InvalidInput, match="queue"):
         job.enqueue(payload, queue="a b", priority=0, max_retries=1, run_at=None, now=NOW)
     with pytest.raises(InvalidInput, match="max retries"):

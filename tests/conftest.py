@@ -22,9 +22,7 @@ from conductor.domain.config import Settings
 
 # Hypothesis' default 200 ms deadline measures the machine, not the rule: a loaded 2-core
 # machine (or a parallel worker's garbage collection) pushes one example past it.
-settings.register_profile(
-    "conductor", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("conductor", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("conductor")
 
 

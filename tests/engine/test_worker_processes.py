@@ -172,7 +172,8 @@ def test_json_logs_carry_one_line_per_transition(db_path: Path, workers: WorkerP
 
 
 def test_the_demo_runs_every_job_to_an_end(tmp_path: Path) -> None:
-    result = run_cli("demo", db=tmp_path / "demo.db")
+    # A hang guard above the demo's own 60 s bound: its flaky job retries with random backoff.
+    result = run_cli("demo", db=tmp_path / "demo.db", timeout=300)
     assert result.code == 0, result.stderr
     assert "18/18 finished" in result.stderr
     with open_app(tmp_path / "demo.db") as app:
@@ -196,6 +197,7 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
         "--backlog",
         "2000",
         "--json",
+        timeout=900,  # a hang guard: this bench takes ~11 s idle, several times that loaded
     )
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)

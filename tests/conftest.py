@@ -15,10 +15,8 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 
-
 from conductor import Conductor, ManualClock
 from conductor.domain.config import Settings
-
 
 # Hypothesis' default 200 ms deadline measures the machine, not the rule: a loaded 2-core
 # machine (or a parallel worker's garbage collection) pushes one example past it.

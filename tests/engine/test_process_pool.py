@@ -85,7 +85,7 @@ def start_pool(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., Pool]]:
     for pool in pools:
         if pool.process.poll() is None:
             pool.process.kill()
-            pool.process.wait(30)
+            pool.process.wait(300)
         for pid in pool.every_child() if SUPERVISING.search(pool.log()) else ():
             if alive(pid) and is_our_child(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -124,7 +124,7 @@ def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 0.5}] * 6)
     pool = start_pool("--processes", "2", "--burst", "-c", "1", "--prefetch", "0")
-    assert pool.process.wait(60) == 0, pool.log()
+    assert pool.process.wait(300) == 0, pool.log()
     children = pool.children()
     assert len(set(children)) == 2
     assert pool.process.pid not in children
@@ -151,7 +151,7 @@ def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once
         victim_job, victim = min(holders.items())
         assert victim in pool.children()
         os.kill(victim, signal.SIGKILL)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
 
         restart = RESTARTED.search(pool.log())
         assert restart is not None, pool.log()
@@ -191,7 +191,7 @@ def test_sigterm_to_the_parent_stops_every_child_gracefully_and_exits_zero(
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.send_signal(signal.SIGTERM)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert not any(alive(pid) for pid in children), "no child may outlive the parent"
         assert app.stats().overall.in_progress == 0
         released = {r.job_id for r in app.events(types=["released"])}
@@ -219,7 +219,7 @@ def test_a_second_signal_makes_the_children_release_their_jobs_at_once(
             what="the children to start stopping",
         )
         pool.process.send_signal(signal.SIGINT)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert {r.job_id for r in app.events(types=["released"])} == {1, 2}
     assert "second signal" in pool.log()
     assert not any(alive(pid) for pid in children)
@@ -238,7 +238,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_children_once_through_the_parent(
         wait_until(lambda: held_by(app), what="the job in flight")
         children = pool.children()
         os.killpg(pool.process.pid, signal.SIGINT)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert app.job(1)["status"] == "completed"
     assert "second signal" not in pool.log()
     assert not any(alive(pid) for pid in children)
@@ -255,7 +255,7 @@ def test_children_of_a_killed_parent_stop_gracefully_on_their_own(
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.kill()
-        pool.process.wait(30)
+        pool.process.wait(300)
         wait_until(lambda: not any(alive(pid) for pid in children), what="the orphans to stop")
         assert {r.job_id for r in app.events(types=["released"])} == {1, 2}
 

@@ -249,7 +249,7 @@ def by(samples: list[Sample], name: str, *keys: str) -> dict[tuple[str, ...], fl
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         assert response.status == 200
         return str(response.read().decode())
 
@@ -341,7 +341,7 @@ def worker_process(
     for process in started:
         if process.poll() is None:
             process.kill()
-            process.wait(30)
+            process.wait(300)
 
 
 def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
@@ -420,7 +420,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
     )
 
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(30) == 0
+    assert worker.wait(300) == 0
     assert listening_on(port) == set()
 
 

@@ -109,7 +109,7 @@ def _run_chaos(pool: WorkerProcesses, db_path: Path, kills: int, budget: float) 
             index = chaos.randrange(PROCESSES)
             victim = live[index]
             victim.send_signal(signal.SIGKILL)
-            victim.wait(30)
+            victim.wait(300)
             killed.add(victim.pid)
             live[index] = pool.start(*worker_args)
         assert killed, "the work finished before the first kill: make the jobs longer"
@@ -120,7 +120,7 @@ def _run_chaos(pool: WorkerProcesses, db_path: Path, kills: int, budget: float) 
         for process in live:
             process.send_signal(signal.SIGTERM)
         for process in live:
-            assert process.wait(60) == 0
+            assert process.wait(300) == 0
     return killed
 
 

@@ -171,5 +171,5 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
             assert started_counts(app)[long_id] == 1
         finally:
             worker.terminate()
-            assert worker.wait(30) == 0, log.read_text()
+            assert worker.wait(300) == 0, log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()

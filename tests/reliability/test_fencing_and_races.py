@@ -32,7 +32,7 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(
             wait_until(lambda: app.job(job_id)["status"] == "in_progress", what="the claim")
             zombie.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeats
             rescuer = workers.start("--burst")
-            assert rescuer.wait(120) == 0
+            assert rescuer.wait(300) == 0
             assert app.job(job_id)["status"] == "completed"
             zombie.send_signal(signal.SIGCONT)
             wait_until(
@@ -48,7 +48,7 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(
     finally:
         zombie.send_signal(signal.SIGCONT)
         zombie.terminate()
-        zombie.wait(60)
+        zombie.wait(300)
     assert run_cli("audit", "verify", db=db_path).code == 0
     assert run_cli("replay", "--verify", db=db_path).code == 0
 
@@ -138,7 +138,7 @@ def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
         blocker.execute("ROLLBACK")
         blocker.close()
     try:
-        assert worker.wait(60) == 0, log.read_text()
+        assert worker.wait(300) == 0, log.read_text()
     finally:
         pool.stop_all()
     assert log.read_text().count("locked") == 1, log.read_text()

@@ -42,7 +42,7 @@ def test_payload_contents_never_reach_the_worker_logs(tmp_path: Path) -> None:
             [CONDUCTOR, "worker", "--db", str(db), "--burst", "--log-format", log_format],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
         assert done.returncode == 0, done.stderr
@@ -63,7 +63,7 @@ def test_payload_contents_never_reach_span_attributes(db_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
         env={**os.environ, "OTEL_TRACES_EXPORTER": "console"},
     )
@@ -84,7 +84,7 @@ def test_a_dotted_path_is_an_unknown_task_and_is_never_imported(
         [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "-q"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},

@@ -21,8 +21,10 @@ from conductor.domain.config import Settings
 from conductor.engine import processes
 from tests.conftest import CONDUCTOR, db_snapshot, run_cli
 from tests.engine.conftest import wait_until
+from tests.gated_tasks import APP, app_env
 
 SUPERVISING = re.compile(r"supervising (\d+) worker processes: pids ([\d, ]+)")
+GATED = ("--app", APP)
 RESTARTED = re.compile(r"worker process (\d+) killed by SIGKILL; restarted it as (\d+)")
 
 
@@ -117,13 +119,19 @@ def assert_clean(db_path: Path) -> None:
 
 # -- real processes ---------------------------------------------------------------------
 def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_have(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
-    # Six half-second jobs, one at a time per process: one process alone would need 3 s,
-    # so the second one, started at the same moment, certainly gets some.
+    # Six jobs that wait for the test, one at a time per process: the gate opens only once
+    # both children hold one, so each child has run a job however far apart they started.
+    gate = tmp_path / "gate"
     with open_app(db_path) as app:
-        app.enqueue_many([{"task": "sleep", "seconds": 0.5}] * 6)
-    pool = start_pool("--processes", "2", "--burst", "-c", "1", "--prefetch", "0")
+        app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 6)
+    pool = start_pool(
+        "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
+    )
+    with open_app(db_path) as app:
+        wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
+    gate.touch()
     assert pool.process.wait(300) == 0, pool.log()
     children = pool.children()
     assert len(set(children)) == 2
@@ -141,16 +149,21 @@ def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_
 
 
 def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
+    # Jobs that wait for the test: the victim's job cannot end between the look and the kill.
+    gate = tmp_path / "gate"
     with open_app(db_path) as app:
-        app.enqueue_many([{"task": "sleep", "seconds": 1}] * 4)
-    pool = start_pool("--processes", "2", "--burst", "-c", "1", "--prefetch", "0")
+        app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 4)
+    pool = start_pool(
+        "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
+    )
     with open_app(db_path) as app:
         holders = wait_until(lambda: len(held_by(app)) == 2 and held_by(app), what="2 jobs held")
         victim_job, victim = min(holders.items())
         assert victim in pool.children()
         os.kill(victim, signal.SIGKILL)
+        gate.touch()
         assert pool.process.wait(300) == 0, pool.log()
 
         restart = RESTARTED.search(pool.log())

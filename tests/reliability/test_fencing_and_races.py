@@ -15,12 +15,11 @@ import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
+from tests import gated_tasks
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 from tests.engine.freeze import freeze_when
 
-REPO = Path(__file__).resolve().parents[2]
-GATED_APP = "tests.reliability.gated_tasks"
 LOCKED = re.compile(r"\blocked\b")
 """The lock-wait warning's word; not the "blocked" of a checkpoint warning."""
 
@@ -46,10 +45,7 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: P
     gate = tmp_path / "gate"
     with open_app(db_path) as app:
         job_id = app.enqueue({"task": "gated", "gate": str(gate), "first_attempt_only": True})
-    # The app module imports from the repository root, wherever pytest was started.
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    pool = WorkerProcesses(db_path, tmp_path, "--app", GATED_APP, env=env)
+    pool = WorkerProcesses(db_path, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
     zombie = pool.start("--lease", "1s")
     try:
         with open_app(db_path) as app:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from conductor import Conductor
@@ -33,6 +34,19 @@ def stopped(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] == "T"
     except OSError:
         return False
+
+
+def catches(pid: int, signum: int) -> bool:
+    """True once `pid` has installed a handler for `signum` (its SigCgt mask in /proc): a
+    signal sent earlier would take the default action, e.g. SIGTERM would kill it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0"
+    )
+    return bool(int(mask, 16) >> (signum - 1) & 1)
 
 
 def freeze(process: subprocess.Popen[bytes]) -> None:

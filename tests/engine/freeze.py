@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from conductor import Conductor
+from conductor.domain.events import EVENT_CLASSES
 from conductor.engine import identity
 from tests.engine.conftest import wait_until
 
 T = TypeVar("T")
 
+CLAIMS = [kind for kind in ("started", "claimed") if kind in EVENT_CLASSES]
+"""The event that begins an attempt and names its worker: `started` until issue 13 split
+it into `claimed` and `run_started` (a ledger may hold both)."""
 ENDS = ("completed", "attempt_failed", "released", "rescued", "failed", "cancelled")
 """Events after which an attempt no longer runs."""
 
@@ -60,7 +64,7 @@ def in_flight(app: Conductor, pid: int) -> set[tuple[int, int]]:
     prefix = f"{identity.HOST}:{pid}:"
     started = {
         (r.job_id, r.event.attempt)  # type: ignore[union-attr]
-        for r in app.events(types=["started"])
+        for r in app.events(types=CLAIMS)
         if r.event.worker.startswith(prefix)  # type: ignore[union-attr]
     }
     ended = {(r.job_id, getattr(r.event, "attempt", None)) for r in app.events(types=ENDS)}

@@ -6,6 +6,11 @@ default: lint test
 test *args:
     python -m pytest -n 2 {{args}}
 
+# The whole suite three times in a row while two CPU hogs load both cores (RUNS=n for more):
+# the proof that no test depends on the machine's speed. Extra arguments go to pytest.
+test-under-load *args:
+    tests/load/run_under_load.sh {{args}}
+
 # ruff (lint and format) and mypy (strict on conductor/ and projections/).
 lint:
     python -m ruff check .

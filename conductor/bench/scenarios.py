@@ -4,6 +4,7 @@ fresh database.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -241,17 +242,28 @@ def measure_scale(folder: Path, options: BenchOptions, base_rate: float | None) 
         base_rate = _drain_in_process(small, options, options.jobs)["jobs_per_s"]
     window = _drain_in_process(settings, options, options.jobs)
     # Memory: one worker process works off the rest; its peak RSS after its first 10,000
-    # jobs (or half of a smaller backlog) and at the end.
-    worker = _worker_process(db, options, "--burst")
+    # jobs (or half of a smaller backlog) and at the end. Both readings wait on the ledger's
+    # count, not on a timer a fast drain outruns, and the worker is not `--burst`: it is
+    # still alive (idle) when the last job is in, so the final reading always exists; then
+    # it is stopped as an operator would, with SIGTERM.
+    worker = _worker_process(db, options)
     rss: dict[str, float | None] = {}
     early = min(10_000, backlog // 2)
     with Conductor(settings=settings) as app:
         first = _finished(app) + early
-        while worker.poll() is None:
-            if f"after_{early}" not in rss and _finished(app) >= first:
-                rss[f"after_{early}"] = peak_rss_mib(worker.pid)
-            rss["at_end"] = peak_rss_mib(worker.pid) or rss.get("at_end")
-            time.sleep(0.2)
+        try:
+            for target, key in ((first, f"after_{early}"), (backlog, "at_end")):
+
+                def reached(target: int = target) -> bool:
+                    return _finished(app) >= target or worker.poll() is not None
+
+                _wait_until(reached, poll=0.05)
+                if worker.poll() is not None:
+                    raise RuntimeError(f"the bench worker exited {worker.returncode} early")
+                rss[key] = peak_rss_mib(worker.pid)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait()
         processed = _finished(app)
         events = app.ledger.last_seq()
         began = time.perf_counter()

@@ -126,7 +126,7 @@ def test_python_dash_m_conductor_runs_the_cli() -> None:
         [sys.executable, "-m", "conductor", "--help"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -211,9 +211,9 @@ def test_concurrent_processes_claim_each_job_exactly_once(db_path: Path) -> None
     ]
     for process in workers:
         process.start()
-    claimed = [results.get(timeout=120) for _ in workers]
+    claimed = [results.get(timeout=300) for _ in workers]
     for process in workers:
-        process.join(timeout=60)
+        process.join(timeout=300)
         assert process.exitcode == 0
     everything = [job_id for part in claimed for job_id in part]
     assert sorted(everything) == list(range(1, 601))
@@ -226,7 +226,7 @@ def test_concurrent_processes_claim_each_job_exactly_once(db_path: Path) -> None
 
 
 def _create_and_enqueue(path: str, barrier: Any) -> None:
-    barrier.wait(30)
+    barrier.wait(300)  # a hang guard: spawned children import the test module first
     with Conductor(settings=Settings(db=path, busy_timeout=30)) as app:
         app.enqueue({"task": "t"})
 
@@ -240,7 +240,7 @@ def test_processes_creating_the_same_new_database_at_once_all_succeed(db_path: P
     for process in processes:
         process.start()
     for process in processes:
-        process.join(60)
+        process.join(300)
         assert process.exitcode == 0
     with open_app(db_path) as app:
         assert [row["id"] for row in app.jobs()] == [1, 2, 3, 4]

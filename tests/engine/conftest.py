@@ -25,8 +25,11 @@ from conductor.engine.runtime import Engine
 from tests.conftest import CONDUCTOR
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `predicate` (usually a ledger query) until truthy; fail after `timeout`."""
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 120.0, what: str = "condition"
+) -> Any:
+    """Poll `predicate` (usually a ledger query) until truthy; fail after `timeout`, a hang
+    guard generous enough for worker processes starting on a loaded machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -106,7 +109,7 @@ class WorkerProcesses:
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
-                process.wait(30)
+                process.wait(300)
 
 
 @attrs.define

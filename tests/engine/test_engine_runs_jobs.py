@@ -160,7 +160,8 @@ def test_a_timeout_fails_the_attempt_and_frees_the_slot(
     assert running.statuses()[stuck_id] == "failed"
     (failure,) = running.app.failures(stuck_id)
     assert (failure[1].error_type, failure[1].message) == ("TimeoutError", "timeout after 0.2s")
-    release.set()
+    release.set()  # the handler's late result must reach a live engine, not a stopped one
+    wait_until(lambda: "result_ignored" in running.types(stuck_id), what="the late result")
     running.stop()
 
 

@@ -21,8 +21,10 @@ from conductor.domain.config import Settings
 from conductor.engine import processes
 from tests.conftest import CONDUCTOR, db_snapshot, run_cli
 from tests.engine.conftest import wait_until
+from tests.gated_tasks import APP, app_env
 
 SUPERVISING = re.compile(r"supervising (\d+) worker processes: pids ([\d, ]+)")
+GATED = ("--app", APP)
 RESTARTED = re.compile(r"worker process (\d+) killed by SIGKILL; restarted it as (\d+)")
 
 
@@ -85,7 +87,7 @@ def start_pool(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., Pool]]:
     for pool in pools:
         if pool.process.poll() is None:
             pool.process.kill()
-            pool.process.wait(30)
+            pool.process.wait(300)
         for pid in pool.every_child() if SUPERVISING.search(pool.log()) else ():
             if alive(pid) and is_our_child(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -117,14 +119,20 @@ def assert_clean(db_path: Path) -> None:
 
 # -- real processes ---------------------------------------------------------------------
 def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_have(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
-    # Six half-second jobs, one at a time per process: one process alone would need 3 s,
-    # so the second one, started at the same moment, certainly gets some.
+    # Six jobs that wait for the test, one at a time per process: the gate opens only once
+    # both children hold one, so each child has run a job however far apart they started.
+    gate = tmp_path / "gate"
     with open_app(db_path) as app:
-        app.enqueue_many([{"task": "sleep", "seconds": 0.5}] * 6)
-    pool = start_pool("--processes", "2", "--burst", "-c", "1", "--prefetch", "0")
-    assert pool.process.wait(60) == 0, pool.log()
+        app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 6)
+    pool = start_pool(
+        "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
+    )
+    with open_app(db_path) as app:
+        wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
+    gate.touch()
+    assert pool.process.wait(300) == 0, pool.log()
     children = pool.children()
     assert len(set(children)) == 2
     assert pool.process.pid not in children
@@ -141,17 +149,22 @@ def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_
 
 
 def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
+    # Jobs that wait for the test: the victim's job cannot end between the look and the kill.
+    gate = tmp_path / "gate"
     with open_app(db_path) as app:
-        app.enqueue_many([{"task": "sleep", "seconds": 1}] * 4)
-    pool = start_pool("--processes", "2", "--burst", "-c", "1", "--prefetch", "0")
+        app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 4)
+    pool = start_pool(
+        "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
+    )
     with open_app(db_path) as app:
         holders = wait_until(lambda: len(held_by(app)) == 2 and held_by(app), what="2 jobs held")
         victim_job, victim = min(holders.items())
         assert victim in pool.children()
         os.kill(victim, signal.SIGKILL)
-        assert pool.process.wait(60) == 0, pool.log()
+        gate.touch()
+        assert pool.process.wait(300) == 0, pool.log()
 
         restart = RESTARTED.search(pool.log())
         assert restart is not None, pool.log()
@@ -193,7 +206,7 @@ def test_sigterm_to_the_parent_stops_every_child_gracefully_and_exits_zero(
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.send_signal(signal.SIGTERM)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert not any(alive(pid) for pid in children), "no child may outlive the parent"
         assert app.stats().overall.in_progress == 0
         released = {r.job_id for r in app.events(types=["released"])}
@@ -221,7 +234,7 @@ def test_a_second_signal_makes_the_children_release_their_jobs_at_once(
             what="the children to start stopping",
         )
         pool.process.send_signal(signal.SIGINT)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert {r.job_id for r in app.events(types=["released"])} == {1, 2}
     assert "second signal" in pool.log()
     assert not any(alive(pid) for pid in children)
@@ -240,7 +253,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_children_once_through_the_parent(
         wait_until(lambda: held_by(app), what="the job in flight")
         children = pool.children()
         os.killpg(pool.process.pid, signal.SIGINT)
-        assert pool.process.wait(60) == 0, pool.log()
+        assert pool.process.wait(300) == 0, pool.log()
         assert app.job(1)["status"] == "completed"
     assert "second signal" not in pool.log()
     assert not any(alive(pid) for pid in children)
@@ -257,7 +270,7 @@ def test_children_of_a_killed_parent_stop_gracefully_on_their_own(
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.kill()
-        pool.process.wait(30)
+        pool.process.wait(300)
         wait_until(lambda: not any(alive(pid) for pid in children), what="the orphans to stop")
         assert {r.job_id for r in app.events(types=["released"])} == {1, 2}
 

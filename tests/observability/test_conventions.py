@@ -113,7 +113,7 @@ def test_every_emitted_name_is_documented_once_and_failures_are_named_in_full(
         lambda: (
             running.statuses()[declined] == "failed" and running.statuses()[rescued] == "completed"
         ),
-        timeout=60,
+        timeout=300,
         what="the declined job to fail and the rescued one to complete",
     )
     wait_until(
@@ -121,7 +121,7 @@ def test_every_emitted_name_is_documented_once_and_failures_are_named_in_full(
             len([s for s in telemetry.spans.get_finished_spans() if s.name.startswith("process")])
             == 5
         ),
-        timeout=60,
+        timeout=300,
         what="five process spans: two declined attempts, three ok jobs",
     )
     spans = list(telemetry.spans.get_finished_spans())

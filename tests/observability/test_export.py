@@ -136,7 +136,7 @@ def run(argv: list[str], db: Path, env: dict[str, str]) -> subprocess.CompletedP
         env={**clean, "OTEL_SERVICE_NAME": "shop", **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -249,7 +250,7 @@ def by(samples: list[Sample], name: str, *keys: str) -> dict[tuple[str, ...], fl
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         assert response.status == 200
         return str(response.read().decode())
 
@@ -341,7 +342,7 @@ def worker_process(
     for process in started:
         if process.poll() is None:
             process.kill()
-            process.wait(30)
+            process.wait(300)
 
 
 def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
@@ -353,6 +354,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
         app.enqueue({"task": "spawn"})
         sleeper = app.enqueue({"task": "sleep", "seconds": 30})
         app.enqueue({"task": "noop"}, queue="elsewhere")  # no worker serves it: it ages
+        aging_since = time.monotonic()
         port = free_port()
         worker = worker_process("--metrics-port", str(port), "--concurrency", "4")
 
@@ -408,7 +410,9 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
     }
     ages = by(samples, "conductor_oldest_due_age_seconds", "conductor_queue")
     assert ages[("default",)] == 0.0
-    assert 0.0 < ages[("elsewhere",)] < 60.0
+    # Bounded by the time measured since the enqueue, however slow the machine (+ 1 s: the
+    # enqueue's stamp comes from the wall clock, this from the monotonic one).
+    assert 0.0 < ages[("elsewhere",)] <= time.monotonic() - aging_since + 1.0
     assert by(samples, "conductor_sqlite_wal_size_bytes") == {(): float(wal)}
     assert any(name == "target_info" for name, _, _ in samples)
     assert any(name == "process_resident_memory_bytes" for name, _, _ in samples)
@@ -420,7 +424,7 @@ def test_a_worker_serves_prometheus_metrics_that_agree_with_the_ledger(
     )
 
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(30) == 0
+    assert worker.wait(300) == 0
     assert listening_on(port) == set()
 
 

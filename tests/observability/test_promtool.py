@@ -30,7 +30,7 @@ def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
         input=text,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
 
@@ -52,7 +52,7 @@ def test_promtool_accepts_a_workers_scrape_and_conductor_metrics(db_path: Path) 
                 lambda: (
                     app.job(done)["status"] == "completed" and app.job(failed)["status"] == "failed"
                 ),
-                timeout=60,
+                timeout=300,
                 what="the worker to finish both jobs",
             )
 
@@ -69,10 +69,10 @@ def test_promtool_accepts_a_workers_scrape_and_conductor_metrics(db_path: Path) 
                 )
                 return text if timed else None
 
-            scraped = wait_until(settled, timeout=60, what="both attempts in the scrape")
+            scraped = wait_until(settled, timeout=300, what="both attempts in the scrape")
         finally:
             worker.send_signal(signal.SIGTERM)
-            worker.wait(60)
+            worker.wait(300)
     printed = run_cli("metrics", db=db_path)
     assert printed.code == 0, printed.stderr
 

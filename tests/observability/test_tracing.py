@@ -227,7 +227,7 @@ def test_real_otlp_over_http_carries_producer_and_consumer_spans_of_one_trace(
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=300,
                 check=False,
             )
             assert done.returncode == 0, done.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import glob
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,12 @@ import pykka
 import pytest
 
 from conductor import Conductor, ManualClock
+from conductor.domain.clock import unstamp
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.registry import Registry
 from conductor.engine.messages import Flush, Maintain, Tick
 from conductor.engine.runtime import Engine
+from tests import gated_tasks
 from tests.engine.conftest import WorkerProcesses, wait_until
 
 
@@ -132,11 +133,14 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
     wrapper), which the engine does not use on its paths here."""
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
+    gate = tmp_path / "gate"
     pool = WorkerProcesses(
         db_path,
         tmp_path,
+        "--app",
+        gated_tasks.APP,
         env={
-            **os.environ,
+            **gated_tasks.app_env(),
             "LD_PRELOAD": FAKETIME_LIBRARIES[0],
             "FAKETIME_TIMESTAMP_FILE": str(offset),
             "FAKETIME_NO_CACHE": "1",
@@ -163,18 +167,24 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
 
             # Backward: a job holds a 1 s lease renewed by heartbeats while the worker's
             # clock falls from two hours ahead to one behind; it is neither rescued nor run again.
-            long_id = app.enqueue({"task": "sleep", "seconds": 4})
+            # It runs until the test opens its gate, not for a time a slow start outlasts.
+            long_id = app.enqueue({"task": "gated", "gate": str(gate)})
 
             def beats() -> list[str]:
                 return [r.type for r in app.ledger.history(long_id) if r.type == "lease_extended"]
 
             wait_until(lambda: beats() != [], what="a heartbeat of the long job")
             offset.write_text("-1h\n")
+            gate.touch()
             wait_until(lambda: app.job(long_id)["status"] == "completed", what="the long job")
             types = [r.type for r in app.ledger.history(long_id) if r.type != "lease_extended"]
             assert types == ["enqueued", "claimed", "run_started", "completed"], types
+            # It ended under the fallen clock: stamped about an hour behind the real time.
+            (ended,) = [r for r in app.ledger.history(long_id) if r.type == "completed"]
+            behind = dt.datetime.now(dt.UTC) - unstamp(ended.at)
+            assert behind > dt.timedelta(minutes=50), ended.at
             assert started_counts(app)[long_id] == 1
         finally:
             worker.terminate()
-            assert worker.wait(30) == 0, log.read_text()
+            assert worker.wait(300) == 0, log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()

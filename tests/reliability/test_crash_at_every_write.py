@@ -43,7 +43,7 @@ def scenario(
         env["CONDUCTOR_FAULT_AT"] = fault
     argv = [sys.executable, "-m", "tests.reliability.crash_scenario", str(db), str(first)]
     return subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False
+        argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,27 +15,51 @@ import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
+from tests import gated_tasks
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
+from tests.engine.freeze import freeze_when
+
+LOCKED = re.compile(r"\blocked\b")
+"""The lock-wait warning's word; not the "blocked" of a checkpoint warning."""
 
 
 def open_app(db_path: Path) -> Conductor:
     return Conductor(settings=Settings(db=str(db_path)))
 
 
-def test_a_zombie_worker_past_its_lease_is_fenced_off(
-    db_path: Path, workers: WorkerProcesses
-) -> None:
+def write_lock_free(db_path: Path) -> bool:
+    """True if no process holds the database's write lock right now."""
+    conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     with open_app(db_path) as app:
-        job_id = app.enqueue({"task": "sleep", "seconds": 2})
-    zombie = workers.start("--lease", "1s")
+        job_id = app.enqueue({"task": "gated", "gate": str(gate), "first_attempt_only": True})
+    pool = WorkerProcesses(db_path, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
+    zombie = pool.start("--lease", "1s")
     try:
         with open_app(db_path) as app:
-            wait_until(lambda: app.job(job_id)["status"] == "in_progress", what="the claim")
-            zombie.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeats
-            rescuer = workers.start("--burst")
-            assert rescuer.wait(120) == 0
+
+            def silenced_mid_attempt() -> bool:
+                # Alive, but silent (no heartbeats), holding attempt 1 and no write lock:
+                # frozen inside a write it would block the rescuer until the test timed out.
+                return app.job(job_id)["status"] == "in_progress" and write_lock_free(db_path)
+
+            freeze_when(zombie, silenced_mid_attempt, what="the zombie frozen mid-attempt")
+            rescuer = pool.start("--burst")
+            assert rescuer.wait(300) == 0, pool.log(1)
             assert app.job(job_id)["status"] == "completed"
+            gate.touch()  # attempt 1 may now end: its result comes too late
             zombie.send_signal(signal.SIGCONT)
             wait_until(
                 lambda: "result_ignored" in [r.type for r in app.ledger.history(job_id)],
@@ -48,7 +74,8 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(
     finally:
         zombie.send_signal(signal.SIGCONT)
         zombie.terminate()
-        zombie.wait(60)
+        zombie.wait(300)
+        pool.stop_all()
     assert run_cli("audit", "verify", db=db_path).code == 0
     assert run_cli("replay", "--verify", db=db_path).code == 0
 
@@ -68,7 +95,7 @@ def test_four_processes_of_eight_workers_start_each_attempt_once(
         assert app.stats().overall.completed == 10_000
     for index in range(4):
         text = workers.log(index)
-        assert "locked" not in text, text
+        assert not LOCKED.search(text), text  # (a checkpoint "blocked" is no lock wait)
         assert "Traceback" not in text, text
 
 
@@ -127,20 +154,26 @@ def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
     log = tmp_path / "worker-0.log"
     blocker = sqlite3.connect(db_path, isolation_level=None, timeout=30)
     blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: no claim can commit
+    started = time.time()
     worker = pool.start("--burst")
     try:
-        # Six refused writes take at least 6 x (0.05 + 0.5) s; well before that, nothing.
-        time.sleep(1.0)  # a time span to stay quiet for, not a synchronisation
-        assert "locked" not in log.read_text()
-        wait_until(lambda: "locked" in log.read_text(), what="the persistent-lock warning")
-        time.sleep(1.5)  # more refused writes in the same streak: still the one warning
+        line = wait_until(
+            lambda: next((x for x in log.read_text().splitlines() if LOCKED.search(x)), None),
+            what="the persistent-lock warning",
+        )
+        # Quiet until the sixth refusal: at least 6 busy timeouts of 0.05 s and 5 retry
+        # pauses of 0.5 s after the worker started, however slow the machine (its log
+        # stamps the line; milliseconds, hence the 0.01 s).
+        logged = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        assert logged - started >= 6 * 0.05 + 5 * 0.5 - 0.01, line
+        time.sleep(1.5)  # a span of more refused writes in the same streak, not a sync
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     try:
-        assert worker.wait(60) == 0, log.read_text()
+        assert worker.wait(300) == 0, log.read_text()
     finally:
         pool.stop_all()
-    assert log.read_text().count("locked") == 1, log.read_text()
+    assert len(LOCKED.findall(log.read_text())) == 1, log.read_text()
     with open_app(db_path) as app:
         assert app.stats().overall.completed == 4

@@ -423,7 +423,7 @@ def check(case: Case, template: Path) -> None:
             stdin=subprocess.DEVNULL,
             cwd=where,
             env=env,
-            timeout=60,
+            timeout=300,
             check=False,
         )
         out = done.stdout.decode("utf-8", "backslashreplace")

@@ -82,7 +82,9 @@ def json_ish(draw: st.DrawFn) -> str:
     elif mangle == "wrap":
         text = "[" + text + "]"
     elif mangle == "prefix":
-        text = draw(st.text(min_size=1, max_size=3)) + text
+        # Any characters an argv can hold: not NUL, which no command line can carry.
+        argv_text = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=3)
+        text = draw(argv_text) + text
     return text
 
 

@@ -64,6 +64,9 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: become the command
             try:
+                # As from an interactive shell: Ctrl-C interrupts, even when this test run was
+                # started in the background (which leaves SIGINT ignored, and exec keeps that).
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 os.execve(argv[0], argv, env)  # noqa: S606 - the installed executable
             finally:
                 os._exit(127)
@@ -123,6 +126,12 @@ def terminals() -> Iterator[Callable[..., Terminal]]:
         terminal.close()
 
 
+def _default_sigint() -> None:
+    """SIGINT as from an interactive shell, even when this test run was started in the
+    background (which leaves it ignored, and exec keeps that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Piped:
     """A `conductor` command with stdout and stderr on pipes, read as it writes."""
 
@@ -132,6 +141,7 @@ class Piped:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=_env(),
+            preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal call, no locks taken
         )
         self.output = ""
 

@@ -20,12 +20,18 @@ for _ in 1 2; do
     hogs+=("$!")
 done
 echo "load: two CPU hogs, pids ${hogs[*]}; $(nproc) cores"
+logs=$(mktemp -d "${TMPDIR:-/tmp}/conductor-under-load.XXXXXX")
+echo "full pytest output of each run: $logs/run-N.log"
 status=0
 for run in $(seq 1 "$runs"); do
     echo "run $run/$runs starting $(date -u +%H:%M:%S); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     began=$(date +%s)
-    python -m pytest -n 2 -q -p no:cacheprovider "$@" | tail -n 15
-    status=${PIPESTATUS[0]}
+    # SIGINT back to its default first: a script started in the background inherits it
+    # ignored, and the tests that type Ctrl-C would then wait forever.
+    python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+        python -m pytest -n 2 -q -p no:cacheprovider "$@" >"$logs/run-$run.log" 2>&1
+    status=$?
+    grep -E "^(FAILED|ERROR)|passed|failed" "$logs/run-$run.log" | tail -n 20
     echo "run $run/$runs: exit $status in $(( $(date +%s) - began )) s;" \
         "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ "$status" -eq 0 ] || break

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,8 +22,8 @@ from conductor.domain.config import (
     Settings,
     parse_priority,
 )
-from conductor.domain.errors import ConductorError, InvalidInput, InvalidTransition, UnknownJob
-from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
+from conductor.domain.errors import ConductorError, InvalidInput, UnknownJob
+from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.domain.payloads import Payload, parse_payload
 from conductor.domain.reports import ActionReport, Stats, StatusCounts
@@ -33,6 +31,7 @@ from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
 from conductor.ledger.open import open_ledger
+from conductor.observe import observed
 
 if TYPE_CHECKING:
     from projections.history import HistoryEntry
@@ -57,18 +56,6 @@ def _first(*choices: T | None) -> T:
         if choice is not None:
             return choice
     raise AssertionError("the last choice is always a default")
-
-
-@contextlib.contextmanager
-def _in_operator_words() -> Iterator[None]:
-    """The ledger re-checks a cancel or retry against the job as it is when appended; a
-    job that moved since it was read is refused in the same words as one read so."""
-    try:
-        yield
-    except InvalidTransition as e:
-        if e.event_type not in decide.OPERATOR_ACTIONS:
-            raise
-        raise decide.refuse_action(e.job_id, e.state, e.event_type) from None
 
 
 @contextlib.contextmanager
@@ -191,7 +178,7 @@ class Conductor:
                     _first(max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES),
                 )
             )
-        if trace is None and _may_be_observed("trace"):
+        if trace is None and observed.may_be("trace"):
             from conductor.observe import tracing
 
             producing: Any = tracing.producer(q for _, q, _, _ in planned)
@@ -218,7 +205,7 @@ class Conductor:
                 span.sent([rec.job_id for rec in recorded])
         ids = [rec.job_id for rec in recorded]
         wakeup.notify(self.settings.db)
-        _count_appended(recorded)
+        observed.count_appended(recorded)
         return ids
 
     def _notify(self) -> None:
@@ -233,58 +220,79 @@ class Conductor:
 
         Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
         be cancelled."""
-        row = self.job(job_id)
-        with _in_operator_words():
-            cancelled = self.ledger.append(
-                [decide.cancel(row, by=by, reason=reason, now=self.clock.now())]
-            )
-        self._notify()
-        _count_appended(cancelled, {job_id: (row["queue"], row["task"])})
-        if not _may_be_observed("trace"):
-            return
-        from conductor.observe import tracing
-
-        tracing.marker(
-            "cancelled",
-            queue=row["queue"],
-            job_id=job_id,
-            traceparent=row["trace"],
-            attributes=tracing.event_attributes(cancelled[0]),
-        )
+        _raise_refused(self.cancel_many((job_id,), by=by, reason=reason))
 
     def retry(self, job_id: int, *, by: str = "operator") -> None:
         """Send a failed or cancelled job back to pending, due now, with a fresh retry budget.
 
         Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
         be retried."""
-        row = self.job(job_id)
-        with _in_operator_words():
-            self.ledger.append([decide.requeue(row, by=by, now=self.clock.now())])
-        self._notify()
+        _raise_refused(self.retry_many((job_id,), by=by))
 
     def cancel_many(
         self, job_ids: Iterable[int], *, by: str = "operator", reason: str = "cancelled"
     ) -> ActionReport:
-        """Cancel each job in turn, as `kill 3 4 5` or `docker rm` do: a job that cannot be
+        """Cancel each job, as `kill 3 4 5` or `docker rm` do: a job that cannot be
         cancelled (unknown, or already finished) is reported and the others still are."""
-        return self._each(job_ids, lambda job_id: self.cancel(job_id, by=by, reason=reason))
+        now = self.clock.now()
+        report, recorded, rows = self._act(
+            job_ids, lambda row: decide.cancel(row, by=by, reason=reason, now=now)
+        )
+        if not recorded:
+            return report
+        observed.count_appended(
+            recorded,
+            {rec.job_id: (rows[rec.job_id]["queue"], rows[rec.job_id]["task"]) for rec in recorded},
+        )
+        if observed.may_be("trace"):
+            from conductor.observe import tracing
+
+            for rec in recorded:
+                row = rows[rec.job_id]
+                tracing.marker(
+                    "cancelled",
+                    queue=row["queue"],
+                    job_id=rec.job_id,
+                    traceparent=row["trace"],
+                    attributes=tracing.event_attributes(rec),
+                )
+        return report
 
     def retry_many(self, job_ids: Iterable[int], *, by: str = "operator") -> ActionReport:
-        """Retry each job in turn; one that cannot be retried is reported, the others are."""
-        return self._each(job_ids, lambda job_id: self.retry(job_id, by=by))
+        """Retry each job; one that cannot be retried is reported, the others are."""
+        now = self.clock.now()
+        return self._act(job_ids, lambda row: decide.requeue(row, by=by, now=now))[0]
 
-    @staticmethod
-    def _each(job_ids: Iterable[int], action: Callable[[int], None]) -> ActionReport:
-        done: list[int] = []
-        refused: dict[int, ConductorError] = {}
-        for job_id in dict.fromkeys(job_ids):  # each id once, in the order given
-            try:
-                action(job_id)
-            except (UnknownJob, InvalidTransition) as e:
-                refused[job_id] = e
-            else:
-                done.append(job_id)
-        return ActionReport(done=tuple(done), refused=refused)
+    def _act(
+        self, job_ids: Iterable[int], decide_one: Callable[[JobRow], NewEvent]
+    ) -> tuple[ActionReport, list[RecordedEvent], dict[int, JobRow]]:
+        """Decide each job's event on its current row under the write lock
+        (`Ledger.transact`) and append those that can move in one commit, with one
+        wake-up: ids that cannot are refused with the reason, each id once, in the order
+        given. Returns the report, what was recorded and the rows it was decided on."""
+        wanted = list(dict.fromkeys(job_ids))
+        errors: dict[int, ConductorError] = {
+            job_id: UnknownJob(job_id) for job_id in wanted if not 1 <= job_id <= MAX_ID
+        }
+        acted: dict[int, JobRow] = {}
+
+        def decide_all(rows: Mapping[int, JobRow]) -> list[NewEvent]:
+            events, moved, refused = decide.on_each(rows, candidates, decide_one)
+            acted.update(moved)
+            errors.update(refused)
+            return events
+
+        recorded: list[RecordedEvent] = []
+        candidates = [job_id for job_id in wanted if job_id not in errors]
+        if candidates:
+            recorded, _ = self.ledger.transact(candidates, decide_all)
+        if recorded:
+            self._notify()
+        report = ActionReport(
+            done=tuple(job_id for job_id in wanted if job_id in acted),
+            refused={job_id: errors[job_id] for job_id in wanted if job_id in errors},
+        )
+        return report, recorded, acted
 
     # -- queries -----------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow:
@@ -388,31 +396,7 @@ class Conductor:
         return self.ledger.verify_chain()
 
 
-_OBSERVERS: Final = {
-    "trace": ("conductor.observe.tracing", "opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER"),
-    "metrics": ("conductor.observe.metrics", "opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER"),
-}
-
-
-def _may_be_observed(signal: str) -> bool:
-    """Whether an OpenTelemetry provider for `signal` can be installed in this process.
-
-    One is installed through OpenTelemetry's API or conductor's module for the signal
-    (imported by then), or named in the environment; an application span to continue
-    needs the API too. With none of them the span or count is skipped without importing
-    OpenTelemetry, which every `conductor enqueue` command (and a process's first
-    enqueue) otherwise paid for: about 35 ms for the metrics modules alone, measured with
-    `python -X importtime` on the fourth round's VM."""
-    ours, api, variable = _OBSERVERS[signal]
-    return ours in sys.modules or api in sys.modules or variable in os.environ
-
-
-def _count_appended(
-    recorded: Sequence[RecordedEvent], labels: Mapping[int, tuple[str, str]] | None = None
-) -> None:
-    """Count an append in conductor's metrics, when a meter provider can exist."""
-    if not _may_be_observed("metrics"):
-        return
-    from conductor.observe.metrics import count_appended
-
-    count_appended(recorded, labels)
+def _raise_refused(report: ActionReport) -> None:
+    """The single-job actions raise what the many-job ones report."""
+    for error in report.refused.values():
+        raise error

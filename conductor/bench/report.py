@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from conductor.bench.harness import (
+    SCENARIOS,
     BenchOptions,
     _prefetch_name,
     peak_rss_mib,
@@ -44,26 +45,23 @@ def run(options: BenchOptions, on_scenario: Callable[[str], None] | None = None)
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
         }
-        wanted = options.scenarios
-        if "enqueue" in wanted:
-            begin("enqueue")
-            result["enqueue"] = measure_enqueue(folder, options)
-        if "drain" in wanted:
-            begin("drain")
-            result["drain"] = measure_drain(folder, options)
-        if "sleep" in wanted:
-            begin("sleep")
-            result["sleep"] = measure_sleep(folder, options)
-        if "latency" in wanted:
-            begin("latency")
-            result["pickup_latency"] = measure_latency(folder, options)
-        if "processes" in wanted:
-            begin("processes")
-            result["processes"] = measure_processes(folder, options)
-        if "scale" in wanted:
-            begin("scale")
-            base = result.get("drain", {}).get("jobs_per_s")
-            result["scale"] = measure_scale(folder, options, base)
+        measures: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+            "enqueue": ("enqueue", lambda: measure_enqueue(folder, options)),
+            "drain": ("drain", lambda: measure_drain(folder, options)),
+            "sleep": ("sleep", lambda: measure_sleep(folder, options)),
+            "latency": ("pickup_latency", lambda: measure_latency(folder, options)),
+            "processes": ("processes", lambda: measure_processes(folder, options)),
+            # Scale compares with the drain's rate when the drain ran first.
+            "scale": (
+                "scale",
+                lambda: measure_scale(folder, options, result.get("drain", {}).get("jobs_per_s")),
+            ),
+        }
+        for name in SCENARIOS:  # in this order whatever order they were asked in
+            if name in options.scenarios:
+                begin(name)
+                key, measure = measures[name]
+                result[key] = measure()
         own = peak_rss_mib()
         if own is None:  # not Linux: getrusage's peak (KiB on Linux, bytes on macOS)
             own = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

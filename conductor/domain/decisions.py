@@ -8,6 +8,7 @@ with `InvalidTransition` instead of corrupting a job.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -15,7 +16,7 @@ import attrs
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
 from conductor.domain.config import check_max_retries, check_queue
-from conductor.domain.errors import InvalidTransition
+from conductor.domain.errors import ConductorError, InvalidTransition, UnknownJob
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
@@ -112,6 +113,29 @@ def run_started(row: JobRow | None, attempt: int, *, at: dt.datetime) -> list[Ne
     if row is None or row["status"] != JobState.CLAIMED or row["attempts"] != attempt:
         return []
     return [NewEvent(job_id=row["id"], at=stamp(at), event=JobRunStarted(attempt=attempt))]
+
+
+def on_each(
+    rows: Mapping[int, JobRow], job_ids: Sequence[int], action: Callable[[JobRow], NewEvent]
+) -> tuple[list[NewEvent], dict[int, JobRow], dict[int, ConductorError]]:
+    """An operator's action on several jobs, each decided on its current row: the events
+    of those that can move, their rows, and why each other one is refused (`UnknownJob`,
+    or `InvalidTransition` in the operator's words)."""
+    events: list[NewEvent] = []
+    moved: dict[int, JobRow] = {}
+    refused: dict[int, ConductorError] = {}
+    for job_id in job_ids:
+        row = rows.get(job_id)
+        if row is None:
+            refused[job_id] = UnknownJob(job_id)
+            continue
+        try:
+            events.append(action(row))
+        except InvalidTransition as e:
+            refused[job_id] = e
+            continue
+        moved[job_id] = row
+    return events, moved, refused
 
 
 def cancel(row: JobRow, *, by: str, reason: str, now: dt.datetime) -> NewEvent:

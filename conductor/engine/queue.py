@@ -109,8 +109,7 @@ class Queue(CoreActor):
             self._want_more()
         elif isinstance(message, Began):
             # Batched with the outcomes into the Writer's next group commit.
-            if not self._finished and not self._began:
-                self.actor_ref.tell(Forward())
+            self._forward_later()
             self._began.append(message)
         elif isinstance(message, Claimed):
             self._asked -= message.asked
@@ -170,9 +169,14 @@ class Queue(CoreActor):
         return tuple(unstarted)
 
     def _forward_soon(self, outcome: Outcome) -> None:
+        self._forward_later()
+        self._finished.append(outcome)
+
+    def _forward_later(self) -> None:
+        """The first outcome or start of a batch asks for a `Forward`; what arrives before
+        this actor reaches it joins the same Report (one Writer message, one commit)."""
         if not self._finished and not self._began:
             self.actor_ref.tell(Forward())
-        self._finished.append(outcome)
 
     def _dispatch(self) -> None:
         while self._idle and not self._draining:

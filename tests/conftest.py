@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -22,6 +23,37 @@ from conductor.domain.config import Settings
 # machine (or a parallel worker's garbage collection) pushes one example past it.
 settings.register_profile("conductor", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("conductor")
+
+
+PG_SERVER = os.environ.get("CONDUCTOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+"""The real PostgreSQL server the tests use (`.ci/run` starts it when it is down)."""
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this test process's own on the real server, dropped at the end: the
+    URL of it, without a schema."""
+    import psycopg
+
+    name = f"conductor_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """A fresh, empty schema of its own for one test, as a `--db` URL that selects it."""
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{pg_database}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

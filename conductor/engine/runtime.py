@@ -36,6 +36,7 @@ from conductor.engine.messages import (
     Tick,
     TickResult,
 )
+from conductor.engine.outage import Outage, watching
 from conductor.engine.supervisor import Actors, GetActors, Supervisor
 from conductor.engine.upkeep import LASTING
 from conductor.ledger import wakeup
@@ -79,6 +80,9 @@ class Engine:
         self.lasting: LedgerError | None = None
         """The database cannot be written (read-only, corrupt, not conductor's): `run`
         raises it, and the command exits 1 with its one line."""
+        self.outage = Outage()
+        """Whether the database answers, as the actors' ledgers find it (one log line
+        when it stops, one when it is back)."""
         self._prepared = False
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._listener: wakeup.Listener | None = None
@@ -102,7 +106,7 @@ class Engine:
             self.config,
             self.registry,
             self.clock,
-            self._open_ledger,
+            watching(self._open_ledger, self.outage),
             self.wake,
             self._fail,
         )

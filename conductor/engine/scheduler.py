@@ -5,7 +5,8 @@ It never sleeps itself: the runtime's loop sleeps on the wake-up socket for as l
 `run_once(now)`: wake the Queue when a job is due, ask the Writer for maintenance when its
 interval has passed (or something woke us, e.g. a `conductor cancel`, at most every
 `WOKEN_MAINTENANCE_GAP`), and in burst mode say whether the work has run out. Tests step
-it by sending `Tick`s with a chosen `now`.
+it by sending `Tick`s with a chosen `now`. While the database is unreachable a `Tick`
+looks again after the poll interval (the outage is logged once, by `outage.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pykka
 
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.errors import DatabaseUnavailable
 from conductor.domain.states import HELD_STATES
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
@@ -64,6 +66,14 @@ class Scheduler(CoreActor):
         return None
 
     def run_once(self, now: dt.datetime, *, woken: bool = False) -> TickResult:
+        try:
+            return self._look(now, woken=woken)
+        except DatabaseUnavailable:
+            # Nothing to decide without the database: the Writer keeps what it holds and
+            # retries, and the next tick looks again.
+            return TickResult(sleep=self._config.poll_interval, drained=False)
+
+    def _look(self, now: dt.datetime, *, woken: bool) -> TickResult:
         assert self._ledger is not None
         queues = self._config.queues
         earliest = self._ledger.next_due(queues)

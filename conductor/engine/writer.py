@@ -7,6 +7,12 @@ queues behind whatever already arrived), then go out in one transaction: one fsy
 many jobs (group commit), and finished attempts are settled and new ones claimed in the
 same commit. Every decision is a pure function from `conductor.domain.decisions`, made inside the
 transaction, so fencing is exact.
+
+A write that fails for a reason that passes (a lock held long, a full disk, a database
+server away) is kept and retried, however long that takes: outcomes and starts stay in
+memory, rescues of crashed slots wait for the next maintenance round, and the leases keep
+the claimed jobs safe meanwhile. An unreachable database is logged once per outage, by the
+ledgers' `Outage` (`outage.py`), not once per failed write.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from conductor.domain.clock import Clock
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import (
     DatabaseBusy,
+    DatabaseUnavailable,
     DiskFull,
     LedgerError,
 )
@@ -87,6 +94,8 @@ class Writer(CoreActor):
         self._flush_pending = False
         self._claiming = True
         self._held: dict[int, Held] = {}
+        self._rescues: dict[int, tuple[RescueAttempt, Held | None]] = {}
+        """Rescues of crashed slots' attempts not written yet (retried each maintenance)."""
         self._retry_timer: threading.Timer | None = None
         self._wal = upkeep.WalLimiter()
         self._busy_in_a_row = 0
@@ -269,6 +278,8 @@ class Writer(CoreActor):
     def _write_failed(self, error: LedgerError, what: str) -> None:
         """Log a failed write; lock waits only once per streak, at the BUSY_WARN_AFTER-th."""
         self._last_error = str(error)
+        if isinstance(error, DatabaseUnavailable):
+            return  # the outage has its own two lines (outage.py)
         if isinstance(error, DatabaseBusy):
             self._busy_in_a_row += 1
             if self._busy_in_a_row != BUSY_WARN_AFTER:
@@ -291,8 +302,10 @@ class Writer(CoreActor):
     # -- maintenance -------------------------------------------------------------------
     def _maintain(self, now: dt.datetime) -> None:
         """Cancellation checks, heartbeats and rescues: one read, at most one commit."""
-        self._wal.limit(self.ledger)
+        for rescue, held in list(self._rescues.values()):
+            self._rescue_attempt(rescue, held)
         try:
+            self._wal.limit(self.ledger)
             live = {
                 row["id"]: row
                 for status in HELD_STATES
@@ -301,7 +314,8 @@ class Writer(CoreActor):
         except LASTING:
             raise
         except LedgerError as e:
-            logs.note(f"maintenance read failed: {e}", warning=True)
+            if not isinstance(e, DatabaseUnavailable):  # that one is the outage's line
+                logs.note(f"maintenance read failed: {e}", warning=True)
             return
         lease = self._config.lease
         found = upkeep.survey(self._held, live, now, lease)
@@ -346,10 +360,14 @@ class Writer(CoreActor):
                 logs.transition(rec, known.get(rec.job_id))
         return len(recorded)
 
-    def _rescue_attempt(self, message: RescueAttempt) -> None:
-        held = self._held.pop(message.job_id, None)
+    def _rescue_attempt(self, message: RescueAttempt, held: Held | None = None) -> None:
+        # Out of `_held` at once, written or not: no heartbeat may keep a crashed slot's
+        # job. If the write fails it is tried again each maintenance round, until it lands
+        # (or the lease it no longer renews expires and any worker rescues the job).
+        held = self._held.pop(message.job_id, held)
+        self._rescues[message.job_id] = (message, held)
         now = self._clock.now()
-        self._commit(
+        done = self._commit(
             [message.job_id],
             lambda rows: decide.rescue(
                 rows.get(message.job_id), reason=message.reason, now=now, attempt=message.attempt
@@ -357,6 +375,8 @@ class Writer(CoreActor):
             {message.job_id: held.job.task} if held else None,
             {message.job_id: (held.job.queue, held.job.trace)} if held else None,
         )
+        if done is not None:
+            del self._rescues[message.job_id]
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
         """Give `jobs` back; the number of `released` events. Jobs whose release could not

@@ -28,6 +28,7 @@ from opentelemetry import metrics as otel
 # The stand-in the API hands out until a provider is set; it has no public name.
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 
+from conductor.domain.errors import LedgerError
 from conductor.observe.conventions import ERROR_TYPE, QUEUE, TASK
 from conductor.observe.gauges import LedgerReader, meter, observe
 from conductor.observe.instruments import (
@@ -159,7 +160,10 @@ def record_commit(
         holding = held.get(job_id)
         if holding is not None:
             return (holding.job.queue, holding.job.task)
-        row = ledger.job(job_id)
+        try:
+            row = ledger.job(job_id)
+        except LedgerError:  # the commit is done; a lost label must not undo the Writer
+            return None
         return None if row is None else (row["queue"], row["task"])
 
     if recorded:

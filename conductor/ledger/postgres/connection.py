@@ -7,6 +7,10 @@ and scheduler threads, reuse connections instead of paying a connect each time. 
 connection the server dropped (a restart, a failover) is discarded by the pool when it is
 handed back, and the next checkout gets a new one, so a ledger outlives an outage; the
 error of the operation that met it leaves as `DatabaseUnavailable`, which workers retry.
+After such an error, a pooled connection made before it is checked (an empty query) the
+next time it is handed out, so the idle connections a restart cut fail no call once the
+server is back; and the pool tries to reconnect every few seconds (`RECONNECT_WITHIN`)
+rather than backing off for minutes, so a worker resumes soon after the server returns.
 
 Connections run in autocommit: a read is one statement and holds no snapshot afterwards,
 and every write is an explicit transaction (`transaction`).
@@ -17,9 +21,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,6 +39,7 @@ from conductor.domain.config import Settings
 from conductor.domain.errors import (
     DatabaseBusy,
     DatabaseNotFound,
+    DatabaseUnavailable,
     InvalidInput,
     NotAConductorDatabase,
     SchemaTooNew,
@@ -45,6 +53,16 @@ DEFAULT_POOL_SIZE: Final = 10
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRIES: Final = 5
 """Times a transaction that lost a deadlock or serialisation race is run again."""
+RECONNECT_WITHIN: Final = 5.0
+"""Seconds the pool keeps retrying one lost connection (after 1, 2 and 4 s) before it
+gives up; the next checkout starts a new attempt. psycopg_pool's default, 5 minutes of
+doubling delays, would leave a worker waiting for up to twice as long as its outage."""
+
+_POOL_LOG = logging.getLogger("psycopg.pool")
+if _POOL_LOG.level == logging.NOTSET:
+    # The pool warns of every failed reconnection and every connection a restart cut: one
+    # outage would print hundreds of lines. A worker reports it once (engine/outage.py).
+    _POOL_LOG.setLevel(logging.ERROR)
 
 
 @attrs.frozen
@@ -98,7 +116,48 @@ def _kwargs(target: Target) -> dict[str, Any]:
     # without a schema, as on SQLite), then in pg_catalog.
     options = f"-c search_path={target.schema}"
     given = dict(parse_qsl(urlsplit(target.conninfo).query)).get("options")
-    return {"autocommit": True, "options": f"{given} {options}" if given else options}
+    return {
+        "autocommit": True,
+        "options": f"{given} {options}" if given else options,
+        # An unanswered connect (a partition) gives up like a refused one, in seconds.
+        "connect_timeout": _connect_timeout(),
+    }
+
+
+class _Freshness:
+    """Which pooled connections may have been cut: those made (or last checked) before
+    the last time this process found the server unreachable."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lost_at = float("-inf")
+        self._known_good: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lost(self) -> None:
+        """The server was just found unreachable."""
+        with self._lock:
+            self._lost_at = time.monotonic()
+
+    def made(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's `configure`: a new connection is good as of now."""
+        with self._lock:
+            self._known_good[conn] = time.monotonic()
+
+    def check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's `check` on checkout: free unless the server was lost since the
+        connection was last known good; then one empty query, whose failure makes the
+        pool discard the connection and hand out another."""
+        with self._lock:
+            fresh = self._known_good.get(conn, float("-inf")) > self._lost_at
+        if fresh:
+            return
+        ConnectionPool.check_connection(conn)
+        self.made(conn)
+
+
+_freshness: dict[Target, _Freshness] = {}
 
 
 _pools: dict[Target, ConnectionPool] = {}
@@ -116,7 +175,13 @@ def pool_size() -> int:
     return int(text)
 
 
+def _fresh(target: Target) -> _Freshness:
+    with _pools_lock:
+        return _freshness.setdefault(target, _Freshness())
+
+
 def _pool(target: Target, timeout: float) -> ConnectionPool:
+    freshness = _fresh(target)
     with _pools_lock:
         pool = _pools.get(target)
         if pool is None:
@@ -128,6 +193,9 @@ def _pool(target: Target, timeout: float) -> ConnectionPool:
                 timeout=timeout,
                 open=False,
                 name=f"conductor {target.schema}",
+                configure=freshness.made,
+                check=freshness.check,
+                reconnect_timeout=RECONNECT_WITHIN,
             )
             pool.open(wait=False)
             _pools[target] = pool
@@ -157,9 +225,7 @@ class PostgresConnection:
         # pool timeout after retries in the background.
         with (
             self.translate(),
-            psycopg.connect(
-                self.target.conninfo, connect_timeout=_connect_timeout(), **_kwargs(self.target)
-            ) as conn,
+            psycopg.connect(self.target.conninfo, **_kwargs(self.target)) as conn,
         ):
             self.rebuild_needed = self._prepare(conn, create=create)
         self.pool = _pool(self.target, max(settings.busy_timeout, 5.0))
@@ -235,9 +301,16 @@ class PostgresConnection:
         return applied
 
     # -- errors, transactions ----------------------------------------------------------
-    def translate(self) -> contextlib.AbstractContextManager[None]:
-        """A block whose psycopg errors become conductor errors naming this database."""
-        return translating(self.location)
+    @contextlib.contextmanager
+    def translate(self) -> Iterator[None]:
+        """A block whose psycopg errors become conductor errors naming this database; an
+        unreachable server marks the pool's connections as suspect (`_Freshness`)."""
+        try:
+            with translating(self.location):
+                yield
+        except DatabaseUnavailable:
+            _fresh(self.target).lost()
+            raise
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -71,7 +71,9 @@ class Outage:
                 return
             now = self._timer()
             away, self.down_since, self._back_at = now - self.down_since, None, now
-        logs.note(f"database back after {away:.1f}s; writing what was kept, claims resume")
+        logs.note(
+            f"database back after {away:.1f}s; writing what was kept, claims resume", warning=True
+        )
 
 
 class Watched:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -27,6 +27,7 @@ from conductor.domain.errors import (
 from conductor.domain.events import NewEvent
 from conductor.domain.job_row import JobRow
 from conductor.engine import identity
+from conductor.engine.messages import Began
 from conductor.ledger.base import ClaimedJob, Ledger
 from conductor.observe import logs
 from conductor.observe.metrics import wal_path
@@ -108,6 +109,35 @@ def decide_survey(
         if row is not None and row["worker"] == live[job_id]["worker"]:
             events += decide.rescue(row, reason=reason, now=now, attempt=live[job_id]["attempts"])
     return events
+
+
+def settle_batch(
+    began: Sequence[Began],
+    outcomes: Sequence[decide.Outcome],
+    rows: Mapping[int, JobRow],
+    now: dt.datetime,
+) -> list[NewEvent]:
+    """One group commit's events: the handlers' starts, then the attempts' outcomes,
+    decided on `rows` read under the write lock."""
+    # Starts first: an attempt that began and finished since the last commit is claimed
+    # in `rows`, and its `run_started` precedes its outcome.
+    starts = [
+        event
+        for start in began
+        for event in decide.run_started(rows.get(start.job_id), start.attempt, at=start.at)
+    ]
+    running = {**rows}
+    for event in starts:
+        assert event.job_id is not None
+        running[event.job_id] = {**rows[event.job_id], "status": "in_progress"}
+    return [
+        *starts,
+        *(
+            event
+            for outcome in outcomes
+            for event in decide.settle(running.get(outcome.job_id), outcome, now=now)
+        ),
+    ]
 
 
 @attrs.define

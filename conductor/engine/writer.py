@@ -8,11 +8,10 @@ many jobs (group commit), and finished attempts are settled and new ones claimed
 same commit. Every decision is a pure function from `conductor.domain.decisions`, made inside the
 transaction, so fencing is exact.
 
-A write that fails for a reason that passes (a lock held long, a full disk, a database
-server away) is kept and retried, however long that takes: outcomes and starts stay in
-memory, rescues of crashed slots wait for the next maintenance round, and the leases keep
-the claimed jobs safe meanwhile. An unreachable database is logged once per outage, by the
-ledgers' `Outage` (`outage.py`), not once per failed write.
+A write that fails for a passing reason (a long lock, a full disk, a server away) is kept
+and retried however long it takes, while leases keep the claimed jobs safe; an unreachable
+database is logged once per outage (`outage.py`), and writes in doubt are checked
+(`doubt.py`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from conductor.domain.errors import (
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.domain.states import HELD_STATES
-from conductor.engine import identity, spans, upkeep
+from conductor.engine import doubt, identity, spans, upkeep
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import (
     Began,
@@ -96,6 +95,7 @@ class Writer(CoreActor):
         self._held: dict[int, Held] = {}
         self._rescues: dict[int, tuple[RescueAttempt, Held | None]] = {}
         """Rescues of crashed slots' attempts not written yet (retried each maintenance)."""
+        self._doubt = doubt.Doubt()
         self._retry_timer: threading.Timer | None = None
         self._wal = upkeep.WalLimiter()
         self._busy_in_a_row = 0
@@ -175,28 +175,14 @@ class Writer(CoreActor):
             else None
         )
 
+        decided: list[dict[int, int]] = []
+
         def settle(rows: Mapping[int, JobRow]) -> list[NewEvent]:
-            # Handlers' starts first: an attempt that began and finished since the last
-            # commit is claimed in `rows`, and its `run_started` precedes its outcome.
-            starts = [
-                event
-                for start in began
-                for event in decide.run_started(rows.get(start.job_id), start.attempt, at=start.at)
-            ]
-            running = {**rows}
-            for event in starts:
-                assert event.job_id is not None
-                running[event.job_id] = {**rows[event.job_id], "status": "in_progress"}
-            return [
-                *starts,
-                *(
-                    event
-                    for outcome in outcomes
-                    for event in decide.settle(running.get(outcome.job_id), outcome, now=now)
-                ),
-            ]
+            decided.append({job_id: row["last_seq"] for job_id, row in rows.items()})
+            return upkeep.settle_batch(began, outcomes, rows, now)
 
         try:
+            outcomes = self._drop_landed(outcomes)
             recorded, claimed = self._transact(
                 [*(start.job_id for start in began), *(outcome.job_id for outcome in outcomes)],
                 settle,
@@ -205,8 +191,10 @@ class Writer(CoreActor):
         except LASTING:
             raise
         except LedgerError as e:
-            # Keep everything and try again shortly: a full disk or a long lock must not
-            # lose an outcome or a claim.
+            # Keep everything and try again shortly: a full disk, a long lock or a server
+            # away must not lose an outcome or a claim.
+            if isinstance(e, DatabaseUnavailable):
+                self._doubt.failed(decided[-1] if decided else None, claimed=claim is not None)
             self._write_failed(e, f"write failed, retrying in {RETRY_WRITE_AFTER}s")
             self._outcomes[:0] = outcomes
             self._began[:0] = began
@@ -243,6 +231,17 @@ class Writer(CoreActor):
             # first) and in the other burst workers of this database, whose test failed
             # while this process still held a job.
             wakeup.notify(self._settings.db)
+
+    def _drop_landed(self, outcomes: list[decide.Outcome]) -> list[decide.Outcome]:
+        """`outcomes` minus those a write in doubt recorded after all (`doubt.py`)."""
+        if not self._doubt.seen:
+            return outcomes
+        histories = {job_id: self.ledger.history(job_id) for job_id in self._doubt.seen}
+        found = doubt.landed(outcomes, self._doubt.seen, histories)
+        self._doubt.seen.clear()
+        for job_id in found:
+            self._held.pop(job_id, None)
+        return [outcome for outcome in outcomes if outcome.job_id not in found]
 
     def _transact(
         self, job_ids: Sequence[int], decide_fn: Any, *, claim: ClaimRequest | None = None
@@ -317,6 +316,10 @@ class Writer(CoreActor):
             if not isinstance(e, DatabaseUnavailable):  # that one is the outage's line
                 logs.note(f"maintenance read failed: {e}", warning=True)
             return
+        if self._doubt.claims:
+            self._doubt.claims = not self._give_back(
+                doubt.strays(live, identity.process_id(), {*self._held, *self._rescues}), now
+            )
         lease = self._config.lease
         found = upkeep.survey(self._held, live, now, lease)
         if not found.heartbeats and not found.rescues:
@@ -361,9 +364,8 @@ class Writer(CoreActor):
         return len(recorded)
 
     def _rescue_attempt(self, message: RescueAttempt, held: Held | None = None) -> None:
-        # Out of `_held` at once, written or not: no heartbeat may keep a crashed slot's
-        # job. If the write fails it is tried again each maintenance round, until it lands
-        # (or the lease it no longer renews expires and any worker rescues the job).
+        # Out of `_held` at once, written or not, so no heartbeat keeps a crashed slot's
+        # job; a failed write is tried again each maintenance round.
         held = self._held.pop(message.job_id, held)
         self._rescues[message.job_id] = (message, held)
         now = self._clock.now()
@@ -377,6 +379,22 @@ class Writer(CoreActor):
         )
         if done is not None:
             del self._rescues[message.job_id]
+
+    def _give_back(self, strays: Mapping[int, int], now: dt.datetime) -> bool:
+        """Release jobs claimed by a write in doubt; whether that is done."""
+        reason = "claimed by a write whose answer was lost with the connection; given back"
+        return (
+            not strays
+            or self._commit(
+                list(strays),
+                lambda rows: [
+                    event
+                    for job_id, attempt in strays.items()
+                    for event in decide.release(rows.get(job_id), attempt, reason=reason, now=now)
+                ],
+            )
+            is not None
+        )
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
         """Give `jobs` back; the number of `released` events. Jobs whose release could not

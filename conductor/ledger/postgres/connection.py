@@ -247,10 +247,19 @@ class PostgresConnection:
 
     def retrying(self, attempt: Any) -> Any:
         """Run `attempt(conn)` in a transaction, again (up to `_RETRIES` times) when it
-        lost a deadlock or serialisation race to another transaction."""
+        lost a deadlock or serialisation race to another transaction.
+
+        In pipeline mode: statements are sent as they are issued and the client waits only
+        when it reads a result, so a transaction that sends its reads, then its writes and
+        the commit, costs two round trips however many statements it runs."""
         for tries in range(_RETRIES + 1):
             try:
-                with self.translate(), self.pool.connection() as conn, conn.transaction():
+                with (
+                    self.translate(),
+                    self.pool.connection() as conn,
+                    conn.pipeline(),
+                    conn.transaction(),
+                ):
                     return attempt(conn)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from conductor.domain.config import Settings
@@ -254,13 +255,8 @@ class PostgresConnection:
         the commit, costs two round trips however many statements it runs."""
         for tries in range(_RETRIES + 1):
             try:
-                with (
-                    self.translate(),
-                    self.pool.connection() as conn,
-                    conn.pipeline(),
-                    conn.transaction(),
-                ):
-                    return attempt(conn)
+                with self.translate(), self.pool.connection() as conn:
+                    return _in_pipeline(conn, attempt)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):
                     raise
@@ -284,6 +280,24 @@ class PostgresConnection:
 
     def close(self) -> None:
         """The pool stays open for the process's other ledgers (closed at exit)."""
+
+
+def _in_pipeline(conn: psycopg.Connection[Any], attempt: Any) -> Any:
+    """`attempt(conn)` between BEGIN and COMMIT, all in one pipeline.
+
+    Issued by hand rather than through `conn.transaction()`, which waits for the server
+    on entry and again on exit inside a pipeline: here BEGIN goes out with the first
+    reads and COMMIT with the writes, and the pipeline's end is the only other wait."""
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            result = attempt(conn)
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def set_meta(conn: psycopg.Connection[Any], key: str, value: str) -> None:

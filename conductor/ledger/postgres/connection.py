@@ -98,8 +98,15 @@ def _kwargs(target: Target) -> dict[str, Any]:
     # Every connection looks in conductor's schema first (the statements name tables
     # without a schema, as on SQLite), then in pg_catalog.
     options = f"-c search_path={target.schema}"
-    given = dict(parse_qsl(urlsplit(target.conninfo).query)).get("options")
-    return {"autocommit": True, "options": f"{given} {options}" if given else options}
+    query = dict(parse_qsl(urlsplit(target.conninfo).query))
+    given = query.get("options")
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "options": f"{given} {options}" if given else options,
+    }
+    if "application_name" not in query and "PGAPPNAME" not in os.environ:
+        kwargs["application_name"] = "conductor"  # how pg_stat_activity names them
+    return kwargs
 
 
 _pools: dict[Target, tuple[ConnectionPool, int]] = {}

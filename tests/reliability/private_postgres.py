@@ -135,18 +135,6 @@ class PrivatePostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _close_pools(port: int) -> None:
-    """Close this process's connection pools to the server on `port`: a pool to a deleted
-    server would try to reconnect in the background for as long as the test run lasts."""
-    from conductor.ledger.postgres import connection
-
-    with connection._pools_lock:  # the test process's pools, closed at teardown
-        mine = [t for t in connection._pools if f"@127.0.0.1:{port}/" in t.conninfo]
-        pools = [connection._pools.pop(target) for target in mine]
-    for pool in pools:
-        pool.close(timeout=5)
-
-
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL 15 server for one test, stopped and deleted afterwards."""
@@ -154,5 +142,4 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     try:
         yield server
     finally:
-        _close_pools(server.port)
         server.destroy()

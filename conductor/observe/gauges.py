@@ -107,7 +107,8 @@ class LedgerReader:
             finally:
                 ledger.close()
         except LedgerError as e:
-            if str(e) != self._failure:  # say it once, not at every scrape
+            if self._failure is None:  # once per streak, not at every scrape (an outage's
+                # messages vary as the server goes down, restarts and refuses connections)
                 logs.note(f"metrics: cannot read the ledger: {e}", warning=True)
             self._failure = str(e)
             return None

@@ -19,13 +19,15 @@ Writer does not know are given back at once (`strays`, released, not rescued).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
 import attrs
 
+from conductor.domain import decisions as decide
 from conductor.domain.decisions import Outcome
-from conductor.domain.events import RecordedEvent
+from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 
 SETTLING: Final = frozenset({"completed", "attempt_failed", "result_ignored"})
@@ -82,3 +84,15 @@ def strays(live: Mapping[int, JobRow], me: str, known: Collection[int]) -> dict[
         for job_id, row in live.items()
         if row["worker"] == me and job_id not in known
     }
+
+
+def give_back(
+    strays: Mapping[int, int], rows: Mapping[int, JobRow], now: dt.datetime
+) -> list[NewEvent]:
+    """The `released` events for `strays` (job id -> attempt), decided on `rows`."""
+    reason = "claimed by a write whose answer was lost with the connection; given back"
+    return [
+        event
+        for job_id, attempt in strays.items()
+        for event in decide.release(rows.get(job_id), attempt, reason=reason, now=now)
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from typing import Any
 
 import attrs
@@ -55,6 +56,9 @@ class Maintain:
     """Heartbeats, rescues and cancellation checks, as of `now`."""
 
     now: dt.datetime
+    sent: float = attrs.field(factory=time.monotonic, eq=False)
+    """When it was sent: a round that began later covers it (a server that is away makes
+    each round wait for a connection, and the requests sent meanwhile need no round each)."""
 
 
 @attrs.frozen(kw_only=True)

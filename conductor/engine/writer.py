@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -96,6 +97,7 @@ class Writer(CoreActor):
         self._rescues: dict[int, tuple[RescueAttempt, Held | None]] = {}
         """Rescues of crashed slots' attempts not written yet (retried each maintenance)."""
         self._doubt = doubt.Doubt()
+        self._round_began = float("-inf")
         self._retry_timer: threading.Timer | None = None
         self._wal = upkeep.WalLimiter()
         self._busy_in_a_row = 0
@@ -132,7 +134,9 @@ class Writer(CoreActor):
             self._flush_pending = False
             self._flush()
         elif isinstance(message, Maintain):
-            self._maintain(message.now)
+            if message.sent >= self._round_began:
+                self._round_began = time.monotonic()
+                self._maintain(message.now)
         elif isinstance(message, RescueAttempt):
             self._rescue_attempt(message)
         elif isinstance(message, StopClaiming):
@@ -382,19 +386,10 @@ class Writer(CoreActor):
 
     def _give_back(self, strays: Mapping[int, int], now: dt.datetime) -> bool:
         """Release jobs claimed by a write in doubt; whether that is done."""
-        reason = "claimed by a write whose answer was lost with the connection; given back"
-        return (
-            not strays
-            or self._commit(
-                list(strays),
-                lambda rows: [
-                    event
-                    for job_id, attempt in strays.items()
-                    for event in decide.release(rows.get(job_id), attempt, reason=reason, now=now)
-                ],
-            )
-            is not None
-        )
+        if not strays:
+            return True
+        done = self._commit(list(strays), lambda rows: doubt.give_back(strays, rows, now))
+        return done is not None
 
     def _release(self, jobs: list[ClaimedJob], reason: str) -> int:
         """Give `jobs` back; the number of `released` events. Jobs whose release could not

@@ -7,10 +7,8 @@ and scheduler threads, reuse connections instead of paying a connect each time. 
 connection the server dropped (a restart, a failover) is discarded by the pool when it is
 handed back, and the next checkout gets a new one, so a ledger outlives an outage; the
 error of the operation that met it leaves as `DatabaseUnavailable`, which workers retry.
-After such an error, a pooled connection made before it is checked (an empty query) the
-next time it is handed out, so the idle connections a restart cut fail no call once the
-server is back; and the pool tries to reconnect every few seconds (`RECONNECT_WITHIN`)
-rather than backing off for minutes, so a worker resumes soon after the server returns.
+After such an error the connections made before it are checked before reuse, and the
+pool reconnects within seconds of the server's return (`freshness.py`).
 
 Connections run in autocommit: a read is one statement and holds no snapshot afterwards,
 and every write is an explicit transaction (`transaction`).
@@ -21,12 +19,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import threading
-import time
-import weakref
 from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,6 +41,7 @@ from conductor.domain.errors import (
     SchemaTooNew,
 )
 from conductor.ledger.postgres.errors import RETRYABLE, translating
+from conductor.ledger.postgres.freshness import OUTAGE_WAIT, RECONNECT_WITHIN, Freshness
 from conductor.ledger.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from projections import base as projections_base
 
@@ -54,16 +50,6 @@ DEFAULT_POOL_SIZE: Final = 10
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRIES: Final = 5
 """Times a transaction that lost a deadlock or serialisation race is run again."""
-RECONNECT_WITHIN: Final = 5.0
-"""Seconds the pool keeps retrying one lost connection (after 1, 2 and 4 s) before it
-gives up; the next checkout starts a new attempt. psycopg_pool's default, 5 minutes of
-doubling delays, would leave a worker waiting for up to twice as long as its outage."""
-
-_POOL_LOG = logging.getLogger("psycopg.pool")
-if _POOL_LOG.level == logging.NOTSET:
-    # The pool warns of every failed reconnection and every connection a restart cut: one
-    # outage would print hundreds of lines. A worker reports it once (engine/outage.py).
-    _POOL_LOG.setLevel(logging.ERROR)
 
 
 @attrs.frozen
@@ -129,40 +115,8 @@ def _kwargs(target: Target) -> dict[str, Any]:
     return kwargs
 
 
-class _Freshness:
-    """Which pooled connections may have been cut: those made (or last checked) before
-    the last time this process found the server unreachable."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lost_at = float("-inf")
-        self._known_good: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def lost(self) -> None:
-        """The server was just found unreachable."""
-        with self._lock:
-            self._lost_at = time.monotonic()
-
-    def made(self, conn: psycopg.Connection[Any]) -> None:
-        """The pool's `configure`: a new connection is good as of now."""
-        with self._lock:
-            self._known_good[conn] = time.monotonic()
-
-    def check(self, conn: psycopg.Connection[Any]) -> None:
-        """The pool's `check` on checkout: free unless the server was lost since the
-        connection was last known good; then one empty query, whose failure makes the
-        pool discard the connection and hand out another."""
-        with self._lock:
-            fresh = self._known_good.get(conn, float("-inf")) > self._lost_at
-        if fresh:
-            return
-        ConnectionPool.check_connection(conn)
-        self.made(conn)
-
-
-_freshness: dict[Target, _Freshness] = {}
+_freshness: dict[Target, Freshness] = {}
+"""Per (server, schema) for the process's lifetime, whichever pool is open."""
 
 
 _pools: dict[Target, tuple[ConnectionPool, int]] = {}
@@ -181,9 +135,9 @@ def pool_size() -> int:
     return int(text)
 
 
-def _fresh(target: Target) -> _Freshness:
+def _fresh(target: Target) -> Freshness:
     with _pools_lock:
-        return _freshness.setdefault(target, _Freshness())
+        return _freshness.setdefault(target, Freshness())
 
 
 def _acquire(target: Target, timeout: float) -> ConnectionPool:
@@ -191,7 +145,7 @@ def _acquire(target: Target, timeout: float) -> ConnectionPool:
     with _pools_lock:
         pool, users = _pools.get(target, (None, 0))
         if pool is None:
-            freshness = _freshness.setdefault(target, _Freshness())
+            freshness = _freshness.setdefault(target, Freshness())
             pool = ConnectionPool(
                 target.conninfo,
                 kwargs=_kwargs(target),
@@ -225,7 +179,6 @@ def _release(target: Target) -> None:
             _pools[target] = (pool, users - 1)
             return
         del _pools[target]
-        _freshness.pop(target, None)
     with contextlib.suppress(Exception):
         pool.close(timeout=1.0)
 
@@ -260,6 +213,7 @@ class PostgresConnection:
             ):
                 self.rebuild_needed = self._prepare(conn, create=create)
         self.pool = _acquire(self.target, max(settings.busy_timeout, 5.0))
+        self._freshness = _fresh(self.target)
         self._closed = False
 
     # -- schema ------------------------------------------------------------------------
@@ -309,7 +263,7 @@ class PostgresConnection:
 
     def pending_migrations(self) -> tuple[int, int]:
         """(the schema's version, this conductor's) without changing anything."""
-        with self.translate(), self.pool.connection() as conn:
+        with self.translate(), self._checkout() as conn:
             return self._identify(conn)[1], SCHEMA_VERSION
 
     def migrate(self, conn: psycopg.Connection[Any]) -> list[int]:
@@ -336,18 +290,25 @@ class PostgresConnection:
     @contextlib.contextmanager
     def translate(self) -> Iterator[None]:
         """A block whose psycopg errors become conductor errors naming this database; an
-        unreachable server marks the pool's connections as suspect (`_Freshness`)."""
+        unreachable server marks the pool's connections as suspect (`Freshness`)."""
         try:
             with translating(self.location):
                 yield
         except DatabaseUnavailable:
-            _fresh(self.target).lost()
+            _fresh(self.target).lost()  # (opening checks before the pool exists)
             raise
+
+    def _checkout(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection: waiting up to the pool timeout for one, but only briefly
+        while the server is known to be away. The pool keeps reconnecting meanwhile, so
+        a short wait finds the server no later; a long one held every call of a worker,
+        its shutdown included, for seconds each."""
+        return self.pool.connection(timeout=OUTAGE_WAIT if self._freshness.away else None)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection for the block (a read, or a transaction the caller opens)."""
-        with self.translate(), self.pool.connection() as conn:
+        with self.translate(), self._checkout() as conn:
             yield conn
 
     def retrying(self, attempt: Any) -> Any:
@@ -359,7 +320,7 @@ class PostgresConnection:
         the commit, costs two round trips however many statements it runs."""
         for tries in range(_RETRIES + 1):
             try:
-                with self.translate(), self.pool.connection() as conn:
+                with self.translate(), self._checkout() as conn:
                     return _in_pipeline(conn, attempt)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):
@@ -374,7 +335,7 @@ class PostgresConnection:
     def check_writable(self) -> None:
         """A write that is rolled back: a read-only replica, a `default_transaction_read_only`
         database or a role without conductor's privileges refuses it."""
-        with self.translate(), self.pool.connection() as conn:
+        with self.translate(), self._checkout() as conn:
             try:
                 with conn.transaction(force_rollback=True):
                     conn.execute("UPDATE meta SET value = value WHERE key = 'projected_seq'")

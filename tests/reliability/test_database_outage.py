@@ -11,6 +11,7 @@ the wall clock is past every lease it could have granted.
 from __future__ import annotations
 
 import collections
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,20 @@ class Reader:
             return read(self._app)
         except DatabaseUnavailable:
             return None
+
+    def get(self, read: Callable[[Conductor], T]) -> T:
+        """`read`, once the server answers (the first read after a restart may meet a
+        connection it cut)."""
+        found: list[T] = []
+
+        def attempt() -> bool:
+            value = self(read)
+            if value is not None:
+                found.append(value)
+            return value is not None
+
+        wait_until(attempt, timeout=120, what="the private server to answer a read")
+        return found[0]
 
     def close(self) -> None:
         if self._app is not None:
@@ -122,11 +137,17 @@ def _count(reader: Reader, kind: str) -> int:
     return reader(lambda app: len(app.events(types=[kind]))) or 0
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+"""conductor's own log lines start with a timestamp; a library's warning does not."""
+
+
 def _assert_one_outage_each(workers: Workers) -> None:
-    """Exactly one "unreachable" and one "back" line per worker (one outage), no traceback."""
+    """Exactly one "unreachable" and one "back" line per worker (one outage), no traceback,
+    and nothing but conductor's own lines."""
     for n in range(len(workers.processes)):
         log = workers.log(n)
         lines = log.splitlines()
+        assert [line for line in lines if not LOG_LINE.match(line)] == [], log[-3000:]
         assert sum("database unreachable" in line for line in lines) == 1, log[-3000:]
         assert sum("database back after" in line for line in lines) == 1, log[-3000:]
         assert "Traceback" not in log, log[-3000:]
@@ -135,7 +156,7 @@ def _assert_one_outage_each(workers: Workers) -> None:
 def _assert_ledger_sound(url: str, job_ids: list[int], reader: Reader) -> None:
     """One `completed` per job, the read models equal a rebuild, the chain verifies."""
     completed = collections.Counter(
-        rec.job_id for rec in reader(lambda app: app.events(types=["completed"])) or []
+        rec.job_id for rec in reader.get(lambda app: app.events(types=["completed"]))
     )
     assert sorted(completed) == sorted(job_ids)
     assert set(completed.values()) == {1}
@@ -159,8 +180,7 @@ def test_a_restart_mid_drain_loses_no_job_and_completes_none_twice(
             timeout=300,
             what="a tenth of the jobs completed",
         )
-        before = reader(lambda app: app.ledger.last_seq())
-        assert before is not None
+        before = reader.get(lambda app: app.ledger.last_seq())
         assert _count(reader, "completed") < JOBS  # the restart lands mid-drain
         server.restart()
         wait_until(lambda: workers.logged("database back after"), timeout=300, what="both back")
@@ -171,8 +191,8 @@ def test_a_restart_mid_drain_loses_no_job_and_completes_none_twice(
     finally:
         workers.kill_all()
     # Work went on after the restart (it cut a drain, not an idle pair of workers).
-    late = reader(lambda app: [rec for rec in app.events(types=["completed"]) if rec.seq > before])
-    assert late
+    completions = reader.get(lambda app: app.events(types=["completed"]))
+    assert any(rec.seq > before for rec in completions)
     _assert_one_outage_each(workers)
     _assert_ledger_sound(url, job_ids, reader)
 
@@ -245,7 +265,7 @@ def test_an_outage_longer_than_a_lease_rescues_and_fences_the_stalled_attempts(
     _assert_ledger_sound(url, job_ids, reader)
 
     def types(job_id: int) -> list[str]:
-        return [rec.type for rec in reader(lambda app: app.ledger.history(job_id)) or []]
+        return [rec.type for rec in reader.get(lambda app: app.ledger.history(job_id))]
 
     for job_id in of_a:
         kinds = types(job_id)
@@ -256,6 +276,55 @@ def test_an_outage_longer_than_a_lease_rescues_and_fences_the_stalled_attempts(
         kinds = types(job_id)
         assert "rescued" not in kinds, (job_id, kinds)
         assert "result_ignored" not in kinds, (job_id, kinds)
+
+
+def test_a_worker_stopped_during_an_outage_exits_1_in_one_line_and_loses_no_job(
+    server_and_reader: tuple[PrivatePostgres, Reader], tmp_path: Path
+) -> None:
+    """SIGTERM while the server is down: nothing can be recorded, releases included, so
+    the worker says so in one line and exits 1 without waiting for the server; its jobs
+    keep their claims, and the next worker rescues them (their holder is gone) and runs
+    them again."""
+    server, reader = server_and_reader
+    url = reader.url
+    gate, journal = tmp_path / "gate", tmp_path / "journal"
+    payload = {"task": "outage_gated", "gate": str(gate), "journal": str(journal)}
+    with Conductor(settings=Settings(db=url)) as app:
+        job_ids = app.enqueue_many([payload] * 2)
+    workers = Workers(url, tmp_path, "--app", APP, "--concurrency", "2", "--prefetch", "0")
+    try:
+        (worker,) = workers.start(1)
+        wait_until(
+            lambda: len(reader(lambda app: app.jobs(status="in_progress")) or []) == 2,
+            timeout=300,
+            what="both jobs running",
+        )
+        server.stop()
+        wait_until(lambda: workers.logged("database unreachable"), timeout=300, what="outage seen")
+        gate.touch()
+        wait_until(
+            lambda: journal.exists() and len(journal.read_text().splitlines()) == 2,
+            timeout=300,
+            what="both handlers returned, their outcomes kept in memory",
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(300) == 1
+    finally:
+        workers.kill_all()
+    log = workers.log(0)
+    assert [line for line in log.splitlines() if not LOG_LINE.match(line)] == [], log
+    assert "Traceback" not in log
+    releases = [line for line in log.splitlines() if "could not record the release" in line]
+    assert len(releases) == 1, log
+    assert "of 2 attempts" in releases[0]
+
+    server.start()
+    burst = run_cli("worker", "--burst", "-q", "--app", APP, "--db", url, env=app_env())
+    assert burst.code == 0, burst
+    _assert_ledger_sound(url, job_ids, reader)
+    for job_id in job_ids:
+        kinds = [rec.type for rec in reader.get(lambda app: app.ledger.history(job_id))]  # noqa: B023
+        assert "rescued" in kinds, kinds
 
 
 def _port_nobody_listens_on() -> int:

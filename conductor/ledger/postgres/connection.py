@@ -365,7 +365,12 @@ def _in_pipeline(conn: psycopg.Connection[Any], attempt: Any) -> Any:
             conn.execute("COMMIT")
     except BaseException:
         if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                # Cut mid-pipeline (a server lost): the first error is the one to raise,
+                # and a connection in no state for reuse is closed, so the pool drops it.
+                conn.close()
         raise
     return result
 

@@ -36,6 +36,16 @@ if _POOL_LOG.level == logging.NOTSET:
     _POOL_LOG.setLevel(logging.ERROR)
 
 
+def _not_a_second_report(record: logging.LogRecord) -> bool:
+    # A pipeline or transaction cut by a lost server warns that ending or rolling it back
+    # failed too, beside the error that is raised (and reported once per outage): the
+    # same loss, said again.
+    return not str(record.msg).startswith("error ignored ")
+
+
+logging.getLogger("psycopg").addFilter(_not_a_second_report)
+
+
 class Freshness:
     """Which pooled connections may have been cut: those made (or last checked) before
     the last time this process found the server unreachable."""

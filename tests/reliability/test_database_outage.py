@@ -327,6 +327,28 @@ def test_a_worker_stopped_during_an_outage_exits_1_in_one_line_and_loses_no_job(
         assert "rescued" in kinds, kinds
 
 
+def test_a_url_naming_several_hosts_reaches_the_one_that_answers(
+    private_postgres: PrivatePostgres,
+) -> None:
+    """libpq's own failover: `h1:p1,h2:p2` tries each host in turn (with
+    `target_session_attrs=read-write`, only a primary will do); a URL with no host at all
+    reaches the server's Unix socket."""
+    dead = _port_nobody_listens_on()
+    several = (
+        f"postgresql://postgres@127.0.0.1:{dead},127.0.0.1:{private_postgres.port}/postgres"
+        "?target_session_attrs=read-write&schema=hosts"
+    )
+    enqueued = run_cli("enqueue", "--payload", '{"task": "noop"}', "--db", several)
+    assert enqueued.code == 0, enqueued
+    socket_url = (
+        f"postgresql:///postgres?host={private_postgres.directory}"
+        f"&port={private_postgres.port}&user=postgres&schema=hosts"
+    )
+    listed = run_cli("jobs", "--db", socket_url)
+    assert listed.code == 0, listed
+    assert "noop" in listed.stdout
+
+
 def _port_nobody_listens_on() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

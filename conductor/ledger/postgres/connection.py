@@ -89,11 +89,13 @@ def parse(location: str) -> Target:
             "digits or _ (not starting with a digit)"
         )
     rest = urlencode([(key, value) for key, value in query if key != "schema"])
-    conninfo = urlunsplit(parts._replace(query=rest))
-    host = parts.hostname or "localhost"
-    netloc = host if parts.username is None else f"{parts.username}@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    # By hand: urlunsplit drops the `//` of an empty host (`postgresql:///db`, the local
+    # socket), which libpq then cannot read.
+    conninfo = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    # The hosts as written: libpq takes several (`h1:5432,h2:5432`, its own failover),
+    # which urllib's one-host `hostname` and `port` cannot parse.
+    hosts = parts.netloc.rpartition("@")[2] or "localhost"
+    netloc = hosts if parts.username is None else f"{parts.username}@{hosts}"
     shown = urlunsplit(("postgresql", netloc, parts.path, f"schema={schema}", ""))
     return Target(conninfo=conninfo, schema=schema, shown=shown)
 

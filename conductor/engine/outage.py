@@ -91,7 +91,14 @@ class Watched:
 
     def _target(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = self._call(self._open)
+            # Not `_call`: opening may not reach the server (a pool already open), so its
+            # success does not say the database is back.
+            began = self._outage.now()
+            try:
+                self._ledger = self._open()
+            except DatabaseUnavailable as e:
+                self._outage.failed(began, e)
+                raise
         return self._ledger
 
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

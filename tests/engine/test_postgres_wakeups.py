@@ -22,8 +22,8 @@ from conductor import Conductor
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.engine.runtime import Engine
 from conductor.ledger import wakeup
-from conductor.ledger.postgres.listen import PostgresListener, application_name
 from conductor.ledger.postgres.connection import parse
+from conductor.ledger.postgres.listen import PostgresListener, application_name
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
 

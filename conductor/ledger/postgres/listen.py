@@ -162,8 +162,9 @@ class PostgresListener:
 
     def _sleep(self, timeout: float) -> bool:
         """The fallback: wait on `wake` alone, as a plain poll interval."""
-        ready, _, _ = select.select([self._wake_in], [], [], max(timeout, 0.0))
-        if ready:
+        alone = select.poll()  # not select(): a busy process may hold fds past 1024
+        alone.register(self._wake_in, _READABLE)
+        if alone.poll(max(timeout, 0.0) * 1000.0):
             self._drain()
             return True
         return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -28,6 +29,7 @@ import attrs
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import (
     DatabaseBusy,
@@ -226,6 +228,11 @@ class PostgresConnection:
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1]:
                     conn.execute(statement)
+                # A plain INSERT: a migration applied twice would fail here, not pass.
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s)",
+                    (f"migration {number}", stamp(dt.datetime.now(dt.UTC))),
+                )
                 applied.append(number)
             if applied:
                 set_meta(conn, "schema_version", str(SCHEMA_VERSION))

@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import attrs
 import psycopg
 
 from conductor.domain import decisions as decide
@@ -38,8 +39,9 @@ from conductor.ledger.base import (
     EventFilter,
     JobFilter,
     RowDifference,
+    StoredEvent,
 )
-from conductor.ledger.postgres import rebuild
+from conductor.ledger.postgres import intake, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
 
@@ -61,6 +63,7 @@ _RECENT_PAGE: Final = (
 _CHAIN_PAGE: Final = (
     f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT 10000"
 )
+_STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
 WAKE_CHANNEL: Final = "conductor"
 """The NOTIFY channel; the payload is the schema, so one database can hold several."""
 _WAKING: Final = frozenset({"enqueued", "retry_scheduled", "rescued", "released", "requeued"})
@@ -143,14 +146,34 @@ class PostgresLedger:
         def attempt(conn: Conn) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
             rows = self._rows(conn, sorted(set(job_ids)), lock=True) if job_ids else {}
             events = decide(rows)
+            # A claim first takes in committed transactional enqueues (one statement when
+            # there are none): workers are what makes such a job part of the log.
+            taken = intake.take(conn, claim.now) if claim is not None else []
             picked = self._pick(conn, claim) if claim is not None else []
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
             known = {**rows, **{row["id"]: row for row in picked}}
-            stored = self._append(conn, [*events, *starts], known=known) if events or starts else []
-            return stored[: len(events)], sql.claimed(picked, stored[len(events) :])
+            batch = [*taken, *events, *starts]
+            stored = self._append(conn, batch, known=known) if batch else []
+            first, rest = len(taken), len(taken) + len(events)
+            claimed = sql.claimed(picked, stored[rest:])
+            if taken and claim is not None and claim.limit > len(picked):
+                room = claim.limit - len(picked)
+                claimed += self._claim_more(conn, attrs.evolve(claim, limit=room))
+            return stored[first:rest], claimed
 
         result: tuple[list[RecordedEvent], list[ClaimedJob]] = self._link.retrying(attempt)
         return result
+
+    def _claim_more(self, conn: Conn, claim: ClaimRequest) -> list[ClaimedJob]:
+        """Claim among jobs this transaction just took in, now rows, rather than leave
+        them for the next claim. The chain lock is held by now; the picks skip locked
+        rows instead of waiting, so no lock is waited for while holding it."""
+        picked = self._pick(conn, claim)
+        if not picked:
+            return []
+        starts = [self._start(row, claim) for row in picked]
+        stored = self._append(conn, starts, known={row["id"]: row for row in picked})
+        return sql.claimed(picked, stored)
 
     def claim(
         self,
@@ -287,6 +310,55 @@ class PostgresLedger:
         with self._link.connection() as conn:
             row = conn.execute(sql.LAST_SEQ).fetchone()
         return int(row[0] or 0) if row else 0
+
+    # -- transactional enqueue ---------------------------------------------------------
+    def enqueue_within(self, connection: object, events: Sequence[NewEvent]) -> list[int]:
+        return intake.put(
+            connection,
+            schema=self.schema,
+            channel=WAKE_CHANNEL,
+            events=events,
+            location=self.location,
+        )
+
+    def ingest(self, now: dt.datetime) -> int:
+        with self._link.connection() as conn:
+            if not intake.waiting(conn):
+                return 0
+
+        def attempt(conn: Conn) -> int:
+            taken = intake.take(conn, now)
+            if taken:
+                self._append(conn, taken, known={})
+            return len(taken)
+
+        total = 0
+        while (count := self._link.retrying(attempt)) > 0:
+            total += count
+            if count < intake.BATCH:
+                break
+        return total
+
+    # -- copying -----------------------------------------------------------------------
+    def stored_events(self, *, after: int, limit: int) -> list[StoredEvent]:
+        with self._link.connection() as conn:
+            return conn.execute(_STORED_PAGE, (after, limit)).fetchall()
+
+    def import_events(self, rows: Sequence[StoredEvent]) -> None:
+        if not rows:
+            return
+
+        def attempt(conn: Conn) -> None:
+            self._link.lock_chain(conn)
+            append.check_continues(conn.execute(sql.HEAD).fetchone(), rows[0], self.location)
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(f"COPY events ({sql.CHAIN_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        self._link.retrying(attempt)
 
     # -- maintenance -------------------------------------------------------------------
     def rebuild_projections(self) -> int:

@@ -74,7 +74,7 @@ def put(
             )
             cursor.execute("SELECT pg_notify(%s, %s)", (channel, schema))
     except LedgerError as e:
-        if isinstance(e.__cause__, pg.UndefinedTable | pg.UndefinedObject):
+        if isinstance(e.__cause__, pg.UndefinedTable | pg.UndefinedObject | pg.InvalidSchemaName):
             raise LedgerError(
                 f"the connection's database has no conductor schema {schema} at version 2 "
                 f"or later ({e.__cause__}); expected a connection to the database of "

@@ -150,7 +150,9 @@ class PostgresConnection:
     """One ledger's way to its schema: connections from the process's pool, errors
     translated, write transactions serialised on the chain lock where they append."""
 
-    def __init__(self, settings: Settings, *, create: bool) -> None:
+    def __init__(self, settings: Settings, *, create: bool, prepare: bool = True) -> None:
+        """`prepare=False` checks nothing and migrates nothing (`conductor migrate`, which
+        shows the schema as it is); a ledger is always opened prepared."""
         self.settings = settings
         self.target = parse(settings.db)
         self.location = self.target.shown
@@ -163,7 +165,7 @@ class PostgresConnection:
                 self.target.conninfo, connect_timeout=_connect_timeout(), **_kwargs(self.target)
             ) as conn,
         ):
-            self.rebuild_needed = self._prepare(conn, create=create)
+            self.rebuild_needed = self._prepare(conn, create=create) if prepare else False
         self.pool = _pool(self.target, max(settings.busy_timeout, 5.0))
 
     # -- schema ------------------------------------------------------------------------
@@ -211,10 +213,26 @@ class PostgresConnection:
         row = conn.execute("SELECT value FROM meta WHERE key = 'projections_version'").fetchone()
         return row is None or row[0] != str(projections_base.VERSION)
 
-    def pending_migrations(self) -> tuple[int, int]:
-        """(the schema's version, this conductor's) without changing anything."""
+    def schema_state(self) -> tuple[int, dict[int, str]]:
+        """The schema's version and when each migration was applied (by number), changing
+        nothing; refuses a schema that is not conductor's or is newer than this one."""
         with self.translate(), self.pool.connection() as conn:
-            return self._identify(conn)[1], SCHEMA_VERSION
+            has_tables, version, ours = self._identify(conn)
+            self._check(has_tables, version, ours, create=True)
+            if not ours:
+                return 0, {}
+            applied = {
+                int(key.split()[1]): value
+                for key, value in conn.execute(
+                    "SELECT key, value FROM meta WHERE key LIKE 'migration %'"
+                )
+            }
+        return version, applied
+
+    def apply_migrations(self) -> list[int]:
+        """Bring the schema to this conductor's version (`migrate`); the numbers applied."""
+        with self.translate(), self.pool.connection() as conn:
+            return self.migrate(conn)
 
     def migrate(self, conn: psycopg.Connection[Any]) -> list[int]:
         """Apply every migration the schema lacks, in one transaction under the migration

@@ -121,3 +121,29 @@ DESCRIPTIONS: Final[tuple[str, ...]] = (
     "intake: jobs enqueued in the caller's own transaction, waiting to enter the log",
 )
 """One line per migration, for `conductor migrate`."""
+
+ROLE_NAME: Final = r"^[a-z_][a-z0-9_]{0,62}$"
+"""Role names `grants` takes: PostgreSQL's unquoted identifiers, so none needs quoting
+to be read back from `conductor migrate --print-grants`."""
+
+
+def grants(schema: str, role: str) -> tuple[str, ...]:
+    """The statements that give `role` exactly what workers and producers need in
+    `schema`, and nothing more: events can be read and appended, never changed or
+    removed (no UPDATE, DELETE or TRUNCATE, whatever the triggers); the read models,
+    meta and intake are read and written; job ids are drawn from the sequence; nothing
+    can be created in the schema. Owner's work (migrations, `replay`, which truncates
+    the read models) stays with the owner.
+
+    Everything the role held there is revoked first, so running them again is exact."""
+    s, r = f'"{schema}"', f'"{role}"'
+    return (
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}",
+        f"REVOKE ALL ON SCHEMA {s} FROM {r}",
+        f"GRANT USAGE ON SCHEMA {s} TO {r}",
+        f"GRANT SELECT, INSERT ON {s}.events TO {r}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.jobs, {s}.counters, {s}.meta, "
+        f"{s}.intake TO {r}",
+        f"GRANT USAGE ON SEQUENCE {s}.job_ids TO {r}",
+    )

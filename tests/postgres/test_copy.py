@@ -102,9 +102,13 @@ def test_a_destination_that_holds_a_ledger_is_refused_and_left_as_it_was(
 def test_copy_usage_errors_are_one_line(tmp_path: Path) -> None:
     source = tmp_path / "a.db"
     missing = run_cli("copy", "--from", str(source))
-    assert missing.code == 2 and "--to" in missing.stderr
+    assert missing.code == 2
+    assert "--to" in missing.stderr
     same = run_cli("copy", "--from", str(source), "--to", str(source))
-    assert same.code == 2 and "same database" in same.stderr
+    assert same.code == 2
+    assert "same database" in same.stderr
     absent = run_cli("copy", "--from", str(source), "--to", str(tmp_path / "b.db"))
-    assert absent.code == 1 and "no conductor database" in absent.stderr
-    assert not source.exists() and not (tmp_path / "b.db").exists()
+    assert absent.code == 1
+    assert "no conductor database" in absent.stderr
+    assert not source.exists()
+    assert not (tmp_path / "b.db").exists()

@@ -122,7 +122,8 @@ def _waiting_for(conn: psycopg.Connection[tuple[object, ...]], key: int) -> int:
 def test_migrate_on_sqlite_shows_the_user_version_and_applies(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     missing = run_cli("migrate", db=db)
-    assert missing.code == 1 and "no conductor database" in missing.stderr
+    assert missing.code == 1
+    assert "no conductor database" in missing.stderr
     assert not db.exists()
     applied = run_cli("migrate", "--apply", db=db)
     assert applied.code == 0, applied.stderr
@@ -135,7 +136,9 @@ def test_roles_are_refused_for_sqlite_and_bad_role_names_in_one_line(
     tmp_path: Path, pg_url: str
 ) -> None:
     lite = run_cli("migrate", "--print-grants", "app", db=tmp_path / "c.db")
-    assert lite.code == 1 and "roles are PostgreSQL's" in lite.stderr
+    assert lite.code == 1
+    assert "roles are PostgreSQL's" in lite.stderr
     bad = run_cli("migrate", "--grant", "Robert'); DROP TABLE", "--db", pg_url)
-    assert bad.code == 1 and "invalid role" in bad.stderr
+    assert bad.code == 1
+    assert "invalid role" in bad.stderr
     assert bad.stderr.count("\n") == 1

@@ -20,6 +20,7 @@ from conductor import Conductor
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidInput, LedgerError
 from conductor.ledger.base import EventFilter
+from conductor.ledger.postgres.connection import parse
 from tests.engine.conftest import WorkerProcesses, wait_until
 
 
@@ -83,15 +84,24 @@ def test_a_business_row_and_its_job_commit_together_or_not_at_all(
         with conn.transaction():
             job_id = app.enqueue({"task": "noop", "order": 1}, connection=conn)
             conn.execute(f"INSERT INTO {orders} (job_id) VALUES (%s)", (job_id,))
-        with pytest.raises(ZeroDivisionError), conn.transaction():
-            doomed = app.enqueue({"task": "noop", "order": 2}, connection=conn)
-            conn.execute(f"INSERT INTO {orders} (job_id) VALUES (%s)", (doomed,))
-            1 / 0  # noqa: B018 - the business code fails after both writes
+        doomed: list[int] = []
+        with pytest.raises(ZeroDivisionError):
+            place_order_then_fail(app, conn, orders, doomed)
         stored = [row[0] for row in conn.execute(f"SELECT job_id FROM {orders}")]
     assert stored == [job_id]
     assert [row["id"] for row in app.jobs()] == [job_id]
-    assert app.ledger.history(doomed) == []
+    assert app.ledger.history(doomed[0]) == []
     assert_clean(app)
+
+
+def place_order_then_fail(
+    app: Conductor, conn: psycopg.Connection[tuple[object, ...]], orders: str, ids: list[int]
+) -> None:
+    """Business code that writes its row and its job, then fails inside the transaction."""
+    with conn.transaction():
+        ids.append(app.enqueue({"task": "noop", "order": 2}, connection=conn))
+        conn.execute(f"INSERT INTO {orders} (job_id) VALUES (%s)", (ids[0],))
+        raise ZeroDivisionError
 
 
 def test_the_job_exists_for_readers_once_committed(app: Conductor, pg_database: str) -> None:
@@ -143,11 +153,14 @@ def test_a_connection_to_a_database_without_the_schema_is_refused_naming_it(
     app: Conductor, pg_database: str
 ) -> None:
     other = app.settings.db.replace("schema=", "schema=x")
-    with Conductor(other) as elsewhere:
-        with psycopg.connect(pg_database) as conn, conn.transaction():
-            conn.execute(f'DROP SCHEMA "{elsewhere.ledger.schema}" CASCADE')  # type: ignore[attr-defined]
-            with pytest.raises(LedgerError, match="has no conductor schema"):
-                elsewhere.enqueue({"task": "noop"}, connection=conn)
+    with (
+        Conductor(other) as elsewhere,
+        psycopg.connect(pg_database) as conn,
+        conn.transaction(),
+    ):
+        conn.execute(f'DROP SCHEMA "{parse(other).schema}" CASCADE')
+        with pytest.raises(LedgerError, match="has no conductor schema"):
+            elsewhere.enqueue({"task": "noop"}, connection=conn)
 
 
 PRODUCER = """

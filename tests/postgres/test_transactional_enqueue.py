@@ -219,3 +219,25 @@ def test_concurrent_transactional_enqueues_from_many_processes_enter_the_log_onc
     assert not any(job_id in counts for job_id in rolled_back)
     assert sum(counts.values()) == len(committed) + 1
     assert_clean(app)
+
+
+def test_an_idle_worker_runs_a_job_committed_after_its_queue_ran_dry(
+    app: Conductor, pg_database: str, pg_url: str, tmp_path: Path
+) -> None:
+    workers = WorkerProcesses(pg_url, tmp_path)  # type: ignore[arg-type]
+    try:
+        workers.start()
+        first = app.enqueue({"task": "noop"})
+        wait_until(lambda: app.job(first)["status"] == "completed", what="the first job")
+        # Its claims now come back empty: only a tick or a wake-up makes it look again.
+        with psycopg.connect(pg_database) as conn:
+            job_id = app.enqueue({"task": "noop"}, connection=conn)
+            conn.commit()
+        wait_until(
+            lambda: app.ledger.job(job_id) is not None
+            and app.ledger.job(job_id)["status"] == "completed",  # type: ignore[index]
+            timeout=300,
+            what="the worker to take in and run the committed job",
+        )
+    finally:
+        workers.stop_all()

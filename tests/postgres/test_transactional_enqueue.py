@@ -234,8 +234,7 @@ def test_an_idle_worker_runs_a_job_committed_after_its_queue_ran_dry(
             job_id = app.enqueue({"task": "noop"}, connection=conn)
             conn.commit()
         wait_until(
-            lambda: app.ledger.job(job_id) is not None
-            and app.ledger.job(job_id)["status"] == "completed",  # type: ignore[index]
+            lambda: (app.ledger.job(job_id) or {}).get("status") == "completed",
             timeout=300,
             what="the worker to take in and run the committed job",
         )

@@ -58,6 +58,8 @@ def put(
             f"cannot enqueue on a {type(connection).__name__}: expected a psycopg 3 "
             "connection (psycopg.Connection) to the ledger's database"
         )
+    if not events:
+        return []
     conn: psycopg.Connection[Any] = connection
     qualified = f'"{schema}"'
     try:

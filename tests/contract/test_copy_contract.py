@@ -39,6 +39,9 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ledge
     yield source, destination
     source.close()
     destination.close()
+    from conductor.ledger.postgres import connection
+
+    connection._close_pools()  # one pool per schema: closed, as the pg_url fixture does
 
 
 def history_of(ledger: Ledger) -> list[tuple[object, ...]]:

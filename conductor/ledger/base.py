@@ -235,8 +235,8 @@ class Ledger(Protocol):
         database connection, inside the transaction it has open; returns their job ids.
 
         Nothing is appended to the log yet: the jobs wait outside it (PostgreSQL's
-        `intake` table) and vanish with a rollback. Once the caller commits, `ingest` (and
-        every claim through `transact`) moves them into the log under those ids. Raises
+        `intake` table) and vanish with a rollback. Once the caller commits, `ingest` (or a
+        claim through `transact`) moves them into the log under those ids. Raises
         `InvalidInput` where the backend cannot do this (SQLite) or the connection is not
         one it can use.
         """
@@ -245,7 +245,8 @@ class Ledger(Protocol):
     def ingest(self, now: dt.datetime) -> int:
         """Append the committed jobs of `enqueue_within` to the log as `enqueued` events
         stamped `now`, each exactly once however many processes ingest at once; returns
-        how many. A claim (`transact` with `claim`) does this first, in its transaction."""
+        how many. A claim (`transact` with `claim`) with room left after the due jobs in the
+        log does this too, in its transaction, and claims them."""
         ...
 
     # -- copying -----------------------------------------------------------------------

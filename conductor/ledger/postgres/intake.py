@@ -7,9 +7,9 @@ enqueue on the caller's connection appends nothing: it takes the job's id from t
 `job_ids` sequence and writes a row into `intake` (plus a NOTIFY, delivered only on
 commit). A rollback leaves nothing behind, not even an event; a commit leaves a row that
 a conductor process later turns into the job's `enqueued` event, under that same id, and
-deletes, in one transaction (`take`). Workers do it in every claim transaction, so a
-committed job is claimable at their next claim; reads through `Conductor` do it first, so
-the job is there once committed, as in Oban or River.
+deletes, in one transaction (`take`). Workers do it in every claim with room to spare
+(claiming them in the same transaction) and at every scheduler tick; reads through
+`Conductor` do it first, so the job is there once committed, as in Oban or River.
 
 The statements on the caller's connection name the schema: its search_path is the
 caller's, not conductor's.

@@ -146,18 +146,19 @@ class PostgresLedger:
         def attempt(conn: Conn) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
             rows = self._rows(conn, sorted(set(job_ids)), lock=True) if job_ids else {}
             events = decide(rows)
-            # A claim first takes in committed transactional enqueues (one statement when
-            # there are none): workers are what makes such a job part of the log.
-            taken = intake.take(conn, claim.now) if claim is not None else []
             picked = self._pick(conn, claim) if claim is not None else []
+            # A claim with room left takes in committed transactional enqueues (one
+            # statement when there are none) and claims them below. A full claim leaves
+            # them to the scheduler's next tick: the busy path pays nothing for them.
+            room = 0 if claim is None else claim.limit - len(picked)
+            taken = intake.take(conn, claim.now) if claim is not None and room > 0 else []
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
             known = {**rows, **{row["id"]: row for row in picked}}
             batch = [*taken, *events, *starts]
             stored = self._append(conn, batch, known=known) if batch else []
             first, rest = len(taken), len(taken) + len(events)
             claimed = sql.claimed(picked, stored[rest:])
-            if taken and claim is not None and claim.limit > len(picked):
-                room = claim.limit - len(picked)
+            if taken and claim is not None:
                 claimed += self._claim_more(conn, attrs.evolve(claim, limit=room))
             return stored[first:rest], claimed
 

@@ -46,7 +46,7 @@ def migrate(
             echo(f"{statement};")
         return
     if grant_to is not None:
-        migrations.grant_statements(settings, grant_to)  # a bad name changes nothing
+        migrations.check_role(settings, grant_to)  # a bad role changes nothing
     applied = migrations.apply(settings) if apply_ else []
     if grant_to is not None:
         migrations.grant(settings, grant_to)

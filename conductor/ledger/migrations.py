@@ -127,6 +127,22 @@ def grant_statements(settings: Settings, role: str) -> tuple[str, ...]:
     return pg_schema.grants(parse(settings.db).schema, role)
 
 
+def check_role(settings: Settings, role: str) -> None:
+    """Refuse a role name that is malformed or that the server does not have, before
+    anything is changed (`conductor migrate --apply --grant ROLE` applies nothing)."""
+    from conductor.ledger.postgres.connection import PostgresConnection
+
+    grant_statements(settings, role)
+    link = PostgresConnection(settings, create=True, prepare=False)
+    with link.connection() as conn:
+        found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    if found is None:
+        raise InvalidInput(
+            f"no role {role} at {link.location}; expected an existing role "
+            f"(CREATE ROLE {role} LOGIN PASSWORD '...')"
+        )
+
+
 def grant(settings: Settings, role: str) -> tuple[str, ...]:
     """Run `grant_statements` in one transaction, on a schema at this conductor's
     version (the grants name its newest tables); returns them."""

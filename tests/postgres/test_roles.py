@@ -82,3 +82,17 @@ def test_print_grants_prints_exactly_what_grant_runs(pg_url: str, tmp_path: Path
         f'GRANT SELECT, INSERT ON "{parse(pg_url).schema}".events TO "conductor_app";'
     ]
     assert not any("CREATE" in line for line in lines)
+
+
+def test_granting_a_role_the_server_lacks_is_refused_before_any_migration(
+    pg_url: str, pg_database: str
+) -> None:
+    refused = run_cli("migrate", "--apply", "--grant", "no_such_role_here", "--db", pg_url)
+    assert refused.code == 1
+    assert refused.stderr.count("\n") == 1
+    assert "no role no_such_role_here" in refused.stderr
+    with psycopg.connect(pg_database) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (parse(pg_url).schema,)
+        )
+        assert found.fetchone() == (0,)

@@ -1,0 +1,168 @@
+"""The network-namespace harness itself (tests/reliability/netns.py): three hosts reach
+the real PostgreSQL server only through their relays, and a cut is a real partition:
+new connections time out, established ones hang and carry on after the restore."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import wait_until
+from tests.reliability.netns import GUARD, Host, NetworkHosts, network_hosts
+
+SELECT_ONE = """
+import sys, psycopg
+with psycopg.connect(sys.argv[1], connect_timeout=int(sys.argv[2])) as conn:
+    print(conn.execute("SELECT 1").fetchone()[0])
+"""
+
+HELD = """
+import os, socket, sys, psycopg
+conn = psycopg.connect(sys.argv[1], connect_timeout=30, keepalives=0, autocommit=True)
+backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+port = socket.socket(fileno=os.dup(conn.fileno())).getsockname()[1]
+print("ready", backend, port, flush=True)
+sys.stdin.readline()
+print("answer", conn.execute("SELECT pg_backend_pid()").fetchone()[0], flush=True)
+"""
+"""Holds one connection (TCP keepalive off): queries once, waits for a line on stdin,
+then queries again on the same connection and prints the server process that answered."""
+
+
+@pytest.fixture
+def hosts() -> Iterator[NetworkHosts]:
+    with network_hosts(3) as made:
+        yield made
+
+
+def select_one(
+    hosts: NetworkHosts, host: Host, database: str, connect_timeout: int
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", SELECT_ONE, hosts.url(host, database), str(connect_timeout)]
+    return hosts.run(host, argv)
+
+
+def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The lines `process` prints, as they come (a queue to wait on with a hang guard)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_each_host_reaches_the_server_through_its_own_relay(
+    hosts: NetworkHosts, pg_database: str
+) -> None:
+    for host in hosts:
+        done = select_one(hosts, host, pg_database, connect_timeout=60)
+        assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
+    assert hosts.relay is not None
+    assert {host.gateway: 1 for host in hosts} == dict(hosts.relay.accepted)
+
+
+def test_a_host_sees_only_its_own_loopback(hosts: NetworkHosts, pg_database: str) -> None:
+    """Inside a namespace 127.0.0.1 is the namespace's own (up, and with no server on it):
+    the relay is the only way out."""
+    argv = [sys.executable, "-c", SELECT_ONE, pg_database, "60"]
+    done = hosts.run(hosts[0], argv)
+    assert done.returncode != 0
+    assert "Connection refused" in done.stderr
+
+
+def test_commands_run_with_their_host_identity(hosts: NetworkHosts) -> None:
+    show = "import os; print(os.environ['CONDUCTOR_HOST'], os.environ['PGCONNECT_TIMEOUT'])"
+    for host in hosts:
+        done = hosts.run(host, [sys.executable, "-c", show])
+        assert done.stdout.split() == [host.name, str(hosts.connect_timeout)]
+
+
+def test_a_cut_host_cannot_connect_while_the_others_can_until_restored(
+    hosts: NetworkHosts, pg_database: str
+) -> None:
+    cut, *others = list(hosts)
+    hosts.cut(cut)
+
+    refused = select_one(hosts, cut, pg_database, connect_timeout=2)
+    assert refused.returncode != 0
+    assert "timeout expired" in refused.stderr, refused.stderr
+    for host in others:
+        done = select_one(hosts, host, pg_database, connect_timeout=60)
+        assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
+
+    hosts.restore(cut)
+    done = select_one(hosts, cut, pg_database, connect_timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
+
+
+def test_a_connection_made_before_a_cut_hangs_through_it_and_resumes_after(
+    hosts: NetworkHosts, pg_database: str
+) -> None:
+    host = hosts[1]
+    held = hosts.popen(
+        host,
+        [sys.executable, "-c", HELD, hosts.url(host, pg_database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = lines_of(held)
+    word, backend, port = lines.get(timeout=GUARD).split()
+    assert word == "ready"
+
+    hosts.cut(host)
+    assert held.stdin is not None
+    held.stdin.write("query again\n")
+    held.stdin.flush()
+
+    # The query's segment goes unacknowledged and is sent again: it is not getting through,
+    # so its answer cannot have come back.
+    def resent() -> bool:
+        assert held.poll() is None, "the held connection's process ended during the cut"
+        return hosts.retransmissions(host, int(port)) >= 1
+
+    wait_until(resent, what="a retransmission")
+    assert lines.empty()
+
+    hosts.restore(host)
+    assert lines.get(timeout=GUARD) == f"answer {backend}"
+    assert held.wait(GUARD) == 0
+
+
+def test_teardown_removes_namespaces_links_and_what_ran_inside_even_after_a_failure() -> None:
+    seen: dict[str, object] = {}
+
+    def failing_test() -> None:
+        with network_hosts(2) as hosts:
+            seen["hosts"] = list(hosts)
+            hosts.cut(hosts[0])
+            seen["sleeper"] = hosts.popen(hosts[0], ["sleep", "3600"])
+            # A child in a session of its own: out of reach of its parent's process group.
+            daemon = "setsid sleep 3600 >/dev/null 2>&1 & echo $!"
+            seen["escaped"] = escaped = int(hosts.run(hosts[1], ["sh", "-c", daemon]).stdout)
+            assert Path(f"/proc/{escaped}").exists()
+            raise RuntimeError("the test failed")
+
+    with pytest.raises(RuntimeError, match="the test failed"):
+        failing_test()
+    hosts: list[Host] = seen["hosts"]  # type: ignore[assignment]
+    sleeper: subprocess.Popen[bytes] = seen["sleeper"]  # type: ignore[assignment]
+    assert sleeper.returncode is not None
+    escaped = Path(f"/proc/{seen['escaped']}")
+    wait_until(lambda: not escaped.exists(), what="the escaped child's end")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    assert not {host.netns for host in hosts} & set(listed.stdout.split())
+    for host in hosts:
+        assert not Path(f"/sys/class/net/{host.outer}").exists()
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True)
+    assert not any(f"{host.gateway}:" in listening.stdout for host in hosts)

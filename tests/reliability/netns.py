@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -105,6 +106,8 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
     kinds = {"local", "broadcast", "unicast", "multicast", "blackhole", "unreachable", "prohibit"}
     for line in _ip("-o -4 route show table all").stdout.splitlines():
         words = line.split()
+        if not words:
+            continue
         target = words[1] if words and words[0] in kinds and len(words) > 1 else words[0]
         with contextlib.suppress(ValueError):
             found.append(ipaddress.IPv4Network(target, strict=False))
@@ -141,13 +144,41 @@ def _sweep_stale(prefix: str) -> None:
             _ip(f"netns del {name}", check=False)
 
 
+@attrs.frozen
+class ServerTcp:
+    """How the server gives up on a client that stopped answering: PostgreSQL's
+    `tcp_keepalives_idle`, `_interval`, `_count` (seconds) and `tcp_user_timeout` (ms).
+
+    The relay applies them to its host-facing sockets, because across the relay the
+    server's own settings could never fire: the relay's kernel answers the server's
+    probes and acknowledges its data. When the host side gives up, the relay resets the
+    server side, as the server's own timeout would have ended the backend."""
+
+    keepalives_idle: int
+    keepalives_interval: int
+    keepalives_count: int
+    user_timeout: int
+    """Also covers unacknowledged data, which keepalive does not (e.g. an answer whose
+    acknowledgement the cut swallowed)."""
+
+    def apply(self, sock: Any) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.keepalives_idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self.keepalives_interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.keepalives_count)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.user_timeout)
+
+
 class Relay:
     """TCP relay in the root namespace: accepts on each host's gateway address and pipes
     bytes to the server. It never closes a connection on its own, so a cut host's
     connections hang exactly as they would across a dead network."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], server_tcp: ServerTcp | None = None) -> None:
         self.target = target
+        self.server_tcp = server_tcp
+        """None: the server's defaults (keepalive after two hours, retransmissions for
+        about fifteen minutes), which no test outlasts."""
         self.accepted: collections.Counter[str] = collections.Counter()
         """Connections accepted, by gateway address."""
         self._loop = asyncio.new_event_loop()
@@ -164,6 +195,8 @@ class Relay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted[writer.get_extra_info("sockname")[0]] += 1
+        if self.server_tcp is not None:
+            self.server_tcp.apply(writer.get_extra_info("socket"))
         self._transports.add(writer.transport)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -172,18 +205,21 @@ class Relay:
             return
         self._transports.add(up_writer.transport)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        self._transports -= {writer.transport, up_writer.transport}
+        for transport in (writer.transport, up_writer.transport):
+            transport.abort()
+            self._transports.discard(transport)
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # An end that finishes or fails closes the other; its reader then sees the end too.
+        # An end that finishes is passed on as a half-close (the other direction may still
+        # be talking, as a server answering a Terminate does); a failed end resets the
+        # other, and that end's reader then sees the end too.
         try:
             while data := await reader.read(1 << 16):
                 writer.write(data)
                 await writer.drain()
+            writer.write_eof()
         except OSError:
-            pass
-        finally:
             writer.transport.abort()
 
     def close(self) -> None:
@@ -192,10 +228,12 @@ class Relay:
                 server.close()
             for transport in list(self._transports):
                 transport.abort()  # close() would wait to flush toward a cut host
+            # Aborted ends make every pipe finish; cancel only what is still connecting.
             tasks = asyncio.all_tasks() - {asyncio.current_task()}
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=GUARD)
+                for task in pending:
+                    task.cancel()
 
         with contextlib.suppress(RuntimeError):
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(GUARD)
@@ -207,10 +245,18 @@ class Relay:
 class NetworkHosts:
     """The namespaces of one test: see the module docstring. Use `network_hosts`."""
 
-    def __init__(self, count: int, *, target: tuple[str, int], connect_timeout: int) -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        target: tuple[str, int],
+        connect_timeout: int,
+        server_tcp: ServerTcp | None,
+    ) -> None:
         self.count = count
         self.target = target
         self.connect_timeout = connect_timeout
+        self.server_tcp = server_tcp
         self.hosts: list[Host] = []
         self.relay: Relay | None = None
         self.processes: list[subprocess.Popen[Any]] = []
@@ -247,7 +293,7 @@ class NetworkHosts:
                 inner_mac=f"02:cd:{block.network_address.packed[2]:02x}:{i:02x}:00:02",
             )
             self._add(host, subnet.prefixlen)
-        self.relay = Relay(self.target)
+        self.relay = Relay(self.target, self.server_tcp)
         for host in self.hosts:
             self.relay.listen(host.gateway, PORT)
 
@@ -384,6 +430,7 @@ def network_hosts(
     *,
     target: tuple[str, int] = ("127.0.0.1", 5432),
     connect_timeout: int = 10,
+    server_tcp: ServerTcp | None = None,
 ) -> Iterator[NetworkHosts]:
     """`count` hosts in network namespaces, torn down on exit even after a failure.
 
@@ -393,7 +440,9 @@ def network_hosts(
         pytest.skip("network namespaces need root")
     if shutil.which("ip") is None:
         pytest.skip("network namespaces need the ip tool (iproute2)")
-    hosts = NetworkHosts(count, target=target, connect_timeout=connect_timeout)
+    hosts = NetworkHosts(
+        count, target=target, connect_timeout=connect_timeout, server_tcp=server_tcp
+    )
     try:
         hosts.setup()
         yield hosts

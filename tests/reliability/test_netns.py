@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.conftest import wait_until
-from tests.reliability.netns import GUARD, Host, NetworkHosts, network_hosts
+from tests.reliability.netns import GUARD, Host, NetworkHosts, ServerTcp, network_hosts
 
 SELECT_ONE = """
 import sys, psycopg
@@ -137,6 +137,34 @@ def test_a_connection_made_before_a_cut_hangs_through_it_and_resumes_after(
     hosts.restore(host)
     assert lines.get(timeout=GUARD) == f"answer {backend}"
     assert held.wait(GUARD) == 0
+
+
+def test_with_server_tcp_timeouts_the_server_drops_a_cut_hosts_connection(
+    pg_database: str,
+) -> None:
+    """The relay's TCP timeouts toward the host stand in for the server's own: when the
+    host stops answering, the server's end of the connection is closed."""
+    import psycopg
+
+    with network_hosts(1, server_tcp=ServerTcp(1, 1, 2, user_timeout=3000)) as hosts:
+        host = hosts[0]
+        held = hosts.popen(
+            host,
+            [sys.executable, "-c", HELD, hosts.url(host, pg_database)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        backend = int(lines_of(held).get(timeout=GUARD).split()[1])
+        hosts.cut(host)
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+
+            def ended() -> bool:
+                row = conn.execute(alive, [backend]).fetchone()
+                return row is not None and row[0] == 0
+
+            wait_until(ended, what="the server to end the cut host's backend")
 
 
 def test_teardown_removes_namespaces_links_and_what_ran_inside_even_after_a_failure() -> None:

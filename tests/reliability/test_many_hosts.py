@@ -172,8 +172,6 @@ def test_a_cut_hosts_attempts_run_elsewhere_and_its_late_results_are_ignored(
     for job_id in caught:
         # Its handler finished while the host was cut off: a real result, arriving late.
         assert by_type["result_ignored"][(job_id, 1)].outcome == "completed"
-    for host in rest:
-        assert any(on(claim.worker, host) for claim in by_type["claimed"].values()), host
 
     verify = run_cli("replay", "--verify", "--db", pg_url)
     assert (verify.code, verify.stderr) == (0, ""), verify

@@ -10,12 +10,13 @@ heals the link and hung connections carry on if they have not given up meanwhile
 Choices, and why:
 
 * The server listens on 127.0.0.1 only, and a namespace's 127.0.0.1 is its own loopback.
-  A relay in the root namespace (an asyncio thread in the test process) listens on each
-  host's root-side address, port 5432, and connects to the server from 127.0.0.1, where
-  trust auth applies. DNAT with `route_localnet` would avoid the relay but needs iptables
-  or nft, which these machines do not have, and would touch global firewall state that
-  parallel runs share; the relay touches nothing outside its own sockets and dies with the
-  test process.
+  A relay in the root namespace (relay.py: an asyncio thread in the test process) listens
+  on each host's root-side address, port 5432, and connects to the server from 127.0.0.1,
+  where trust auth applies. DNAT with `route_localnet` would avoid the relay but needs
+  iptables or nft, which these machines do not have, and would touch global firewall
+  state that parallel runs share; the relay touches nothing outside its own sockets and
+  dies with the test process. It stands in for the server's TCP timeouts toward a host
+  (see relay.py), which could not fire through it.
 * A cut sets the root-side veth down. tc netem and tc filters are missing from these
   kernels, and there is no firewall tool. Link down drops silently in both directions:
   the namespace's end loses its carrier (its packets are discarded, no error reaches a
@@ -30,8 +31,6 @@ Choices, and why:
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import ipaddress
 import itertools
@@ -40,9 +39,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,12 +48,14 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.reliability.relay import GUARD, Relay, ServerTcp
+
+__all__ = ["GUARD", "Host", "NetworkHosts", "ServerTcp", "network_hosts"]
+
 POOL = ipaddress.IPv4Network("10.200.0.0/13")
 """Private addresses for the veth pairs: 2,048 blocks of /24, one per harness."""
 PORT = 5432
 """Where each host finds the server: its gateway address, PostgreSQL's usual port."""
-GUARD = 120.0
-"""Hang guard for waits on the kernel and on commands: generous for a loaded machine."""
 _instances = itertools.count()
 
 
@@ -142,104 +141,6 @@ def _sweep_stale(prefix: str) -> None:
             continue
         if not _ip(f"netns pids {name}", check=False).stdout.strip():
             _ip(f"netns del {name}", check=False)
-
-
-@attrs.frozen
-class ServerTcp:
-    """How the server gives up on a client that stopped answering: PostgreSQL's
-    `tcp_keepalives_idle`, `_interval`, `_count` (seconds) and `tcp_user_timeout` (ms).
-
-    The relay applies them to its host-facing sockets, because across the relay the
-    server's own settings could never fire: the relay's kernel answers the server's
-    probes and acknowledges its data. When the host side gives up, the relay resets the
-    server side, as the server's own timeout would have ended the backend."""
-
-    keepalives_idle: int
-    keepalives_interval: int
-    keepalives_count: int
-    user_timeout: int
-    """Also covers unacknowledged data, which keepalive does not (e.g. an answer whose
-    acknowledgement the cut swallowed)."""
-
-    def apply(self, sock: Any) -> None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.keepalives_idle)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self.keepalives_interval)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.keepalives_count)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.user_timeout)
-
-
-class Relay:
-    """TCP relay in the root namespace: accepts on each host's gateway address and pipes
-    bytes to the server. It never closes a connection on its own, so a cut host's
-    connections hang exactly as they would across a dead network."""
-
-    def __init__(self, target: tuple[str, int], server_tcp: ServerTcp | None = None) -> None:
-        self.target = target
-        self.server_tcp = server_tcp
-        """None: the server's defaults (keepalive after two hours, retransmissions for
-        about fifteen minutes), which no test outlasts."""
-        self.accepted: collections.Counter[str] = collections.Counter()
-        """Connections accepted, by gateway address."""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="netns-relay")
-        self._servers: list[asyncio.Server] = []
-        self._transports: set[asyncio.WriteTransport] = set()
-        self._thread.start()
-
-    def listen(self, address: str, port: int) -> None:
-        async def start() -> None:
-            self._servers.append(await asyncio.start_server(self._serve, address, port))
-
-        asyncio.run_coroutine_threadsafe(start(), self._loop).result(GUARD)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted[writer.get_extra_info("sockname")[0]] += 1
-        if self.server_tcp is not None:
-            self.server_tcp.apply(writer.get_extra_info("socket"))
-        self._transports.add(writer.transport)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._transports.add(up_writer.transport)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        for transport in (writer.transport, up_writer.transport):
-            transport.abort()
-            self._transports.discard(transport)
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # An end that finishes is passed on as a half-close (the other direction may still
-        # be talking, as a server answering a Terminate does); a failed end resets the
-        # other, and that end's reader then sees the end too.
-        try:
-            while data := await reader.read(1 << 16):
-                writer.write(data)
-                await writer.drain()
-            writer.write_eof()
-        except OSError:
-            writer.transport.abort()
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for server in self._servers:
-                server.close()
-            for transport in list(self._transports):
-                transport.abort()  # close() would wait to flush toward a cut host
-            # Aborted ends make every pipe finish; cancel only what is still connecting.
-            tasks = asyncio.all_tasks() - {asyncio.current_task()}
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=GUARD)
-                for task in pending:
-                    task.cancel()
-
-        with contextlib.suppress(RuntimeError):
-            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(GUARD)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(GUARD)
-        self._loop.close()
 
 
 class NetworkHosts:
@@ -415,6 +316,11 @@ class NetworkHosts:
 
     def is_cut(self, host: Host) -> bool:
         return host.name in self._cut
+
+    def server_ports(self, host: Host) -> set[int]:
+        """The `client_port`s the server sees for `host`'s open connections."""
+        assert self.relay is not None
+        return set(self.relay.upstream[host.gateway])
 
     def retransmissions(self, host: Host, local_port: int) -> int:
         """How many segments `host`'s TCP connection from `local_port` has retransmitted:

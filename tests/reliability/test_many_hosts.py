@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -176,5 +177,58 @@ def test_a_cut_hosts_attempts_run_elsewhere_and_its_late_results_are_ignored(
     verify = run_cli("replay", "--verify", "--db", pg_url)
     assert (verify.code, verify.stderr) == (0, ""), verify
     assert verify.stdout.startswith("projections match the log"), verify
+    audit = run_cli("audit", "verify", "--db", pg_url)
+    assert (audit.code, audit.stderr) == (0, ""), audit
+
+
+STALLED_APPEND = """
+import sys
+from conductor.domain.config import Settings
+from conductor.ledger.postgres.connection import PostgresConnection
+
+ledger = PostgresConnection(Settings(db=sys.argv[1]), create=False)
+
+def stall(conn):
+    ledger.lock_chain(conn)
+    conn.execute("SELECT 1").fetchone()
+    print("holding the chain lock", flush=True)
+    sys.stdin.readline()
+
+ledger.retrying(stall)
+"""
+"""A conductor writer caught between taking the chain lock and committing: conductor's
+own connection and transaction, stopped where a partition could stop any writer."""
+
+
+def test_a_host_cut_inside_an_append_does_not_stop_the_others(
+    hosts: NetworkHosts, pg_url: str, tmp_path: Path
+) -> None:
+    cut, *rest = list(hosts)
+    workers = HostWorkers(hosts, pg_url, tmp_path)
+    with Conductor(settings=Settings(db=pg_url)) as app:
+        jobs = app.enqueue_many([{"task": "noop"}] * OTHERS)
+        stalled = hosts.popen(
+            cut,
+            [sys.executable, "-c", STALLED_APPEND, hosts.url(cut, pg_url)],
+            env=app_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert stalled.stdout is not None
+        assert stalled.stdout.readline().strip() == "holding the chain lock"
+        hosts.cut(cut)
+        for host in rest:
+            workers.start(host, "--concurrency", "4")
+        workers.wait(
+            lambda: app.stats().overall.completed == OTHERS,
+            "the connected hosts to append while a cut host's transaction holds the chain lock",
+        )
+        hosts.restore(cut)
+        exits = workers.stop()
+        assert {r.job_id for r in app.events(types=["completed"])} == set(jobs)
+    assert exits == {host.name: 0 for host in rest}, workers.tails()
+    verify = run_cli("replay", "--verify", "--db", pg_url)
+    assert (verify.code, verify.stderr) == (0, ""), verify
     audit = run_cli("audit", "verify", "--db", pg_url)
     assert (audit.code, audit.stderr) == (0, ""), audit

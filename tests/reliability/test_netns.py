@@ -8,9 +8,11 @@ import queue
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.engine.conftest import wait_until
@@ -119,6 +121,10 @@ def test_a_connection_made_before_a_cut_hangs_through_it_and_resumes_after(
     lines = lines_of(held)
     word, backend, port = lines.get(timeout=GUARD).split()
     assert word == "ready"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        ports = list(hosts.server_ports(host))
+        query = "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)"
+        assert conn.execute(query, [ports]).fetchall() == [(int(backend),)]
 
     hosts.cut(host)
     assert held.stdin is not None
@@ -139,23 +145,31 @@ def test_a_connection_made_before_a_cut_hangs_through_it_and_resumes_after(
     assert held.wait(GUARD) == 0
 
 
-def test_with_server_tcp_timeouts_the_server_drops_a_cut_hosts_connection(
-    pg_database: str,
-) -> None:
-    """The relay's TCP timeouts toward the host stand in for the server's own: when the
-    host stops answering, the server's end of the connection is closed."""
-    import psycopg
+ASKED = "?options=" + urllib.parse.quote(
+    "-c tcp_keepalives_idle=1 -c tcp_keepalives_interval=1s --tcp-keepalives-count=2 "
+    "-c tcp_user_timeout=3000"
+)
+"""A session asking the server to give up on it after about three seconds of silence."""
 
-    with network_hosts(1, server_tcp=ServerTcp(1, 1, 2, user_timeout=3000)) as hosts:
+
+@pytest.mark.parametrize(
+    ("configured", "asked"),
+    [(ServerTcp(1, 1, 2, 3000), ""), (None, ASKED)],
+    ids=["server-configured", "session-asked"],
+)
+def test_with_tcp_timeouts_the_server_ends_a_cut_hosts_backend(
+    pg_database: str, configured: ServerTcp | None, asked: str
+) -> None:
+    """The relay's TCP timeouts toward the host stand in for the server's own, configured
+    or asked for by the session: when the host stops answering, its backend ends (and so
+    would its transaction and its locks)."""
+    with network_hosts(1, server_tcp=configured) as hosts:
         host = hosts[0]
-        held = hosts.popen(
-            host,
-            [sys.executable, "-c", HELD, hosts.url(host, pg_database)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        argv = [sys.executable, "-c", HELD, hosts.url(host, pg_database + asked)]
+        held = hosts.popen(host, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         backend = int(lines_of(held).get(timeout=GUARD).split()[1])
+        assert hosts.relay is not None
+        assert hosts.relay.applied == [ServerTcp(1, 1, 2, 3000)]
         hosts.cut(host)
         with psycopg.connect(pg_database, autocommit=True) as conn:
             alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
@@ -165,6 +179,15 @@ def test_with_server_tcp_timeouts_the_server_drops_a_cut_hosts_connection(
                 return row is not None and row[0] == 0
 
             wait_until(ended, what="the server to end the cut host's backend")
+
+
+def test_the_relay_reads_the_timeouts_a_session_asks_for_in_any_spelling() -> None:
+    server = ServerTcp(keepalives_idle=600)
+    packet = b"\0\3\0\0user\0postgres\0options\0%s\0\0"
+    assert server.asked(packet % b"-c search_path=x") == server
+    options = b"-c tcp_keepalives_idle=2min -c tcp-keepalives-interval=5 --tcp_user_timeout=1500ms"
+    assert server.asked(packet % options) == ServerTcp(120, 5, None, 1500)
+    assert server.asked(packet % b"-c tcp_keepalives_idle=0") == ServerTcp(0)
 
 
 def test_teardown_removes_namespaces_links_and_what_ran_inside_even_after_a_failure() -> None:

@@ -22,8 +22,8 @@ Choices, and why:
   the namespace's end loses its carrier (its packets are discarded, no error reaches a
   socket), and the root side loses its route to the host (the relay's retransmissions fail
   locally, a soft error TCP keeps retrying through). Static neighbour entries on both ends
-  keep ARP out of it: a failed ARP lookup would report "no route to host" to a connecting
-  socket, a clean error rather than a partition's silence.
+  keep ARP out of it, so whether a packet passes depends on the link alone, and a restored
+  link carries traffic without first resolving a neighbour the cut left failed.
 * Addresses come from 10.200.0.0/13, one /24 per harness, chosen from the pid and checked
   against every address and route on the machine, so parallel runs never share a subnet.
   Names carry the pid, so parallel runs never share a namespace or an interface either.

@@ -5,6 +5,7 @@ new connections time out, established ones hang and carry on after the restore."
 from __future__ import annotations
 
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.engine.conftest import wait_until
+from tests.gated_tasks import app_env
 from tests.reliability.netns import GUARD, Host, NetworkHosts, ServerTcp, network_hosts
 
 SELECT_ONE = """
@@ -217,3 +219,27 @@ def test_teardown_removes_namespaces_links_and_what_ran_inside_even_after_a_fail
         assert not Path(f"/sys/class/net/{host.outer}").exists()
     listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True)
     assert not any(f"{host.gateway}:" in listening.stdout for host in hosts)
+
+
+REFUSED = """
+from tests.reliability.netns import network_hosts
+try:
+    with network_hosts(1):
+        pass
+except BaseException as e:
+    print(type(e).__name__, e)
+"""
+
+
+def test_where_namespaces_are_refused_the_harness_skips_with_the_reason() -> None:
+    """Root without CAP_SYS_ADMIN and CAP_NET_ADMIN, as in an unprivileged container."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to drop capabilities")
+    argv = ["setpriv", "--bounding-set=-sys_admin,-net_admin", sys.executable, "-c", REFUSED]
+    child = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=app_env()
+    )
+    out, err = child.communicate(timeout=GUARD)
+    assert out.startswith("Skipped cannot create a network namespace: "), (out, err)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    assert f"-{child.pid}-" not in listed.stdout

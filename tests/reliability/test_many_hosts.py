@@ -241,7 +241,7 @@ own connection and transaction, stopped where a partition could stop any writer.
 @pytest.mark.parametrize(
     "options",
     [
-        pytest.param("", id="conductor-defaults", marks=pytest.mark.skip(CHAIN_LOCK_FINDING)),
+        pytest.param("", id="conductor-defaults"),
         pytest.param(DROP_VANISHED, id="server-drops-vanished-clients"),
     ],
 )

@@ -96,16 +96,41 @@ def parse(location: str) -> Target:
     return Target(conninfo=conninfo, schema=schema, shown=shown)
 
 
+SERVER_TIMEOUTS: Final = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""What each session asks the server for, unless the URL's `options` say otherwise: end
+a session whose host has gone silent (a network partition, a powered-off machine) within
+about ten seconds. A cut-off host can hold the chain lock mid-append; with the kernel's
+defaults the server would keep its session, and the lock, for two hours, and every other
+host would wait. A pipelined transaction's backend counts as active, so
+`idle_in_transaction_session_timeout` would not end it either."""
+CLIENT_TIMEOUTS: Final = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""The same on the client's side (libpq parameters, unless the URL sets them): a worker
+notices a vanished server in seconds rather than hours, and reconnects."""
+
+
 def _kwargs(target: Target) -> dict[str, Any]:
     # Every connection looks in conductor's schema first (the statements name tables
     # without a schema, as on SQLite), then in pg_catalog.
-    options = f"-c search_path={target.schema}"
     query = dict(parse_qsl(urlsplit(target.conninfo).query))
-    given = query.get("options")
-    kwargs: dict[str, Any] = {
-        "autocommit": True,
-        "options": f"{given} {options}" if given else options,
-    }
+    given = query.get("options", "")
+    options = [given] if given else []
+    options.append(f"-c search_path={target.schema}")
+    options += [
+        f"-c {name}={value}" for name, value in SERVER_TIMEOUTS.items() if name not in given
+    ]
+    kwargs: dict[str, Any] = {"autocommit": True, "options": " ".join(options)}
+    kwargs.update({k: v for k, v in CLIENT_TIMEOUTS.items() if k not in query})
     if "application_name" not in query and "PGAPPNAME" not in os.environ:
         kwargs["application_name"] = "conductor"  # how pg_stat_activity names them
     return kwargs

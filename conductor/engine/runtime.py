@@ -85,7 +85,7 @@ class Engine:
         when it stops, one when it is back)."""
         self._prepared = False
         self._supervisor: pykka.ActorRef[Any] | None = None
-        self._listener: wakeup.Listener | None = None
+        self._listener: wakeup.Waiter | None = None
 
     def prepare(self) -> None:
         """Create the database (and its schema) before actors open their connections,
@@ -100,7 +100,7 @@ class Engine:
     def start(self) -> Actors:
         if not self._prepared:
             self.prepare()
-        self._listener = wakeup.Listener(self.settings.db)
+        self._listener = wakeup.listener(self.settings.db)
         self._supervisor = Supervisor.start(
             self.settings,
             self.config,

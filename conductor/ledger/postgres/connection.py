@@ -8,7 +8,7 @@ connection the server dropped (a restart, a failover) is discarded by the pool w
 handed back, and the next checkout gets a new one, so a ledger outlives an outage; the
 error of the operation that met it leaves as `DatabaseUnavailable`, which workers retry.
 After such an error the connections made before it are checked before reuse, and the
-pool reconnects within seconds of the server's return (`freshness.py`).
+pool reconnects within seconds of the server's return (`liveness.py`).
 
 Connections run in autocommit: a read is one statement and holds no snapshot afterwards,
 and every write is an explicit transaction (`transaction`).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -31,6 +32,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import (
     DatabaseBusy,
@@ -40,8 +42,8 @@ from conductor.domain.errors import (
     NotAConductorDatabase,
     SchemaTooNew,
 )
+from conductor.ledger.postgres import liveness
 from conductor.ledger.postgres.errors import RETRYABLE, translating
-from conductor.ledger.postgres.freshness import OUTAGE_WAIT, RECONNECT_WITHIN, Freshness
 from conductor.ledger.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from projections import base as projections_base
 
@@ -103,24 +105,24 @@ def parse(location: str) -> Target:
 def _kwargs(target: Target) -> dict[str, Any]:
     # Every connection looks in conductor's schema first (the statements name tables
     # without a schema, as on SQLite), then in pg_catalog.
-    options = f"-c search_path={target.schema}"
     query = dict(parse_qsl(urlsplit(target.conninfo).query))
-    given = query.get("options")
-    kwargs: dict[str, Any] = {
-        "autocommit": True,
-        "options": f"{given} {options}" if given else options,
+    given = query.get("options", "")
+    options = [given] if given else []
+    options.append(f"-c search_path={target.schema}")
+    asked = liveness.SERVER_TIMEOUTS
+    options += [f"-c {name}={value}" for name, value in asked.items() if name not in given]
+    kwargs: dict[str, Any] = {"autocommit": True, "options": " ".join(options)}
+    kwargs.update({k: v for k, v in liveness.CLIENT_TIMEOUTS.items() if k not in query})
+    if "connect_timeout" not in query:
         # An unanswered connect (a partition) gives up like a refused one, in seconds.
-        "connect_timeout": _connect_timeout(),
-    }
+        kwargs["connect_timeout"] = liveness.connect_timeout()
     if "application_name" not in query and "PGAPPNAME" not in os.environ:
         kwargs["application_name"] = "conductor"  # how pg_stat_activity names them
     return kwargs
 
 
-_freshness: dict[Target, Freshness] = {}
+_freshness: dict[Target, liveness.Freshness] = {}
 """Per (server, schema) for the process's lifetime, whichever pool is open."""
-
-
 _pools: dict[Target, tuple[ConnectionPool, int]] = {}
 """Each open pool with the number of ledgers using it."""
 _pools_lock = threading.Lock()
@@ -137,9 +139,9 @@ def pool_size() -> int:
     return int(text)
 
 
-def _fresh(target: Target) -> Freshness:
+def _fresh(target: Target) -> liveness.Freshness:
     with _pools_lock:
-        return _freshness.setdefault(target, Freshness())
+        return _freshness.setdefault(target, liveness.Freshness())
 
 
 def _acquire(target: Target, timeout: float) -> ConnectionPool:
@@ -147,7 +149,7 @@ def _acquire(target: Target, timeout: float) -> ConnectionPool:
     with _pools_lock:
         pool, users = _pools.get(target, (None, 0))
         if pool is None:
-            freshness = _freshness.setdefault(target, Freshness())
+            freshness = _freshness.setdefault(target, liveness.Freshness())
             pool = ConnectionPool(
                 target.conninfo,
                 kwargs=_kwargs(target),
@@ -158,7 +160,7 @@ def _acquire(target: Target, timeout: float) -> ConnectionPool:
                 name=f"conductor {target.schema}",
                 configure=freshness.made,
                 check=freshness.check,
-                reconnect_timeout=RECONNECT_WITHIN,
+                reconnect_timeout=liveness.RECONNECT_WITHIN,
             )
             pool.open(wait=False)
         _pools[target] = (pool, users + 1)
@@ -199,7 +201,9 @@ class PostgresConnection:
     """One ledger's way to its schema: connections from the process's pool, errors
     translated, write transactions serialised on the chain lock where they append."""
 
-    def __init__(self, settings: Settings, *, create: bool) -> None:
+    def __init__(self, settings: Settings, *, create: bool, prepare: bool = True) -> None:
+        """`prepare=False` checks nothing and migrates nothing (`conductor migrate`, which
+        shows the schema as it is); a ledger is always opened prepared."""
         self.settings = settings
         self.target = parse(settings.db)
         self.location = self.target.shown
@@ -213,7 +217,8 @@ class PostgresConnection:
                 self.translate(),
                 psycopg.connect(self.target.conninfo, **_kwargs(self.target)) as conn,
             ):
-                self.rebuild_needed = self._prepare(conn, create=create)
+                if prepare:
+                    self.rebuild_needed = self._prepare(conn, create=create)
         self.pool = _acquire(self.target, max(settings.busy_timeout, 5.0))
         self._freshness = _fresh(self.target)
         self._closed = False
@@ -263,10 +268,26 @@ class PostgresConnection:
         row = conn.execute("SELECT value FROM meta WHERE key = 'projections_version'").fetchone()
         return row is None or row[0] != str(projections_base.VERSION)
 
-    def pending_migrations(self) -> tuple[int, int]:
-        """(the schema's version, this conductor's) without changing anything."""
+    def schema_state(self) -> tuple[int, dict[int, str]]:
+        """The schema's version and when each migration was applied (by number), changing
+        nothing; refuses a schema that is not conductor's or is newer than this one."""
         with self.translate(), self._checkout() as conn:
-            return self._identify(conn)[1], SCHEMA_VERSION
+            has_tables, version, ours = self._identify(conn)
+            self._check(has_tables, version, ours, create=True)
+            if not ours:
+                return 0, {}
+            applied = {
+                int(key.split()[1]): value
+                for key, value in conn.execute(
+                    "SELECT key, value FROM meta WHERE key LIKE 'migration %'"
+                )
+            }
+        return version, applied
+
+    def apply_migrations(self) -> list[int]:
+        """Bring the schema to this conductor's version (`migrate`); the numbers applied."""
+        with self.translate(), self._checkout() as conn:
+            return self.migrate(conn)
 
     def migrate(self, conn: psycopg.Connection[Any]) -> list[int]:
         """Apply every migration the schema lacks, in one transaction under the migration
@@ -280,6 +301,11 @@ class PostgresConnection:
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1]:
                     conn.execute(statement)
+                # A plain INSERT: a migration applied twice would fail here, not pass.
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s)",
+                    (f"migration {number}", stamp(dt.datetime.now(dt.UTC))),
+                )
                 applied.append(number)
             if applied:
                 set_meta(conn, "schema_version", str(SCHEMA_VERSION))
@@ -297,15 +323,14 @@ class PostgresConnection:
             with translating(self.location):
                 yield
         except DatabaseUnavailable:
-            _fresh(self.target).lost()  # (opening checks before the pool exists)
+            _fresh(self.target).lost()
             raise
 
     def _checkout(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
-        """A pooled connection: waiting up to the pool timeout for one, but only briefly
-        while the server is known to be away. The pool keeps reconnecting meanwhile, so
-        a short wait finds the server no later; a long one held every call of a worker,
-        its shutdown included, for seconds each."""
-        return self.pool.connection(timeout=OUTAGE_WAIT if self._freshness.away else None)
+        """A pooled connection, waited for only briefly while the server is known to be
+        away (`liveness.OUTAGE_WAIT`)."""
+        wait = liveness.OUTAGE_WAIT if self._freshness.away else None
+        return self.pool.connection(timeout=wait)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -313,16 +338,20 @@ class PostgresConnection:
         with self.translate(), self._checkout() as conn:
             yield conn
 
-    def retrying(self, attempt: Any) -> Any:
+    def retrying(self, attempt: Any, *, pipeline: bool = True) -> Any:
         """Run `attempt(conn)` in a transaction, again (up to `_RETRIES` times) when it
         lost a deadlock or serialisation race to another transaction.
 
         In pipeline mode: statements are sent as they are issued and the client waits only
         when it reads a result, so a transaction that sends its reads, then its writes and
-        the commit, costs two round trips however many statements it runs."""
+        the commit, costs two round trips however many statements it runs. COPY cannot
+        run in a pipeline: `pipeline=False` runs `attempt` in a plain transaction."""
         for tries in range(_RETRIES + 1):
             try:
                 with self.translate(), self._checkout() as conn:
+                    if not pipeline:
+                        with conn.transaction():
+                            return attempt(conn)
                     return _in_pipeline(conn, attempt)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):
@@ -383,9 +412,3 @@ def set_meta(conn: psycopg.Connection[Any], key: str, value: str) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
-
-
-def _connect_timeout() -> int:
-    """Seconds to wait for the server at open (libpq's PGCONNECT_TIMEOUT, else 5)."""
-    text = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else 5

@@ -1,5 +1,6 @@
-"""Surviving a lost server: which pooled connections a restart may have cut, how long a
-checkout waits while the server is away, and how often the pool tries to reconnect.
+"""Noticing and surviving a lost server: the keepalives and timeouts every session asks
+for, which pooled connections a restart may have cut, how long a checkout waits while the
+server is away, and how often the pool tries to reconnect.
 
 A restart or failover cuts every connection. psycopg_pool discards a broken connection
 when it is handed back, but an idle one looks fine until it is used, so after an outage
@@ -13,6 +14,7 @@ calls (its shutdown's included) are not held for the pool timeout each.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -20,6 +22,35 @@ from typing import Any, Final
 
 import psycopg
 from psycopg_pool import ConnectionPool
+
+SERVER_TIMEOUTS: Final = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""What each session asks the server for, unless the URL's `options` say otherwise: end
+a session whose host has gone silent (a network partition, a powered-off machine) within
+about ten seconds. A cut-off host can hold the chain lock mid-append; with the kernel's
+defaults the server would keep its session, and the lock, for two hours, and every other
+host would wait. A pipelined transaction's backend counts as active, so
+`idle_in_transaction_session_timeout` would not end it either."""
+CLIENT_TIMEOUTS: Final = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""The same on the client's side (libpq parameters, unless the URL sets them): a worker
+notices a vanished server in seconds rather than hours, and reconnects."""
+
+
+def connect_timeout() -> int:
+    """Seconds to wait for the server at open (libpq's PGCONNECT_TIMEOUT, else 5)."""
+    text = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else 5
+
 
 RECONNECT_WITHIN: Final = 5.0
 """Seconds the pool keeps retrying one lost connection (after 1, 2 and 4 s) before it

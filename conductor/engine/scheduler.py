@@ -100,9 +100,9 @@ class Scheduler(CoreActor):
         waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
         if upcoming is not None:
             waits.append((unstamp(upcoming) - now).total_seconds())
-        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now))
+        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now))
 
-    def _drained(self, due_now: bool) -> bool:
+    def _drained(self, due_now: bool, now: dt.datetime) -> bool:
         """Burst mode's exit test: nothing due, in flight here, or held by any lease."""
         if not self._config.burst or due_now:
             return False
@@ -117,4 +117,9 @@ class Scheduler(CoreActor):
             for row in self._ledger.jobs(JobFilter(status=status))
             if row["queue"] in self._config.queues
         ]
-        return not held
+        if held:
+            return False
+        # Looked at again: a rescue or release since `due_now` (the Maintain above may
+        # have rescued a dead process's jobs) leaves jobs due and no longer held.
+        earliest = self._ledger.next_due(self._config.queues)
+        return earliest is None or unstamp(earliest) > now

@@ -113,13 +113,6 @@ DROP_VANISHED = "&options=" + urllib.parse.quote(
 )
 """Asks the server to end a session whose client has been silent for about five seconds
 (the relay stands in for these, see relay.py)."""
-RECONNECT_FINDING = (
-    "finding for issue 14: when the server drops a cut host's connections (as it must, "
-    "see CHAIN_LOCK_FINDING), the host's worker exits 1 ('scheduler failed: "
-    "DatabaseUnavailable') instead of waiting the outage out, as the Writer does; the "
-    "same happens when pg_terminate_backend ends a worker's sessions. Drop this mark with "
-    "the fix"
-)
 CHAIN_LOCK_FINDING = (
     "finding for issue 14: a host cut while one of its appends holds the chain lock stops "
     "every host until the server drops its connection, two hours by default (TCP "
@@ -133,11 +126,7 @@ CHAIN_LOCK_FINDING = (
     "options",
     [
         pytest.param("", id="conductor-defaults"),
-        pytest.param(
-            DROP_VANISHED,
-            id="server-drops-vanished-clients",
-            marks=pytest.mark.skip(RECONNECT_FINDING),
-        ),
+        pytest.param(DROP_VANISHED, id="server-drops-vanished-clients"),
     ],
 )
 def test_a_cut_hosts_attempts_run_elsewhere_and_its_late_results_are_ignored(

@@ -18,7 +18,9 @@ Workers import this module by name with `PYTHONPATH` set to this directory:
 * procrastinate: `procrastinate --app peer_tasks.procrastinate_app worker` (the database
   `BENCH_PG_URL`, a pool of `BENCH_PG_POOL` connections); its task is `async def`, as its
   docs recommend for concurrency (a sync task would run in a thread per job).
-* pgqueuer: `pgq run peer_tasks:pgqueuer_main`, one asyncpg connection to `BENCH_PG_URL`
+* pgqueuer: `pgqueuer_worker`, which does what `pgq run peer_tasks:pgqueuer_main` does
+  (pgqueuer 1.6.0's `pgq run` fails before it starts with typer 0.29: its `--log-level`
+  parser hands a str where an enum is read), with one asyncpg connection to `BENCH_PG_URL`
   (the driver and connection shape its performance guide recommends for a worker); the
   `sent` stamp travels as the job's payload, the decimal text of the float.
 
@@ -130,6 +132,28 @@ async def pgqueuer_main() -> AsyncIterator[Any]:
         yield pgq
     finally:
         await connection.close()
+
+
+def pgqueuer_worker(batch_size: int, mode: str) -> None:
+    """The body of `pgq run peer_tasks:pgqueuer_main --batch-size B --mode M`, with its
+    defaults for every other option: pgqueuer's INFO logging, its event loop (uvloop when
+    installed), its supervisor."""
+    from datetime import timedelta
+
+    from pgqueuer import types
+    from pgqueuer.adapters.cli import cli, supervisor
+    from pgqueuer.core import logconfig
+
+    logconfig.setup_fancy_logger(logconfig.LogLevel.INFO)
+    cli.asyncio_run(
+        supervisor.run(
+            pgqueuer_main,
+            batch_size=batch_size,
+            mode=types.QueueExecutionMode[mode],
+            dequeue_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -19,9 +19,11 @@ to a file of its process (see peer_tasks.py for each system's registration of it
   (`pg_stat_database`) say how many transactions and row writes each job cost, enqueue
   included.
 * latency - one running worker process (8 slots) warmed up by a first job, and this
-  process enqueueing one job at a time at a steady 200 jobs/s for 5 s: the task's start
-  minus the time this process stamped just before the enqueue call, p50/p95/p99 and every
-  sample.
+  process enqueueing one job at a time at a steady 100 jobs/s for 6 s (600 samples): the
+  task's start minus the time this process stamped just before the enqueue call,
+  p50/p95/p99 and every sample. 100 jobs/s, not peers.py's 200: one procrastinate worker
+  falls behind a stream of 150 jobs/s (its p50 grows to hundreds of ms as a backlog builds),
+  and a backlog's wait is not pickup latency.
 
 Runs are interleaved (run 1 of every system at every N, then run 2, ...), and the order of
 systems rotates by one each run. Medians with the min-max range; `--json` prints
@@ -73,12 +75,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent.parent
 SYSTEMS = ("conductor", "procrastinate", "pgqueuer")
 WORKLOADS = ("drain", "latency")
-LABELS = {"conductor": "conductor", "procrastinate": "procrastinate", "pgqueuer": "pgqueuer"}
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 1_000
 """Jobs per batch-enqueue call, for every system (as peers.py and `conductor bench`)."""
-PGQUEUER_BATCH = 10
-"""pgqueuer's `--batch-size`: jobs per dequeue query (its default; see `settings`)."""
+PGQUEUER_BATCHES = (10, 25)
+"""pgqueuer's `--batch-size` (jobs per dequeue query), one column each: its default, and the
+value of its performance guide's example for short jobs ("increase batch_size when jobs are
+short-lived")."""
 
 
 @attrs.frozen(kw_only=True)
@@ -87,9 +90,9 @@ class Options:
     jobs: int = 20_000
     processes: tuple[int, ...] = (1, 2, 4)
     concurrency: int = 8
-    rate: float = 200.0
-    seconds: float = 5.0
-    pgqueuer_batch: int = PGQUEUER_BATCH
+    rate: float = 100.0
+    seconds: float = 6.0
+    pgqueuer_batches: tuple[int, ...] = PGQUEUER_BATCHES
     admin_url: str = ADMIN_URL
     systems: tuple[str, ...] = SYSTEMS
     workloads: tuple[str, ...] = WORKLOADS
@@ -148,6 +151,22 @@ def _activity(admin_url: str, name: str, jobs: int) -> dict[str, float]:
 
 
 # -- the systems -----------------------------------------------------------------------
+def columns(options: Options) -> list[str]:
+    """The systems as measured: pgqueuer once per batch size (`pgqueuer-10`, ...)."""
+    found: list[str] = []
+    for system in options.systems:
+        if system == "pgqueuer":
+            found += [f"pgqueuer-{b}" for b in options.pgqueuer_batches]
+        else:
+            found.append(system)
+    return found
+
+
+def label(column: str) -> str:
+    system, _, batch = column.partition("-")
+    return f"{system}, batch {batch}" if batch else system
+
+
 class Peer(Protocol):
     """One system, its schema applied to a fresh database, for one measurement."""
 
@@ -162,7 +181,7 @@ class Peer(Protocol):
 class ConductorPeer:
     """conductor's public API and CLI, as for SQLite: the ledger creates its own schema."""
 
-    def __init__(self, url: str, options: Options) -> None:
+    def __init__(self, url: str, options: Options, column: str) -> None:
         self.url = url
         self.concurrency = options.concurrency
         self.closed = False
@@ -190,7 +209,7 @@ class ConductorPeer:
 class ProcrastinatePeer:
     """procrastinate's async API in this process (one event loop kept for the peer's life)."""
 
-    def __init__(self, url: str, options: Options) -> None:
+    def __init__(self, url: str, options: Options, column: str) -> None:
         self.concurrency = options.concurrency
         self.closed = False
         self.runner = asyncio.Runner()
@@ -227,11 +246,11 @@ class ProcrastinatePeer:
 class PgqueuerPeer:
     """pgqueuer's `Queries` on one asyncpg connection in this process."""
 
-    def __init__(self, url: str, options: Options) -> None:
+    def __init__(self, url: str, options: Options, column: str) -> None:
         import asyncpg
         from pgqueuer.queries import Queries
 
-        self.batch = options.pgqueuer_batch
+        self.batch = int(column.partition("-")[2])
         self.closed = False
         self.runner = asyncio.Runner()
         self.connection = self.runner.run(asyncpg.connect(dsn=url))
@@ -264,7 +283,7 @@ class PgqueuerPeer:
                 self.runner.close()
 
 
-PEERS: dict[str, Callable[[str, Options], Peer]] = {
+PEERS: dict[str, Callable[[str, Options, str], Peer]] = {
     "conductor": ConductorPeer,
     "procrastinate": ProcrastinatePeer,
     "pgqueuer": PgqueuerPeer,
@@ -274,7 +293,7 @@ PEERS: dict[str, Callable[[str, Options], Peer]] = {
 def settings(options: Options) -> dict[str, str]:
     """Every setting chosen for each system, as the report prints it."""
     c = options.concurrency
-    return {
+    found = {
         "conductor": (
             f"`conductor worker --db URL --processes N -c {c} --burst -q --app peer_tasks` "
             "(prefetch auto: 2 to 4 claimed jobs per slot); `Conductor.enqueue_many` in "
@@ -286,15 +305,17 @@ def settings(options: Options) -> dict[str, str]:
             "concurrency + 1 for short jobs), jobs kept (`delete_jobs` never, the default); "
             f"`Task.batch_defer_async` in batches of {BATCH:,}; an `async def` task"
         ),
-        "pgqueuer": (
-            f"N x `pgq run --mode drain --batch-size {options.pgqueuer_batch}` (its body: "
+    }
+    for batch in options.pgqueuer_batches:
+        found[f"pgqueuer-{batch}"] = (
+            f"N x `pgq run --mode drain --batch-size {batch}` (its body: "
             "`peer_tasks.pgqueuer_worker`, as 1.6.0's CLI fails with typer 0.29) "
             "(no `--max-concurrent-tasks`: unlimited, the default), one asyncpg connection "
             "per worker (its guide: asyncpg, a single connection for the QueueManager), "
             "durability `durable` (the default: logged tables), `pgq autovac` applied; "
             f"`Queries.enqueue` with lists, {BATCH:,} per call; an `async def` entrypoint"
-        ),
-    }
+        )
+    return found
 
 
 @contextlib.contextmanager
@@ -311,7 +332,7 @@ def _measurement(system: str, options: Options) -> Iterator[tuple[Peer, Path, di
         env[peer_tasks.STAMPS_ENV] = str(stamps)
         env[peer_tasks.PG_URL_ENV] = url
         env[peer_tasks.PG_POOL_ENV] = str(options.concurrency + 1)
-        peer = PEERS[system](url, options)
+        peer = PEERS[system.partition("-")[0]](url, options, system)
         try:
             yield peer, stamps, env, name
         finally:
@@ -429,13 +450,14 @@ def _summarise(runs: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any
 def run(options: Options) -> dict[str, Any]:
     result: dict[str, Any] = {
         "options": attrs.asdict(options),
+        "labels": {s: label(s) for s in columns(options)},
         "machine": _machine(),
         "server": _server(options.admin_url),
         "versions": _versions(),
         "settings": settings(options),
         "notes": [],
     }
-    systems = list(options.systems)
+    systems = columns(options)
     skipped: dict[str, str] = {}
 
     def attempt(system: str, what: str, measure: Callable[[], dict[str, Any]]) -> Any:
@@ -505,7 +527,7 @@ def markdown(result: dict[str, Any]) -> str:
     systems = result["systems"]
     options = result["options"]
     lines = [
-        "| Measurement | " + " | ".join(LABELS[s] for s in systems) + " |",
+        "| Measurement | " + " | ".join(label(s) for s in systems) + " |",
         "|---|" + "---|" * len(systems),
     ]
 
@@ -554,7 +576,7 @@ def markdown(result: dict[str, Any]) -> str:
             [_fmt(latency.get(s, {}).get("summary", {}).get("achieved_rate")) for s in systems],
         )
     for system in systems:
-        lines.append(f"\n{LABELS[system]}: {result['settings'][system]}.")
+        lines.append(f"\n{label(system)}: {result['settings'][system]}.")
     server = result["server"]
     lines.append(
         f"\nPostgreSQL {server['version']}, synchronous_commit={server['synchronous_commit']}, "
@@ -573,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of every measurement")
     parser.add_argument(
-        "--quick", action="store_true", help="5,000 jobs per drain, a 3 s latency stream"
+        "--quick", action="store_true", help="5,000 jobs per drain, a 5 s latency stream"
     )
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
     parser.add_argument(
@@ -585,18 +607,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=None, help="jobs per drain (20,000)")
     parser.add_argument("--processes", type=_sizes, default=(1, 2, 4), metavar="N,N")
     parser.add_argument("--concurrency", type=int, default=8, help="slots per worker process")
-    parser.add_argument("--rate", type=float, default=200.0, help="latency stream, jobs/s")
-    parser.add_argument("--seconds", type=float, default=None, help="latency stream (5 s)")
+    parser.add_argument("--rate", type=float, default=100.0, help="latency stream, jobs/s")
+    parser.add_argument("--seconds", type=float, default=None, help="latency stream (6 s)")
     parser.add_argument(
-        "--pgqueuer-batch", type=int, default=PGQUEUER_BATCH, help="pgq run --batch-size"
+        "--pgqueuer-batch",
+        type=_sizes,
+        default=PGQUEUER_BATCHES,
+        metavar="B,B",
+        help="pgq run --batch-size, a column each",
     )
     parser.add_argument("--admin-url", default=ADMIN_URL, help="creates and drops databases")
     args = parser.parse_args(argv)
-    for name in ("runs", "concurrency", "pgqueuer_batch"):
+    for name in ("runs", "concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected 1 or more")
     jobs = args.jobs or (5_000 if args.quick else 20_000)
-    seconds = args.seconds or (3.0 if args.quick else 5.0)
+    seconds = args.seconds or (5.0 if args.quick else 6.0)
     if jobs < 2 or args.rate <= 0 or seconds <= 0:
         parser.error("--jobs, --rate, --seconds: expected at least 2 jobs and positive numbers")
     try:
@@ -610,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         concurrency=args.concurrency,
         rate=args.rate,
         seconds=seconds,
-        pgqueuer_batch=args.pgqueuer_batch,
+        pgqueuer_batches=args.pgqueuer_batch,
         admin_url=args.admin_url,
         systems=args.systems,
         workloads=args.only,

@@ -31,6 +31,22 @@ COLOURS = {
 }
 
 
+def _style(result: dict[str, Any], system: str) -> dict[str, Any]:
+    """Label and colour; a second column of one system (pgqueuer-25) is drawn dashed."""
+    labels = result.get("labels", {})
+    base, _, variant = system.partition("-")
+    variants = sorted(
+        (s for s in labels if s.partition("-")[0] == base),
+        key=lambda s: int(s.partition("-")[2] or 0),
+    )
+    dashed = bool(variant) and variants.index(system) > 0
+    return {
+        "label": labels.get(system, LABELS.get(system, system)),
+        "color": COLOURS[base],
+        "linestyle": "--" if dashed else "-",
+    }
+
+
 def _errorbar_series(
     by_point: dict[str, Any], key: str
 ) -> tuple[list[int], list[float], list[list[float]]]:
@@ -104,13 +120,9 @@ def plot_latency_cdf(result: dict[str, Any], path: Path) -> Path:
             continue
         fractions = [(i + 1) / len(samples) for i in range(len(samples))]
         p50 = data["summary"]["p50_ms"]["median"]
-        axes.step(
-            samples,
-            fractions,
-            where="post",
-            label=f"{LABELS[system]} (p50 {p50:.2f} ms)",
-            color=COLOURS[system],
-        )
+        style = _style(result, system)
+        style["label"] = f"{style['label']} (p50 {p50:.2f} ms)"
+        axes.step(samples, fractions, where="post", **style)
     options = result["options"]
     axes.set_xscale("log")
     axes.set_xlabel("pickup latency, ms (task start - producer stamp)")
@@ -125,7 +137,7 @@ def plot_processes(result: dict[str, Any], path: Path) -> Path:
     """`pg_peers.py`'s drain: jobs/s against worker processes, without and with start-up."""
     figure, (rate_axes, spawn_axes) = plt.subplots(1, 2, figsize=(9.6, 4.0))
     for system, by_processes in result["drain"].items():
-        style = {"marker": "o", "capsize": 3, "label": LABELS[system], "color": COLOURS[system]}
+        style = {"marker": "o", "capsize": 3, **_style(result, system)}
         for axes, key in ((rate_axes, "jobs_per_s"), (spawn_axes, "jobs_per_s_with_startup")):
             xs, ys, spread = _errorbar_series(by_processes, key)
             axes.errorbar(xs, ys, yerr=spread, **style)
@@ -133,7 +145,7 @@ def plot_processes(result: dict[str, Any], path: Path) -> Path:
     slots = options["concurrency"]
     for axes, title in (
         (rate_axes, "first to last job"),
-        (spawn_axes, "from the workers' spawn (start-up included)"),
+        (spawn_axes, "from the workers' spawn"),
     ):
         axes.set_xscale("log", base=2)
         axes.set_xticks(options["processes"], [str(x) for x in options["processes"]])

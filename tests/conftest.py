@@ -47,13 +47,8 @@ def pg_database() -> Iterator[str]:
 
 @pytest.fixture
 def pg_url(pg_database: str) -> str:
-    """A fresh, empty schema of its own for one test, as a `--db` URL that selects it."""
-    import psycopg
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{pg_database}?options=-csearch_path%3D{schema}"
+    """A schema of its own for one test (created on first use), as a `--db` URL."""
+    return f"{pg_database}?schema=t_{secrets.token_hex(6)}"
 
 
 @pytest.fixture

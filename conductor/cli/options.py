@@ -24,10 +24,13 @@ def db_option(function: F) -> F:
     return click.option(
         "--db",
         "db",
-        metavar="PATH",
+        metavar="DB",
         envvar="CONDUCTOR_DB",
         callback=utf8,
-        help="Database file (default ./conductor.db; env CONDUCTOR_DB).",
+        help=(
+            "Database: a SQLite file (default ./conductor.db) or a postgresql:// URL; "
+            "env CONDUCTOR_DB."
+        ),
     )(function)
 
 

@@ -98,7 +98,8 @@ class Settings:
     """How to reach and treat the ledger."""
 
     db: str = DEFAULT_DB
-    """A SQLite file path (or `file:` URI). `postgresql://` URLs arrive with that backend."""
+    """A SQLite file path (or `file:` URI), or a `postgresql://` URL (`?schema=` picks the
+    schema, `conductor` by default)."""
     synchronous: Synchronous = "FULL"
     """FULL: an acknowledged write survives power loss. NORMAL: survives a process crash;
     the last transactions before an OS crash or power cut may be lost (never corrupted)."""
@@ -117,7 +118,7 @@ class Settings:
         cap = _positive_float(env.get("CONDUCTOR_MAX_PAYLOAD_BYTES"), "CONDUCTOR_MAX_PAYLOAD_BYTES")
         location = db if db is not None else env.get("CONDUCTOR_DB") or DEFAULT_DB
         if not location.strip():
-            raise InvalidInput("invalid database '': expected a file path")
+            raise InvalidInput("invalid database '': expected a file path or a postgresql:// URL")
         return cls(
             db=location,
             synchronous="FULL" if sync == "FULL" else "NORMAL",

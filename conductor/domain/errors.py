@@ -88,3 +88,8 @@ class DiskFull(LedgerError):
 
 class CorruptDatabase(LedgerError):
     """SQLite reports the file as malformed."""
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database server cannot be reached, or closed the connection (restart, failover,
+    network partition). Transient: a worker retries, reconnecting, until it answers."""

@@ -1,7 +1,6 @@
 """The ledger contract suite runs once per backend listed here.
 
-A PostgreSQL backend joins by adding a factory to BACKENDS; every test in this folder then
-runs against it too.
+Each test gets a fresh SQLite file, and a fresh schema on the real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -25,15 +24,28 @@ def _sqlite(tmp_path: Path) -> Callable[[], Ledger]:
     return make
 
 
-BACKENDS = {"sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest) -> Callable[[], Ledger]:
+    url = request.getfixturevalue("pg_url")
+
+    def make() -> Ledger:
+        return open_ledger(Settings(db=url), create=True)
+
+    return make
+
+
+BACKENDS = {
+    "sqlite": lambda request: _sqlite(request.getfixturevalue("tmp_path")),
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerFactory]:
+def make_ledger(request: pytest.FixtureRequest) -> Iterator[LedgerFactory]:
     opened: list[Ledger] = []
+    factory = BACKENDS[request.param](request)
 
     def make() -> Ledger:
-        ledger = BACKENDS[request.param](tmp_path)()
+        ledger = factory()
         opened.append(ledger)
         return ledger
 

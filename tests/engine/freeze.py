@@ -61,7 +61,7 @@ def freeze(process: subprocess.Popen[bytes]) -> None:
 
 def in_flight(app: Conductor, pid: int) -> set[tuple[int, int]]:
     """(job, attempt) pairs started by process `pid` of this host and not ended yet."""
-    prefix = f"{identity.HOST}:{pid}:"
+    prefix = f"{identity.host()}:{pid}:"
     started = {
         (r.job_id, r.event.attempt)  # type: ignore[union-attr]
         for r in app.events(types=CLAIMS)

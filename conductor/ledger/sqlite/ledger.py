@@ -17,9 +17,9 @@ from typing import Any, Final
 from conductor.domain import decisions as decide
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings
-from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
+from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.ledger import chain
+from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
     RECENT_MARGIN,
@@ -34,7 +34,7 @@ from conductor.ledger.sqlite import rebuild
 from conductor.ledger.sqlite.connection import SqliteConnection
 from projections import runner
 from projections.counters import Bucket
-from projections.job_status import COLUMNS, MUTABLE_COLUMNS
+from projections.job_status import COLUMNS
 
 _JOB_INSERT: Final = sql.job_insert("?")
 _JOB_UPDATE: Final = sql.job_update("?")
@@ -79,57 +79,26 @@ class SqliteLedger:
     ) -> list[RecordedEvent]:
         """Number, chain, fold and store `events`; the caller holds the transaction."""
         conn = self._conn
-        head = conn.execute(sql.HEAD).fetchone()
-        seq, prev_hash = head if head is not None else (0, chain.GENESIS)
-        next_job_id: int | None = None
-        stored: list[tuple[Any, ...]] = []
-        recorded: list[RecordedEvent] = []
-        touched: set[int] = set()
-        event_hash = chain.event_hash
-        for new in events:
-            event = new.event
-            job_id = new.job_id
-            if job_id is None:
-                if not isinstance(event, JobEnqueued):
-                    raise ValueError(f"{event.TYPE} event needs a job_id")
-                if next_job_id is None:
-                    top = conn.execute(sql.TOP_JOB).fetchone()[0]
-                    next_job_id = (top or 0) + 1
-                job_id = next_job_id
-                next_job_id += 1
-            else:
-                touched.add(job_id)
-            seq += 1
-            data = event.encode()
-            digest = event_hash(
-                prev_hash, seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace
-            )
-            stored.append(
-                (seq, job_id, event.TYPE, event.VERSION, new.at, data, new.trace, prev_hash, digest)
-            )
-            recorded.append(
-                RecordedEvent(
-                    seq=seq, job_id=job_id, at=new.at, event=event, trace=new.trace, hash=digest
-                )
-            )
-            prev_hash = digest
+        stored, recorded, touched = append.number(
+            events, conn.execute(sql.HEAD).fetchone(), self._new_job_ids
+        )
         missing = [job_id for job_id in touched if job_id not in known]
         current = {**known, **self._rows(missing)} if missing else known
         effect = runner.apply_batch(current, recorded)
         conn.executemany(_EVENT_INSERT, stored)
-        inserts, updates = [], []
-        for job_id, row in effect.rows.items():
-            if job_id in current:
-                updates.append((*[row[c] for c in MUTABLE_COLUMNS], job_id))
-            else:
-                inserts.append(tuple(row.values()))
+        inserts, updates = append.row_writes(effect.rows, current)
         if inserts:
             conn.executemany(_JOB_INSERT, inserts)
         if updates:
             conn.executemany(_JOB_UPDATE, updates)
         self._write_counters(effect.counter_deltas)
-        conn.execute(_PROJECTED_SEQ, (str(seq),))
+        conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         return recorded
+
+    def _new_job_ids(self, count: int) -> range:
+        """The next `count` job ids: after the highest in the log (the write lock is held)."""
+        top = self._conn.execute(sql.TOP_JOB).fetchone()[0]
+        return range((top or 0) + 1, (top or 0) + 1 + count)
 
     def _write_counters(self, deltas: Counter[Bucket]) -> None:
         if not deltas:

@@ -1,0 +1,341 @@
+"""The PostgreSQL ledger: append, transact, claim, read and query one conductor schema.
+
+The same statements as SQLite (`conductor.ledger.statements`, with `%s`), the same
+numbering, chaining and folding (`conductor.ledger.append`); what differs is how writers
+on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many hosts"):
+
+* A transaction first locks the job rows it will change (`FOR UPDATE`; a claim's picks
+  `FOR UPDATE SKIP LOCKED`, so claimers on many hosts pass each other instead of queueing),
+  and only then takes the chain lock, an advisory lock that numbers, chains and commits
+  appends one transaction at a time. The lock covers the head read, the fold, the inserts
+  and the commit; every read and pick happens before it.
+* Job ids come from a sequence, outside the lock.
+* An append that makes work claimable sends `NOTIFY conductor` in its own transaction:
+  PostgreSQL delivers it to every listening worker, on any host, when (and only if) the
+  transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import psycopg
+
+from conductor.domain import decisions as decide
+from conductor.domain.clock import stamp, unstamp
+from conductor.domain.config import Settings
+from conductor.domain.events import NewEvent, RecordedEvent
+from conductor.domain.job_row import JobRow
+from conductor.ledger import append, chain
+from conductor.ledger import statements as sql
+from conductor.ledger.base import (
+    RECENT_MARGIN,
+    ClaimedJob,
+    ClaimRequest,
+    Decide,
+    EventFilter,
+    JobFilter,
+    RowDifference,
+)
+from conductor.ledger.postgres import rebuild
+from conductor.ledger.postgres.connection import PostgresConnection
+from projections import runner
+
+Conn = psycopg.Connection[Any]
+
+_JOB_INSERT: Final = sql.job_insert("%s")
+_JOB_UPDATE: Final = sql.job_update("%s")
+_EVENT_INSERT: Final = sql.event_insert("%s")
+_COUNTER_UPSERT: Final = sql.counter_upsert("%s")
+_PROJECTED_SEQ: Final = sql.projected_seq("%s")
+_PICK_DUE: Final = sql.pick_due("%s") + " FOR UPDATE SKIP LOCKED"
+_NEXT_DUE: Final = sql.next_due("%s")
+_ROWS: Final = f"SELECT {sql.JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)"
+_LOCK_ROWS: Final = _ROWS + " ORDER BY id FOR UPDATE"
+_NEW_JOB_IDS: Final = "SELECT nextval('job_ids') FROM generate_series(1, %s)"
+_RECENT_PAGE: Final = (
+    f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE seq < %s ORDER BY seq DESC LIMIT 1000"
+)
+_CHAIN_PAGE: Final = (
+    f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT 10000"
+)
+WAKE_CHANNEL: Final = "conductor"
+"""The NOTIFY channel; the payload is the schema, so one database can hold several."""
+_WAKING: Final = frozenset({"enqueued", "retry_scheduled", "rescued", "released", "requeued"})
+"""Event types after which a job may be claimable: their commit wakes the workers."""
+
+
+class PostgresLedger:
+    """A ledger in one schema of a PostgreSQL database. One instance per thread."""
+
+    def __init__(self, settings: Settings, *, create: bool) -> None:
+        self._link = PostgresConnection(settings, create=create)
+        self.location = self._link.location
+        self.schema = self._link.target.schema
+        if self._link.rebuild_needed:
+            self.rebuild_projections()
+
+    @property
+    def link(self) -> PostgresConnection:
+        return self._link
+
+    # -- append ------------------------------------------------------------------------
+    def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        if not events:
+            return []
+
+        def attempt(conn: Conn) -> list[RecordedEvent]:
+            ids = sorted({new.job_id for new in events if new.job_id is not None})
+            wanted = sum(1 for new in events if new.job_id is None)
+            rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+            fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
+            head = self._lock_chain(conn)
+            current = _row_map(rows)
+            new_ids = [row[0] for row in fresh] if fresh is not None else []
+            return self._store(conn, events, head.fetchone(), current, new_ids)
+
+        result: list[RecordedEvent] = self._link.retrying(attempt)
+        return result
+
+    def _lock_chain(self, conn: Conn) -> psycopg.Cursor[Any]:
+        """Queue the chain lock and the head read; returns the head's cursor. Sent after
+        every row lock of the transaction, so a holder of the chain lock never waits for
+        a row (no lock cycle between appenders)."""
+        self._link.lock_chain(conn)
+        return conn.execute(sql.HEAD)
+
+    def _store(
+        self,
+        conn: Conn,
+        events: Sequence[NewEvent],
+        head: tuple[int, str] | None,
+        current: Mapping[int, JobRow],
+        new_ids: Sequence[int],
+    ) -> list[RecordedEvent]:
+        """Number, fold and store `events` after `head`; the caller holds the chain lock
+        and has locked the rows in `current`. The writes are queued in the pipeline and
+        reach the server with the commit, in one round trip."""
+        if not events:
+            return []
+        missing = {e.job_id for e in events if e.job_id is not None} - current.keys()
+        if missing:  # not a path the engine takes: it decides on rows it has locked
+            current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
+        stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n])
+        effect = runner.apply_batch(current, recorded)
+        with conn.cursor() as cursor:
+            cursor.executemany(_EVENT_INSERT, stored)
+            inserts, updates = append.row_writes(effect.rows, current)
+            if inserts:
+                cursor.executemany(_JOB_INSERT, inserts)
+            if updates:
+                cursor.executemany(_JOB_UPDATE, updates)
+            deltas = effect.counter_deltas
+            if deltas:
+                cursor.executemany(_COUNTER_UPSERT, [(*key, n) for key, n in deltas.items()])
+                if any(n < 0 for n in deltas.values()):
+                    cursor.execute(sql.DROP_ZERO_COUNTERS)
+            cursor.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
+            if any(rec.event.TYPE in _WAKING for rec in recorded):
+                cursor.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
+        return recorded
+
+    # -- claim -------------------------------------------------------------------------
+    def transact(
+        self,
+        job_ids: Sequence[int],
+        decide: Decide,
+        *,
+        claim: ClaimRequest | None = None,
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        def attempt(conn: Conn) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+            # One round trip: the rows to decide on, the picks, the chain lock and the
+            # head are sent together, in this order, and read back once.
+            ids = sorted(set(job_ids))
+            rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+            picks = self._send_picks(conn, claim) if claim is not None else []
+            head = self._lock_chain(conn)
+            current = _row_map(rows)
+            events = decide(current)
+            picked = self._take_picks(picks, claim) if claim is not None else []
+            starts = [self._start(row, claim) for row in picked] if claim is not None else []
+            known = {**current, **{row["id"]: row for row in picked}}
+            stored = self._store(conn, [*events, *starts], head.fetchone(), known, [])
+            return stored[: len(events)], sql.claimed(picked, stored[len(events) :])
+
+        result: tuple[list[RecordedEvent], list[ClaimedJob]] = self._link.retrying(attempt)
+        return result
+
+    def claim(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        now: dt.datetime,
+        lease: dt.timedelta,
+    ) -> list[ClaimedJob]:
+        if limit <= 0 or not queues:
+            return []
+        request = ClaimRequest(
+            worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease
+        )
+        return self.transact((), lambda rows: [], claim=request)[1]
+
+    @staticmethod
+    def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
+        return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
+
+    @staticmethod
+    def _send_picks(conn: Conn, request: ClaimRequest) -> list[list[psycopg.Cursor[Any]]]:
+        """Queue the pick of every (priority, queue), each up to the whole limit: sent at
+        once, they cost one round trip instead of one per priority level."""
+        if request.limit <= 0 or not request.queues:
+            return []
+        due = stamp(request.now)
+        return [
+            [
+                conn.execute(_PICK_DUE, (queue, priority, due, request.limit))
+                for queue in request.queues
+            ]
+            for priority in sql.PRIORITY_LEVELS
+        ]
+
+    @staticmethod
+    def _take_picks(picks: list[list[psycopg.Cursor[Any]]], request: ClaimRequest) -> list[JobRow]:
+        """The due pending jobs a claim takes, best first: priority, then run_at, then
+        id. Rows another claimer holds were skipped, not waited for; rows picked beyond
+        the limit stay locked until the commit, a few milliseconds, and stay pending."""
+        picked: list[JobRow] = []
+        for level in picks:
+            candidates = [sql.job_row(values) for cursor in level for values in cursor]
+            if len(level) > 1:
+                candidates.sort(key=lambda row: (row["run_at"], row["id"]))
+            picked.extend(candidates[: request.limit - len(picked)])
+        return picked
+
+    # -- read --------------------------------------------------------------------------
+    def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
+        query, params, newest_first = sql.read_events("%s", where, limit=limit)
+        with self._link.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        if newest_first:
+            rows.reverse()
+        return [sql.recorded(row) for row in rows]
+
+    def history(self, job_id: int) -> list[RecordedEvent]:
+        return self.read(EventFilter(job_id=job_id))
+
+    def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
+        # Pages down the primary key from the newest event, stopped at the first one
+        # stamped before `stop` (see RECENT_MARGIN): nothing older is read.
+        stop = stamp(unstamp(since) - RECENT_MARGIN)
+        found: list[tuple[Any, ...]] = []
+        below = (1 << 63) - 1
+        with self._link.connection() as conn:
+            while True:
+                page = conn.execute(_RECENT_PAGE, (below,)).fetchall()
+                done = not page
+                for row in page:
+                    at = row[4]
+                    if at < stop or len(found) == limit:
+                        done = True
+                        break
+                    if at >= since:
+                        found.append(row)
+                if done or len(found) == limit:
+                    break
+                below = page[-1][0]
+        found.reverse()
+        return [sql.recorded(row) for row in found]
+
+    def preceding(
+        self, before: Mapping[int, int], *, types: Sequence[str]
+    ) -> dict[int, RecordedEvent]:
+        if not before or not types:
+            return {}
+        query = sql.preceding("%s", len(types))
+        found: dict[int, RecordedEvent] = {}
+        with self._link.connection() as conn:
+            for job_id, seq in before.items():
+                row = conn.execute(query, (job_id, seq, *types)).fetchone()
+                if row is not None:
+                    found[job_id] = sql.recorded(row)
+        return found
+
+    # -- query -------------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRow | None:
+        with self._link.connection() as conn:
+            return _row_map(conn.execute(_ROWS, ([job_id],))).get(job_id)
+
+    def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
+        query, params, newest_first = sql.list_jobs("%s", where, limit=limit)
+        with self._link.connection() as conn:
+            found = conn.execute(query, params).fetchall()
+        if newest_first:
+            found.reverse()
+        return [sql.job_row(values) for values in found]
+
+    def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
+        earliest: str | None = None
+        floor = "" if after is None else after
+        with self._link.connection() as conn:
+            for queue in queues:
+                for priority in sql.PRIORITY_LEVELS:
+                    row = conn.execute(_NEXT_DUE, (queue, priority, floor)).fetchone()
+                    if row is not None and (earliest is None or row[0] < earliest):
+                        earliest = row[0]
+        return earliest
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        with self._link.connection() as conn:
+            return [(q, t, s, int(n)) for q, t, s, n in conn.execute(sql.COUNTS)]
+
+    def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        if not types:
+            return []
+        with self._link.connection() as conn:
+            return [
+                (q, t, e, int(n))
+                for q, t, e, n in conn.execute(sql.event_counts("%s", len(types)), list(types))
+            ]
+
+    def last_seq(self) -> int:
+        with self._link.connection() as conn:
+            row = conn.execute(sql.LAST_SEQ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    # -- maintenance -------------------------------------------------------------------
+    def rebuild_projections(self) -> int:
+        return rebuild.rebuild(self._link)
+
+    def diff_projections(self) -> list[RowDifference]:
+        return rebuild.diff(self._link)
+
+    def verify_chain(self) -> chain.ChainReport:
+        def rows() -> Any:
+            after = 0
+            with self._link.connection() as conn:
+                while page := conn.execute(_CHAIN_PAGE, (after,)).fetchall():
+                    yield from page
+                    after = page[-1][0]
+
+        return chain.verify(rows())
+
+    def checkpoint_wal(self, *, wait: float) -> bool:
+        return True  # the server manages its own write-ahead log
+
+    def check_writable(self) -> None:
+        self._link.check_writable()
+
+    def close(self) -> None:
+        self._link.close()
+
+
+def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:
+    """The job rows a cursor returns, by id (reading it syncs the pipeline)."""
+    if cursor is None:
+        return {}
+    rows = [sql.job_row(values) for values in cursor.fetchall()]
+    return {row["id"]: row for row in rows}

@@ -204,6 +204,12 @@ class ConductorPeer:
         if not self.closed:
             self.closed = True
             self.app.close()
+            # A process keeps its pool per database until exit; this one never comes back to
+            # a measurement's database, which is dropped next (and whose counters are read
+            # once no session is left on it).
+            from conductor.ledger.postgres import connection
+
+            connection._close_pools()  # what atexit would do
 
 
 class ProcrastinatePeer:

@@ -39,16 +39,12 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
 )
-from conductor.ledger.postgres import rebuild
+from conductor.ledger.postgres import bulk, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
 
 Conn = psycopg.Connection[Any]
 
-_JOB_INSERT: Final = sql.job_insert("%s")
-_JOB_UPDATE: Final = sql.job_update("%s")
-_EVENT_INSERT: Final = sql.event_insert("%s")
-_COUNTER_UPSERT: Final = sql.counter_upsert("%s")
 _PROJECTED_SEQ: Final = sql.projected_seq("%s")
 _PICK_DUE: Final = sql.pick_due("%s") + " FOR UPDATE SKIP LOCKED"
 _NEXT_DUE: Final = sql.next_due("%s")
@@ -124,21 +120,20 @@ class PostgresLedger:
             current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n])
         effect = runner.apply_batch(current, recorded)
-        with conn.cursor() as cursor:
-            cursor.executemany(_EVENT_INSERT, stored)
-            inserts, updates = append.row_writes(effect.rows, current)
-            if inserts:
-                cursor.executemany(_JOB_INSERT, inserts)
-            if updates:
-                cursor.executemany(_JOB_UPDATE, updates)
-            deltas = effect.counter_deltas
-            if deltas:
-                cursor.executemany(_COUNTER_UPSERT, [(*key, n) for key, n in deltas.items()])
-                if any(n < 0 for n in deltas.values()):
-                    cursor.execute(sql.DROP_ZERO_COUNTERS)
-            cursor.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
-            if any(rec.event.TYPE in _WAKING for rec in recorded):
-                cursor.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
+        conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
+        inserts, updates = append.row_writes(effect.rows, current)
+        if inserts:
+            conn.execute(bulk.JOB_INSERT, bulk.columns(inserts))
+        if updates:
+            conn.execute(bulk.JOB_UPDATE, bulk.columns(updates))
+        deltas = effect.counter_deltas
+        if deltas:
+            conn.execute(bulk.COUNTER_UPSERT, bulk.columns([(*k, n) for k, n in deltas.items()]))
+            if any(n < 0 for n in deltas.values()):
+                conn.execute(sql.DROP_ZERO_COUNTERS)
+        conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
+        if any(rec.event.TYPE in _WAKING for rec in recorded):
+            conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
         return recorded
 
     # -- claim -------------------------------------------------------------------------

@@ -105,11 +105,14 @@ async def _record_async(sent: float = 0.0) -> None:
 def make_procrastinate(url: str, pool_size: int) -> Any:
     """A procrastinate `App` on `url` with `record` registered as the async task `record`.
 
-    The pool is opened full (`min_size = max_size = pool_size`): procrastinate's docs ask
-    for as many connections as the worker's concurrency plus one when jobs are short."""
+    The pool may grow to `pool_size` (`max_size`; procrastinate's docs ask for the worker's
+    concurrency plus one when jobs are short); it opens with psycopg_pool's default of 4 or
+    fewer (the server's connection slots are shared)."""
     import procrastinate
 
-    connector = procrastinate.PsycopgConnector(conninfo=url, min_size=pool_size, max_size=pool_size)
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url, min_size=min(4, pool_size), max_size=pool_size
+    )
     app = procrastinate.App(connector=connector)
     app.task(name=PG_TASK)(_record_async)
     return app

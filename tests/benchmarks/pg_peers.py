@@ -28,8 +28,9 @@ to a file of its process (see peer_tasks.py for each system's registration of it
 Runs are interleaved (run 1 of every system at every N, then run 2, ...), and the order of
 systems rotates by one each run. Medians with the min-max range; `--json` prints
 everything; `--out DIR` (default docs/img) gets the PNG plots and `pg_peers.json`. A system
-whose set-up or measurement fails is skipped from then on, with a note saying why (so the
-script runs before conductor's PostgreSQL ledger exists, and says so). Completion is
+whose first measurement fails is skipped from then on, with a note saying why (so the
+script runs where a system cannot, and says so); a later failure (the server out of
+connection slots, say) loses that one measurement, also with a note. Completion is
 detected as in peers.py: stat calls on the stamp files every 20 ms, in this process.
 """
 
@@ -203,13 +204,7 @@ class ConductorPeer:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.app.close()
-            # A process keeps its pool per database until exit; this one never comes back to
-            # a measurement's database, which is dropped next (and whose counters are read
-            # once no session is left on it).
-            from conductor.ledger.postgres import connection
-
-            connection._close_pools()  # what atexit would do
+            self.app.close()  # and with it the pool, the last ledger on this database
 
 
 class ProcrastinatePeer:
@@ -307,7 +302,7 @@ def settings(options: Options) -> dict[str, str]:
         ),
         "procrastinate": (
             f"N x `procrastinate worker --concurrency {c} --one-shot`, listen/notify on "
-            f"(default), a psycopg pool of {c + 1} connections opened full (its docs: "
+            f"(default), a psycopg pool of up to {c + 1} connections (its docs: "
             "concurrency + 1 for short jobs), jobs kept (`delete_jobs` never, the default); "
             f"`Task.batch_defer_async` in batches of {BATCH:,}; an `async def` task"
         ),
@@ -465,16 +460,25 @@ def run(options: Options) -> dict[str, Any]:
     }
     systems = columns(options)
     skipped: dict[str, str] = {}
+    notes: list[str] = []
+    worked: set[str] = set()
 
     def attempt(system: str, what: str, measure: Callable[[], dict[str, Any]]) -> Any:
         if system in skipped:
             return None
         try:
-            return measure()
-        except Exception as e:  # noqa: BLE001 - any failure skips the system, with a note
-            skipped[system] = f"skipped {system} from its {what} on: {_first_line(e)}"
-            _log(f"NOTE: {skipped[system]}")
+            found = measure()
+        except Exception as e:  # noqa: BLE001 - any failure is a note, never the end of the run
+            if system in worked:
+                note = f"{label(system)}: one {what} lost to {_first_line(e)}"
+            else:
+                note = f"skipped {label(system)} from its {what} on: {_first_line(e)}"
+                skipped[system] = note
+            notes.append(note)
+            _log(f"NOTE: {note}")
             return None
+        worked.add(system)
+        return found
 
     drains: dict[str, dict[int, list[dict[str, Any]]]] = {
         s: {n: [] for n in options.processes} for s in systems
@@ -489,7 +493,7 @@ def run(options: Options) -> dict[str, Any]:
                         _log(f"run {index + 1}/{options.runs}: drain, {processes} x {system}")
                     found = attempt(
                         system,
-                        f"drain with {processes} worker process(es)",
+                        f"run {index + 1} drain with {processes} worker process(es)",
                         lambda s=system, n=processes: measure_drain(s, options, n),
                     )
                     if found:
@@ -499,13 +503,15 @@ def run(options: Options) -> dict[str, Any]:
                 if system not in skipped:
                     _log(f"run {index + 1}/{options.runs}: latency, {system}")
                 found = attempt(
-                    system, "latency stream", lambda s=system: measure_latency(s, options)
+                    system,
+                    f"run {index + 1} latency stream",
+                    lambda s=system: measure_latency(s, options),
                 )
                 if found:
                     latencies[system].append(found)
     measured = [s for s in systems if any(drains[s][n] for n in options.processes) or latencies[s]]
     result["systems"] = measured
-    result["notes"] = list(skipped.values())
+    result["notes"] = notes
     if "drain" in options.workloads:
         result["drain"] = {
             s: {

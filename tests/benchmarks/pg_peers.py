@@ -426,8 +426,12 @@ def _versions() -> dict[str, str]:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}"
+    """One line for a note: libpq's first line says what failed; a worker's failure (a log
+    tail) ends with the exception that stopped it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return f"{type(error).__name__}: {lines[0] if isinstance(error, psycopg.Error) else lines[-1]}"
 
 
 DRAIN_KEYS = (

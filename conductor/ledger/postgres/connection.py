@@ -134,6 +134,17 @@ def _pool(target: Target, timeout: float) -> ConnectionPool:
         return pool
 
 
+def close_pool(location: str) -> None:
+    """Close this process's pool for the schema at `location`, if it has one: for a
+    process done with a schema while it goes on with others (a test suite that uses a
+    schema per test). A ledger opened there later gets a new pool."""
+    with _pools_lock:
+        pool = _pools.pop(parse(location), None)
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            pool.close(timeout=1.0)
+
+
 @atexit.register
 def _close_pools() -> None:
     with _pools_lock:

@@ -17,9 +17,7 @@ from conductor.engine.scheduler import Scheduler
 from tests.engine.conftest import Start, enqueue, wait_until
 
 
-def test_immediate_jobs_run_and_complete(
-    db: str, registry: Registry, start_engine: Start
-) -> None:
+def test_immediate_jobs_run_and_complete(db: str, registry: Registry, start_engine: Start) -> None:
     seen: list[int] = []
 
     @registry.task("record")
@@ -310,9 +308,7 @@ def test_system_exit_in_a_handler_fails_the_attempt_not_the_worker(
     running.stop()
 
 
-def test_async_tasks_run_to_completion(
-    db: str, registry: Registry, start_engine: Start
-) -> None:
+def test_async_tasks_run_to_completion(db: str, registry: Registry, start_engine: Start) -> None:
     import asyncio
 
     done: list[str] = []

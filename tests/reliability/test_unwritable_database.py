@@ -19,6 +19,8 @@ from conductor.domain.config import Settings
 from tests.conftest import CONDUCTOR, db_snapshot, run_cli
 from tests.reliability.filesystems import remount_read_only, tmpfs
 
+pytestmark = pytest.mark.sqlite_only("read-only and corrupted SQLite files on tmpfs")
+
 READ_ONLY = "is read-only; expected a writable database"
 
 

@@ -80,12 +80,12 @@ def pg_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     The process's pool for that schema is closed after the test: pools are per schema
     and would otherwise keep their idle connections until the test process ends, a few
     per test, until the server refuses connections to everyone."""
-    from conductor.ledger.postgres.connection import close_pool
+    from conductor.ledger.postgres.connection import parse, release
 
     url = f"{pg_database}?schema=t_{secrets.token_hex(6)}"
     request.node.stash.setdefault(PG_URLS, []).append(url)
     yield url
-    close_pool(url)
+    release(parse(url))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.ledger.postgres.connection import close_pool
+from conductor.ledger.postgres.connection import parse, release
 from tests.conftest import PG_URLS
 from tests.engine.conftest import WorkerProcesses, registry, start_engine
 from tests.reliability.invariants import holds_ledger, is_ledger, ledger_problems
@@ -36,7 +36,7 @@ def ledger_invariants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         problems = [problem for db in [*files, *schemas] for problem in ledger_problems(db)]
     finally:
         for url in schemas:
-            close_pool(url)
+            release(parse(url))
     assert problems == [], "\n".join(problems[:20])
 
 

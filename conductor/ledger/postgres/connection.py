@@ -134,12 +134,11 @@ def _pool(target: Target, timeout: float) -> ConnectionPool:
         return pool
 
 
-def close_pool(location: str) -> None:
-    """Close this process's pool for the schema at `location`, if it has one: for a
-    process done with a schema while it goes on with others (a test suite that uses a
-    schema per test). A ledger opened there later gets a new pool."""
+def release(target: Target) -> None:
+    """Close this process's pool for `target`, if any: its schema was dropped (a bench's
+    scratch schema), and idle connections to it would only hold server slots."""
     with _pools_lock:
-        pool = _pools.pop(parse(location), None)
+        pool = _pools.pop(target, None)
     if pool is not None:
         with contextlib.suppress(Exception):
             pool.close(timeout=1.0)

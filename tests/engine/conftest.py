@@ -41,18 +41,19 @@ def wait_until(
         time.sleep(0.01)
 
 
-def enqueue(db: str, payloads: list[dict[str, object]], **options: object) -> list[int]:
-    """Enqueue through the public API, as an application would, in one transaction."""
-    with Conductor(settings=Settings(db=db)) as app:
+def enqueue(db: str | Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
+    """Enqueue through the public API, as an application would, in one transaction, into
+    the ledger at `db` (a `--db` location: a SQLite path or a `postgresql://` URL)."""
+    with Conductor(settings=Settings(db=str(db))) as app:
         return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
 
 
-def hold(db: str, job_id: int, worker: str, lease: dt.timedelta) -> None:
+def hold(db: str | Path, job_id: int, worker: str, lease: dt.timedelta) -> None:
     """Record that `worker` claimed attempt 1 of `job_id` with a lease ending `lease` from
     now (negative: already expired), as another worker process would have."""
     now = dt.datetime.now(dt.UTC)
     started = JobClaimed(attempt=1, worker=worker, lease_expires_at=stamp(now + lease))
-    with Conductor(settings=Settings(db=db)) as app:
+    with Conductor(settings=Settings(db=str(db))) as app:
         app.ledger.append([NewEvent(job_id=job_id, at=stamp(now), event=started)])
 
 
@@ -84,9 +85,9 @@ class WorkerProcesses:
     and makes sure none outlives the test."""
 
     def __init__(
-        self, db: str, logs: Path, *base_args: str, env: dict[str, str] | None = None
+        self, db: str | Path, logs: Path, *base_args: str, env: dict[str, str] | None = None
     ) -> None:
-        self.db = db
+        self.db = str(db)
         self.logs = logs
         self.base_args = base_args
         self.env = env

@@ -258,13 +258,14 @@ def test_a_delayed_job_never_starts_before_its_run_at(
     running.stop()
 
 
-def test_task_defaults_apply_unless_the_enqueue_overrides_them(db: str) -> None:
+def test_task_defaults_apply_unless_the_enqueue_overrides_them(db: str, backend: str) -> None:
     from conductor.domain.registry import REGISTRY
 
-    REGISTRY.task("defaults_demo", queue="mail", priority="high", max_retries=7)(lambda: None)
+    name = f"defaults_demo_{backend}"  # the process-wide registry: one name per run
+    REGISTRY.task(name, queue="mail", priority="high", max_retries=7)(lambda: None)
     with Conductor(settings=Settings(db=db)) as app:
-        by_default = app.job(app.enqueue({"task": "defaults_demo"}))
-        overridden = app.job(app.enqueue({"task": "defaults_demo"}, queue="q", max_retries=1))
+        by_default = app.job(app.enqueue({"task": name}))
+        overridden = app.job(app.enqueue({"task": name}, queue="q", max_retries=1))
         unknown = app.job(app.enqueue({"task": "not_registered_here"}))
     assert (by_default["queue"], by_default["priority"], by_default["max_retries"]) == (
         "mail",

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from conductor.domain.config import Settings
@@ -97,11 +98,19 @@ def _kwargs(target: Target) -> dict[str, Any]:
     # Every connection looks in conductor's schema first (the statements name tables
     # without a schema, as on SQLite), then in pg_catalog.
     options = f"-c search_path={target.schema}"
-    given = dict(parse_qsl(urlsplit(target.conninfo).query)).get("options")
-    return {"autocommit": True, "options": f"{given} {options}" if given else options}
+    query = dict(parse_qsl(urlsplit(target.conninfo).query))
+    given = query.get("options")
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "options": f"{given} {options}" if given else options,
+    }
+    if "application_name" not in query and "PGAPPNAME" not in os.environ:
+        kwargs["application_name"] = "conductor"  # how pg_stat_activity names them
+    return kwargs
 
 
-_pools: dict[Target, ConnectionPool] = {}
+_pools: dict[Target, tuple[ConnectionPool, int]] = {}
+"""Each open pool with the number of ledgers using it."""
 _pools_lock = threading.Lock()
 
 
@@ -116,9 +125,10 @@ def pool_size() -> int:
     return int(text)
 
 
-def _pool(target: Target, timeout: float) -> ConnectionPool:
+def _acquire(target: Target, timeout: float) -> ConnectionPool:
+    """The process's pool for `target`, opened by its first user."""
     with _pools_lock:
-        pool = _pools.get(target)
+        pool, users = _pools.get(target, (None, 0))
         if pool is None:
             pool = ConnectionPool(
                 target.conninfo,
@@ -130,24 +140,34 @@ def _pool(target: Target, timeout: float) -> ConnectionPool:
                 name=f"conductor {target.schema}",
             )
             pool.open(wait=False)
-            _pools[target] = pool
+        _pools[target] = (pool, users + 1)
         return pool
 
 
-def release(target: Target) -> None:
-    """Close this process's pool for `target`, if any: its schema was dropped (a bench's
-    scratch schema), and idle connections to it would only hold server slots."""
+def _in_use(target: Target) -> bool:
     with _pools_lock:
-        pool = _pools.pop(target, None)
-    if pool is not None:
-        with contextlib.suppress(Exception):
-            pool.close(timeout=1.0)
+        return target in _pools
+
+
+def _release(target: Target) -> None:
+    """Close the pool when its last user closes: a process that opens ledgers on many
+    schemas (a test run, a migration script) does not keep a connection to each."""
+    with _pools_lock:
+        pool, users = _pools.get(target, (None, 0))
+        if pool is None:
+            return
+        if users > 1:
+            _pools[target] = (pool, users - 1)
+            return
+        del _pools[target]
+    with contextlib.suppress(Exception):
+        pool.close(timeout=1.0)
 
 
 @atexit.register
 def _close_pools() -> None:
     with _pools_lock:
-        pools = list(_pools.values())
+        pools = [pool for pool, _ in _pools.values()]
         _pools.clear()
     for pool in pools:
         with contextlib.suppress(Exception):
@@ -162,17 +182,23 @@ class PostgresConnection:
         self.settings = settings
         self.target = parse(settings.db)
         self.location = self.target.shown
-        # A direct first connection, before any pool: its error (refused, unknown
-        # database, bad password) is the one line a user sees, at once, instead of a
-        # pool timeout after retries in the background.
-        with (
-            self.translate(),
-            psycopg.connect(
-                self.target.conninfo, connect_timeout=_connect_timeout(), **_kwargs(self.target)
-            ) as conn,
-        ):
-            self.rebuild_needed = self._prepare(conn, create=create)
-        self.pool = _pool(self.target, max(settings.busy_timeout, 5.0))
+        self.rebuild_needed = False
+        if not _in_use(self.target):
+            # The process's first ledger on this schema checks it over a direct first
+            # connection, before any pool: its error (refused, unknown database, bad
+            # password) is the one line a user sees, at once, instead of a pool timeout
+            # after retries in the background. Later ones find it checked.
+            with (
+                self.translate(),
+                psycopg.connect(
+                    self.target.conninfo,
+                    connect_timeout=_connect_timeout(),
+                    **_kwargs(self.target),
+                ) as conn,
+            ):
+                self.rebuild_needed = self._prepare(conn, create=create)
+        self.pool = _acquire(self.target, max(settings.busy_timeout, 5.0))
+        self._closed = False
 
     # -- schema ------------------------------------------------------------------------
     def _identify(self, conn: psycopg.Connection[Any]) -> tuple[bool, int, bool]:
@@ -257,11 +283,15 @@ class PostgresConnection:
 
     def retrying(self, attempt: Any) -> Any:
         """Run `attempt(conn)` in a transaction, again (up to `_RETRIES` times) when it
-        lost a deadlock or serialisation race to another transaction."""
+        lost a deadlock or serialisation race to another transaction.
+
+        In pipeline mode: statements are sent as they are issued and the client waits only
+        when it reads a result, so a transaction that sends its reads, then its writes and
+        the commit, costs two round trips however many statements it runs."""
         for tries in range(_RETRIES + 1):
             try:
-                with self.translate(), self.pool.connection() as conn, conn.transaction():
-                    return attempt(conn)
+                with self.translate(), self.pool.connection() as conn:
+                    return _in_pipeline(conn, attempt)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):
                     raise
@@ -284,7 +314,30 @@ class PostgresConnection:
                 return
 
     def close(self) -> None:
-        """The pool stays open for the process's other ledgers (closed at exit)."""
+        """Stop using the pool; the last ledger of the process to close it closes it.
+        A long-lived application keeps one `Conductor` open, as it keeps one engine or
+        pool of its own database, and its connections are reused."""
+        if not self._closed:
+            self._closed = True
+            _release(self.target)
+
+
+def _in_pipeline(conn: psycopg.Connection[Any], attempt: Any) -> Any:
+    """`attempt(conn)` between BEGIN and COMMIT, all in one pipeline.
+
+    Issued by hand rather than through `conn.transaction()`, which waits for the server
+    on entry and again on exit inside a pipeline: here BEGIN goes out with the first
+    reads and COMMIT with the writes, and the pipeline's end is the only other wait."""
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            result = attempt(conn)
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def set_meta(conn: psycopg.Connection[Any], key: str, value: str) -> None:

@@ -9,6 +9,7 @@ retried; the others stop a worker, since no retry clears them.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -25,24 +26,38 @@ from conductor.domain.errors import (
     ReadOnlyDatabase,
 )
 
+_NO_DATABASE: Final = re.compile(r'^database ".*" does not exist$')
+_LOGIN: Final = re.compile(
+    r'^(role ".*" does not exist|password authentication failed|no pg_hba.conf entry)'
+)
 RETRYABLE: Final = (pg.DeadlockDetected, pg.SerializationFailure, pg.LockNotAvailable)
 """Errors a transaction meets from others' locks: running it again succeeds."""
 
 
 def translated(e: Exception, where: str) -> LedgerError:
     """The conductor error for `e`, raised while using the database at `where`."""
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = _reason(e)
+    state = getattr(e, "sqlstate", None)
     if isinstance(e, PoolTimeout):
         return DatabaseUnavailable(
             f"cannot reach PostgreSQL at {where} (no connection within the pool timeout); "
             "expected a running server that accepts connections"
         )
-    if isinstance(e, pg.InvalidCatalogName):
+    # A refused connection carries no SQLSTATE in libpq's message: read the reason.
+    if isinstance(e, pg.InvalidCatalogName) or state == "3D000" or _NO_DATABASE.search(first):
         return DatabaseNotFound(
             f"no PostgreSQL database at {where} ({first}); expected an existing database "
             "(create it with `createdb`)"
         )
-    if isinstance(e, pg.InvalidAuthorizationSpecification | pg.InvalidPassword):
+    if (
+        isinstance(e, pg.InvalidAuthorizationSpecification | pg.InvalidPassword)
+        or state
+        in (
+            "28000",
+            "28P01",
+        )
+        or _LOGIN.search(first)
+    ):
         return LedgerError(
             f"PostgreSQL refused the login at {where} ({first}); expected valid credentials"
         )
@@ -69,6 +84,20 @@ def translated(e: Exception, where: str) -> LedgerError:
     if isinstance(e, pg.QueryCanceled):
         return DatabaseBusy(f"{where}: {first}; expected the statement to finish - retry")
     return LedgerError(f"{where}: {first}")
+
+
+def _reason(e: Exception) -> str:
+    """The server's or libpq's reason in one line, without libpq's "connection to server
+    at ... failed:" preamble (the message names the database already)."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    line = text.splitlines()[0]
+    if "FATAL:" in line:
+        line = line.split("FATAL:", 1)[1]
+    elif " failed: " in line:
+        line = line.rsplit(" failed: ", 1)[1]
+    return line.strip()
 
 
 @contextlib.contextmanager

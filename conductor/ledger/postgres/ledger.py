@@ -39,16 +39,12 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
 )
-from conductor.ledger.postgres import rebuild
+from conductor.ledger.postgres import bulk, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
 
 Conn = psycopg.Connection[Any]
 
-_JOB_INSERT: Final = sql.job_insert("%s")
-_JOB_UPDATE: Final = sql.job_update("%s")
-_EVENT_INSERT: Final = sql.event_insert("%s")
-_COUNTER_UPSERT: Final = sql.counter_upsert("%s")
 _PROJECTED_SEQ: Final = sql.projected_seq("%s")
 _PICK_DUE: Final = sql.pick_due("%s") + " FOR UPDATE SKIP LOCKED"
 _NEXT_DUE: Final = sql.next_due("%s")
@@ -81,52 +77,60 @@ class PostgresLedger:
     def link(self) -> PostgresConnection:
         return self._link
 
-    @staticmethod
-    def _rows(conn: Conn, ids: Sequence[int], *, lock: bool) -> dict[int, JobRow]:
-        if not ids:
-            return {}
-        found: dict[int, JobRow] = {}
-        for values in conn.execute(_LOCK_ROWS if lock else _ROWS, (list(ids),)):
-            row = sql.job_row(values)
-            found[row["id"]] = row
-        return found
-
     # -- append ------------------------------------------------------------------------
     def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         if not events:
             return []
-        result: list[RecordedEvent] = self._link.retrying(
-            lambda conn: self._append(conn, events, known={})
-        )
+
+        def attempt(conn: Conn) -> list[RecordedEvent]:
+            ids = sorted({new.job_id for new in events if new.job_id is not None})
+            wanted = sum(1 for new in events if new.job_id is None)
+            rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+            fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
+            head = self._lock_chain(conn)
+            current = _row_map(rows)
+            new_ids = [row[0] for row in fresh] if fresh is not None else []
+            return self._store(conn, events, head.fetchone(), current, new_ids)
+
+        result: list[RecordedEvent] = self._link.retrying(attempt)
         return result
 
-    def _append(
-        self, conn: Conn, events: Sequence[NewEvent], *, known: Mapping[int, JobRow]
-    ) -> list[RecordedEvent]:
-        """Lock the rows, take the chain lock, then number, fold and store `events`; the
-        caller holds the transaction and has locked the rows in `known`."""
-        touched = {new.job_id for new in events if new.job_id is not None}
-        missing = [job_id for job_id in touched if job_id not in known]
-        current = {**known, **self._rows(conn, sorted(missing), lock=True)} if missing else known
-        wanted = sum(1 for new in events if new.job_id is None)
-        fresh = [row[0] for row in conn.execute(_NEW_JOB_IDS, (wanted,))] if wanted else []
+    def _lock_chain(self, conn: Conn) -> psycopg.Cursor[Any]:
+        """Queue the chain lock and the head read; returns the head's cursor. Sent after
+        every row lock of the transaction, so a holder of the chain lock never waits for
+        a row (no lock cycle between appenders)."""
         self._link.lock_chain(conn)
-        stored, recorded, _ = append.number(
-            events, conn.execute(sql.HEAD).fetchone(), lambda n: fresh[:n]
-        )
+        return conn.execute(sql.HEAD)
+
+    def _store(
+        self,
+        conn: Conn,
+        events: Sequence[NewEvent],
+        head: tuple[int, str] | None,
+        current: Mapping[int, JobRow],
+        new_ids: Sequence[int],
+    ) -> list[RecordedEvent]:
+        """Number, fold and store `events` after `head`; the caller holds the chain lock
+        and has locked the rows in `current`. The writes are queued in the pipeline and
+        reach the server with the commit, in one round trip."""
+        if not events:
+            return []
+        missing = {e.job_id for e in events if e.job_id is not None} - current.keys()
+        if missing:  # not a path the engine takes: it decides on rows it has locked
+            current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
+        stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n])
         effect = runner.apply_batch(current, recorded)
-        with conn.cursor() as cursor:
-            cursor.executemany(_EVENT_INSERT, stored)
-            inserts, updates = append.row_writes(effect.rows, current)
-            if inserts:
-                cursor.executemany(_JOB_INSERT, inserts)
-            if updates:
-                cursor.executemany(_JOB_UPDATE, updates)
-            deltas = effect.counter_deltas
-            if deltas:
-                cursor.executemany(_COUNTER_UPSERT, [(*key, n) for key, n in deltas.items()])
-                if any(n < 0 for n in deltas.values()):
-                    cursor.execute(sql.DROP_ZERO_COUNTERS)
+        conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
+        inserts, updates = append.row_writes(effect.rows, current)
+        if inserts:
+            conn.execute(bulk.JOB_INSERT, bulk.columns(inserts))
+        if updates:
+            conn.execute(bulk.JOB_UPDATE, bulk.columns(updates))
+        deltas = effect.counter_deltas
+        if deltas:
+            conn.execute(bulk.COUNTER_UPSERT, bulk.columns([(*k, n) for k, n in deltas.items()]))
+            if any(n < 0 for n in deltas.values()):
+                conn.execute(sql.DROP_ZERO_COUNTERS)
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         if any(rec.event.TYPE in _WAKING for rec in recorded):
             conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
@@ -141,12 +145,18 @@ class PostgresLedger:
         claim: ClaimRequest | None = None,
     ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
         def attempt(conn: Conn) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
-            rows = self._rows(conn, sorted(set(job_ids)), lock=True) if job_ids else {}
-            events = decide(rows)
-            picked = self._pick(conn, claim) if claim is not None else []
+            # One round trip: the rows to decide on, the picks, the chain lock and the
+            # head are sent together, in this order, and read back once.
+            ids = sorted(set(job_ids))
+            rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+            picks = self._send_picks(conn, claim) if claim is not None else []
+            head = self._lock_chain(conn)
+            current = _row_map(rows)
+            events = decide(current)
+            picked = self._take_picks(picks, claim) if claim is not None else []
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
-            known = {**rows, **{row["id"]: row for row in picked}}
-            stored = self._append(conn, [*events, *starts], known=known) if events or starts else []
+            known = {**current, **{row["id"]: row for row in picked}}
+            stored = self._store(conn, [*events, *starts], head.fetchone(), known, [])
             return stored[: len(events)], sql.claimed(picked, stored[len(events) :])
 
         result: tuple[list[RecordedEvent], list[ClaimedJob]] = self._link.retrying(attempt)
@@ -173,28 +183,31 @@ class PostgresLedger:
         return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
 
     @staticmethod
-    def _pick(conn: Conn, request: ClaimRequest) -> list[JobRow]:
-        """The due pending jobs a claim takes, best first, each locked for this
-        transaction; rows another claimer holds are skipped, not waited for."""
-        limit, queues = request.limit, request.queues
-        if limit <= 0 or not queues:
+    def _send_picks(conn: Conn, request: ClaimRequest) -> list[list[psycopg.Cursor[Any]]]:
+        """Queue the pick of every (priority, queue), each up to the whole limit: sent at
+        once, they cost one round trip instead of one per priority level."""
+        if request.limit <= 0 or not request.queues:
             return []
         due = stamp(request.now)
-        picked: list[JobRow] = []
-        for priority in sql.PRIORITY_LEVELS:
-            wanted = limit - len(picked)
-            if wanted <= 0:
-                break
-            candidates = [
-                sql.job_row(values)
-                for queue in queues
-                for values in conn.execute(_PICK_DUE, (queue, priority, due, wanted))
+        return [
+            [
+                conn.execute(_PICK_DUE, (queue, priority, due, request.limit))
+                for queue in request.queues
             ]
-            if len(queues) > 1:
+            for priority in sql.PRIORITY_LEVELS
+        ]
+
+    @staticmethod
+    def _take_picks(picks: list[list[psycopg.Cursor[Any]]], request: ClaimRequest) -> list[JobRow]:
+        """The due pending jobs a claim takes, best first: priority, then run_at, then
+        id. Rows another claimer holds were skipped, not waited for; rows picked beyond
+        the limit stay locked until the commit, a few milliseconds, and stay pending."""
+        picked: list[JobRow] = []
+        for level in picks:
+            candidates = [sql.job_row(values) for cursor in level for values in cursor]
+            if len(level) > 1:
                 candidates.sort(key=lambda row: (row["run_at"], row["id"]))
-            picked.extend(candidates[:wanted])
-        # Rows locked beyond what is taken (several queues) stay locked until commit:
-        # harmless, other claimers skip them for these few milliseconds.
+            picked.extend(candidates[: request.limit - len(picked)])
         return picked
 
     # -- read --------------------------------------------------------------------------
@@ -249,7 +262,7 @@ class PostgresLedger:
     # -- query -------------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow | None:
         with self._link.connection() as conn:
-            return self._rows(conn, [job_id], lock=False).get(job_id)
+            return _row_map(conn.execute(_ROWS, ([job_id],))).get(job_id)
 
     def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
         query, params, newest_first = sql.list_jobs("%s", where, limit=limit)
@@ -313,3 +326,11 @@ class PostgresLedger:
 
     def close(self) -> None:
         self._link.close()
+
+
+def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:
+    """The job rows a cursor returns, by id (reading it syncs the pipeline)."""
+    if cursor is None:
+        return {}
+    rows = [sql.job_row(values) for values in cursor.fetchall()]
+    return {row["id"]: row for row in rows}

@@ -74,18 +74,11 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A schema of its own for one test (created on first use), as a `--db` URL.
-
-    The process's pool for that schema is closed after the test: pools are per schema
-    and would otherwise keep their idle connections until the test process ends, a few
-    per test, until the server refuses connections to everyone."""
-    from conductor.ledger.postgres.connection import parse, release
-
+def pg_url(pg_database: str, request: pytest.FixtureRequest) -> str:
+    """A schema of its own for one test (created on first use), as a `--db` URL."""
     url = f"{pg_database}?schema=t_{secrets.token_hex(6)}"
     request.node.stash.setdefault(PG_URLS, []).append(url)
-    yield url
-    release(parse(url))
+    return url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conductor.ledger.postgres.connection import parse, release
 from tests.conftest import PG_URLS
 from tests.engine.conftest import WorkerProcesses, registry, start_engine
 from tests.reliability.invariants import holds_ledger, is_ledger, ledger_problems
@@ -32,11 +31,7 @@ def ledger_invariants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         return
     files = [p for p in sorted(tmp_path.rglob("*.db")) if p.is_file() and is_ledger(p)]
     schemas = [url for url in request.node.stash.get(PG_URLS, []) if holds_ledger(url)]
-    try:
-        problems = [problem for db in [*files, *schemas] for problem in ledger_problems(db)]
-    finally:
-        for url in schemas:
-            release(parse(url))
+    problems = [problem for db in [*files, *schemas] for problem in ledger_problems(db)]
     assert problems == [], "\n".join(problems[:20])
 
 

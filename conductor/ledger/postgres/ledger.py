@@ -10,9 +10,9 @@ on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many
   appends one transaction at a time. The lock covers the head read, the fold, the inserts
   and the commit; every read and pick happens before it.
 * Job ids come from a sequence, outside the lock.
-* An append that makes work claimable sends `NOTIFY conductor` in its own transaction:
-  PostgreSQL delivers it to every listening worker, on any host, when (and only if) the
-  transaction commits.
+* An append that makes work claimable, or cancels a job, sends `NOTIFY conductor` in its
+  own transaction: PostgreSQL delivers it to every listening worker, on any host, when
+  (and only if) the transaction commits.
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ _CHAIN_PAGE: Final = (
 )
 WAKE_CHANNEL: Final = "conductor"
 """The NOTIFY channel; the payload is the schema, so one database can hold several."""
-_WAKING: Final = frozenset({"enqueued", "retry_scheduled", "rescued", "released", "requeued"})
-"""Event types after which a job may be claimable: their commit wakes the workers."""
+_WAKING: Final = frozenset(
+    {"enqueued", "retry_scheduled", "rescued", "released", "requeued", "cancelled"}
+)
+"""Event types whose commit wakes the workers: after them a job may be claimable, or (a
+cancel) a running handler is to be told now, by the maintenance a wake-up brings forward,
+rather than at the holder's next scheduled round."""
 
 
 class PostgresLedger:

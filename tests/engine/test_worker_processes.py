@@ -14,6 +14,7 @@ import pytest
 from conductor import Conductor
 from conductor.domain.config import Settings
 from conductor.ledger.open import is_postgres
+from tests import gated_tasks
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
 from tests.engine.freeze import freeze_mid_attempt
@@ -64,32 +65,40 @@ def _listening(db: str) -> bool:
 
 
 def test_sigkill_mid_run_loses_nothing_and_runs_each_job_to_one_completion(
-    db: str, workers: WorkerProcesses
+    db: str, tmp_path: Path
 ) -> None:
+    # Jobs that wait for the test: however fast the backend and the machine, the victim
+    # still holds attempts when it is frozen (timed jobs all ended first on PostgreSQL).
+    gate = tmp_path / "gate"
     with open_app(db) as app:
-        app.enqueue_many([{"task": "sleep", "seconds": 0.02 + (n % 4) * 0.01} for n in range(300)])
-    victim = workers.start("--concurrency", "8")
-    survivor = workers.start("--concurrency", "8")
-    with open_app(db) as app:
-        # Killed at an instant it holds attempts, whatever the machine's speed: frozen first,
-        # its in-flight attempts read from the ledger, then SIGKILL.
-        held = freeze_mid_attempt(victim, app)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(300)
-        drain = workers.start("--burst")
-        assert drain.wait(300) == 0
-        survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(300) == 0
-        stats = app.stats().overall
-        assert (stats.completed, stats.in_progress, stats.pending) == (300, 0, 0)
-        completed = collections.Counter(r.job_id for r in app.events(types=["completed"]))
-        assert set(completed) == set(range(1, 301))
-        assert set(completed.values()) == {1}
-        started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
-        interrupted = {job_id for job_id, n in started.items() if n > 1}
-        rescued = {r.job_id for r in app.events(types=["rescued", "released"])}
-        assert interrupted == rescued
-        assert {job for job, _ in held} <= interrupted, "each held attempt ran again"
+        app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 300)
+    workers = WorkerProcesses(db, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
+    try:
+        victim = workers.start("--concurrency", "8")
+        survivor = workers.start("--concurrency", "8")
+        with open_app(db) as app:
+            # Killed at an instant it holds attempts: frozen first, its in-flight attempts
+            # read from the ledger, then SIGKILL.
+            held = freeze_mid_attempt(victim, app)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(300)
+            gate.touch()
+            drain = workers.start("--burst")
+            assert drain.wait(300) == 0
+            survivor.send_signal(signal.SIGTERM)
+            assert survivor.wait(300) == 0
+            stats = app.stats().overall
+            assert (stats.completed, stats.in_progress, stats.pending) == (300, 0, 0)
+            completed = collections.Counter(r.job_id for r in app.events(types=["completed"]))
+            assert set(completed) == set(range(1, 301))
+            assert set(completed.values()) == {1}
+            started = collections.Counter(r.job_id for r in app.events(types=["claimed"]))
+            interrupted = {job_id for job_id, n in started.items() if n > 1}
+            rescued = {r.job_id for r in app.events(types=["rescued", "released"])}
+            assert interrupted == rescued
+            assert {job for job, _ in held} <= interrupted, "each held attempt ran again"
+    finally:
+        workers.stop_all()
     assert_clean(db)
 
 

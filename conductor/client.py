@@ -22,11 +22,11 @@ from conductor.domain.config import (
     Settings,
     parse_priority,
 )
-from conductor.domain.errors import ConductorError, InvalidInput, UnknownJob
+from conductor.domain.errors import ConductorError, InvalidInput, ReadOnlyDatabase, UnknownJob
 from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.domain.payloads import Payload, parse_payload
-from conductor.domain.reports import ActionReport, Stats, StatusCounts
+from conductor.domain.reports import ActionReport, Stats
 from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
@@ -61,11 +61,6 @@ def _first(*choices: T | None) -> T:
 @contextlib.contextmanager
 def _no_span() -> Iterator[None]:
     yield None
-
-
-def _sum(counts: dict[str, dict[str, int]], key: str, status: str, n: int) -> None:
-    bucket = counts.setdefault(key, {})
-    bucket[status] = bucket.get(status, 0) + n
 
 
 class Conductor:
@@ -118,12 +113,18 @@ class Conductor:
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
         trace: str | None = None,
+        connection: object | None = None,
     ) -> int:
         """Enqueue one job and return its id. The payload is a JSON object naming its task.
 
         Options left out take the registered task's defaults (`@task(queue=..., ...)`)
         when this process knows the task, else conductor's (queue `default`, priority
         `medium`, 3 retries).
+
+        With `connection` (a psycopg 3 connection to a PostgreSQL ledger's database), the
+        job is written inside that connection's open transaction and shares its fate: it
+        exists once the caller commits, and a rollback leaves no job and no event
+        (transactional enqueue, docs/operations.md).
         """
         return self.enqueue_many(
             [payload],
@@ -133,6 +134,7 @@ class Conductor:
             delay=delay,
             at=at,
             trace=trace,
+            connection=connection,
         )[0]
 
     def enqueue_many(
@@ -145,8 +147,10 @@ class Conductor:
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
         trace: str | None = None,
+        connection: object | None = None,
     ) -> list[int]:
-        """Enqueue many jobs in one transaction: all of them, or none if any is invalid."""
+        """Enqueue many jobs in one transaction: all of them, or none if any is invalid.
+        With `connection`, in that connection's transaction (see `enqueue`)."""
         if delay is not None and at is not None:
             raise InvalidInput("invalid schedule: got both a delay and a time; expected one")
         if delay is not None and delay < dt.timedelta(0):
@@ -200,12 +204,19 @@ class Conductor:
                 )
                 for parsed, job_queue, level, retries in planned
             ]
-            recorded = self.ledger.append(events)
+            if connection is not None:
+                # Not in the log until the caller commits: no wake-up or count yet (the
+                # commit's NOTIFY wakes the workers, whose claim ingests the jobs).
+                ids = self.ledger.enqueue_within(connection, events)
+                recorded = []
+            else:
+                recorded = self.ledger.append(events)
+                ids = [rec.job_id for rec in recorded]
             if span is not None:
-                span.sent([rec.job_id for rec in recorded])
-        ids = [rec.job_id for rec in recorded]
-        wakeup.notify(self.settings.db)
-        observed.count_appended(recorded)
+                span.sent(ids)
+        if recorded:
+            wakeup.notify(self.settings.db)
+            observed.count_appended(recorded)
         return ids
 
     def _notify(self) -> None:
@@ -299,9 +310,19 @@ class Conductor:
         if not 1 <= job_id <= MAX_ID:
             raise UnknownJob(job_id)
         row = self.ledger.job(job_id)
+        if row is None and self._settle():
+            row = self.ledger.job(job_id)
         if row is None:
             raise UnknownJob(job_id)
         return row
+
+    def _settle(self) -> bool:
+        """Take committed transactional enqueues into the log before a read, so a job
+        exists once its transaction has committed (`enqueue`); True when there were any."""
+        try:
+            return self.ledger.ingest(self.clock.now()) > 0
+        except ReadOnlyDatabase:
+            return False  # a reader that cannot write sees them once a worker takes them
 
     def jobs(
         self,
@@ -314,26 +335,19 @@ class Conductor:
         """Jobs in id order; with `limit`, the newest `limit` of them."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"invalid status {status!r}: expected one of {', '.join(STATUSES)}")
+        self._settle()
         return self.ledger.jobs(JobFilter(status=status, task=task, queue=queue), limit=limit)
 
     def stats(self) -> Stats:
-        overall: dict[str, int] = {}
-        queues: dict[str, dict[str, int]] = {}
-        tasks: dict[str, dict[str, int]] = {}
-        for queue, task, status, n in self.ledger.counts():
-            overall[status] = overall.get(status, 0) + n
-            _sum(queues, queue, status, n)
-            _sum(tasks, task, status, n)
-        return Stats(
-            overall=StatusCounts(**overall),
-            queues={name: StatusCounts(**counts) for name, counts in queues.items()},
-            tasks={name: StatusCounts(**counts) for name, counts in tasks.items()},
-        )
+        self._settle()
+        return Stats.from_counts(self.ledger.counts())
 
     def history(self, job_id: int) -> tuple[HistoryEntry, ...]:
         if not 1 <= job_id <= MAX_ID:
             raise UnknownJob(job_id)
         events = self.ledger.history(job_id)
+        if not events and self._settle():
+            events = self.ledger.history(job_id)
         if not events:
             raise UnknownJob(job_id)
         from projections import history as history_projection

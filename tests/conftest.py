@@ -74,11 +74,16 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database: str, request: pytest.FixtureRequest) -> str:
+def pg_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A schema of its own for one test (created on first use), as a `--db` URL."""
     url = f"{pg_database}?schema=t_{secrets.token_hex(6)}"
     request.node.stash.setdefault(PG_URLS, []).append(url)
-    return url
+    yield url
+    # A process keeps a pool per schema until it exits: closed after each test, or a
+    # long run would hold an idle connection per test and exhaust max_connections.
+    from conductor.ledger.postgres import connection
+
+    connection._close_pools()
 
 
 @pytest.fixture

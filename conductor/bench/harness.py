@@ -1,12 +1,15 @@
-"""What every scenario uses: options, a fresh engine or worker process, filling and draining
-a database, percentiles, peak memory, timed commands.
+"""What every scenario uses: options, where its fresh databases go, a fresh engine or worker
+process, filling and draining a database, percentiles, peak memory, timed commands.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +22,7 @@ from conductor.client import Conductor
 from conductor.domain.clock import unstamp
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.engine.runtime import Engine
+from conductor.ledger.open import is_postgres
 
 SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency", "processes", "scale")
 DEFAULT_SCENARIOS: Final = ("enqueue", "drain", "sleep", "latency")
@@ -46,6 +50,54 @@ class BenchOptions:
     latency_rate: float = 200.0
     latency_seconds: float = 3.0
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+
+
+@attrs.define
+class Places:
+    """Where a bench's fresh databases go: new files in a temporary folder, or, given a
+    `postgresql://` server, new schemas of its database (`bench_<random>`, whatever schema
+    the URL named). `clean` removes them all: the folder, and every schema made."""
+
+    folder: Path
+    server: str | None = None
+    made: list[str] = attrs.field(factory=list)
+
+    @classmethod
+    def make(cls, db: str | None) -> Places:
+        folder = Path(tempfile.mkdtemp(prefix="conductor-bench-"))
+        return cls(folder, db if db is not None and is_postgres(db) else None)
+
+    def db(self, name: str) -> str:
+        """A database no one has used, for the part of a scenario called `name`."""
+        if self.server is None:
+            return str(self.folder / f"{name}.db")
+        from conductor.ledger.postgres import scratch
+
+        location = scratch.fresh(self.server, "bench")
+        self.made.append(location)
+        return location
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, and the settings its figures depend on."""
+        if self.server is None:
+            return {
+                "backend": "sqlite",
+                "synchronous": os.environ.get("CONDUCTOR_SYNCHRONOUS", "FULL").upper(),
+            }
+        from conductor.ledger.postgres import scratch
+
+        return {"backend": "postgresql", **scratch.describe(self.server)}
+
+    def clean(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.made:
+            from conductor.ledger.postgres import scratch
+
+            for location in self.made:
+                try:
+                    scratch.drop(location)
+                except Exception as e:  # noqa: BLE001 - a leftover schema must not hide the figures
+                    sys.stderr.write(f"warning: could not drop the bench's schema: {e}\n")
 
 
 def _prefetch_name(prefetch: int | None) -> str:
@@ -101,13 +153,13 @@ def _start_engine(settings: Settings, options: BenchOptions) -> tuple[Engine, th
     return engine, thread
 
 
-def _worker_process(db: Path, options: BenchOptions, *extra: str) -> subprocess.Popen[bytes]:
+def _worker_process(db: str, options: BenchOptions, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             *console_command(),
             "worker",
             "--db",
-            str(db),
+            db,
             "-q",
             "--concurrency",
             str(options.concurrency),

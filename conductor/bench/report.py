@@ -5,11 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -17,6 +14,7 @@ import attrs
 from conductor.bench.harness import (
     SCENARIOS,
     BenchOptions,
+    Places,
     _prefetch_name,
     peak_rss_mib,
 )
@@ -31,30 +29,37 @@ from conductor.bench.scenarios import (
 from conductor.observe import logs
 
 
-def run(options: BenchOptions, on_scenario: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the scenarios of `options` on fresh temporary databases; `on_scenario` is told
-    the name of each as it begins (the CLI's progress display)."""
+def run(
+    options: BenchOptions,
+    on_scenario: Callable[[str], None] | None = None,
+    *,
+    db: str | None = None,
+) -> dict[str, Any]:
+    """Run the scenarios of `options` on fresh temporary databases: SQLite files, or
+    schemas of the PostgreSQL database when `db` is a `postgresql://` URL (a SQLite `db`
+    only chooses the backend: its file is not touched). `on_scenario` is told the name of
+    each scenario as it begins (the CLI's progress display)."""
     begin = on_scenario or (lambda name: None)
     logs.configure(quiet=True)
     logs.LOGGER.setLevel(logging.ERROR)
-    folder = Path(tempfile.mkdtemp(prefix="conductor-bench-"))
+    places = Places.make(db)
     try:
         result: dict[str, Any] = {
             "options": attrs.asdict(options),
-            "synchronous": os.environ.get("CONDUCTOR_SYNCHRONOUS", "FULL").upper(),
+            **places.describe(),
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
         }
         measures: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-            "enqueue": ("enqueue", lambda: measure_enqueue(folder, options)),
-            "drain": ("drain", lambda: measure_drain(folder, options)),
-            "sleep": ("sleep", lambda: measure_sleep(folder, options)),
-            "latency": ("pickup_latency", lambda: measure_latency(folder, options)),
-            "processes": ("processes", lambda: measure_processes(folder, options)),
+            "enqueue": ("enqueue", lambda: measure_enqueue(places, options)),
+            "drain": ("drain", lambda: measure_drain(places, options)),
+            "sleep": ("sleep", lambda: measure_sleep(places, options)),
+            "latency": ("pickup_latency", lambda: measure_latency(places, options)),
+            "processes": ("processes", lambda: measure_processes(places, options)),
             # Scale compares with the drain's rate when the drain ran first.
             "scale": (
                 "scale",
-                lambda: measure_scale(folder, options, result.get("drain", {}).get("jobs_per_s")),
+                lambda: measure_scale(places, options, result.get("drain", {}).get("jobs_per_s")),
             ),
         }
         for name in SCENARIOS:  # in this order whatever order they were asked in
@@ -68,15 +73,19 @@ def run(options: BenchOptions, on_scenario: Callable[[str], None] | None = None)
         result["bench_process_peak_rss_mib"] = own
         return result
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        places.clean()
 
 
 def render(result: dict[str, Any]) -> str:
     options = result["options"]
+    durability = (
+        f"PostgreSQL {result['server_version']}, synchronous_commit={result['synchronous_commit']}"
+        if result.get("backend") == "postgresql"
+        else f"synchronous={result['synchronous']}"
+    )
     lines = [
         f"conductor bench: concurrency {options['concurrency']}, prefetch "
-        f"{_prefetch_name(options['prefetch'])}, "
-        f"synchronous={result['synchronous']}, {result['cpus']} CPUs",
+        f"{_prefetch_name(options['prefetch'])}, {durability}, {result['cpus']} CPUs",
     ]
     if "enqueue" in result:
         e = result["enqueue"]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,6 +18,7 @@ from conductor.bench.harness import (
     SLEEP_SECONDS,
     SPIN_ITERATIONS,
     BenchOptions,
+    Places,
     _command_ms,
     _drain_in_process,
     _fill,
@@ -35,11 +35,11 @@ from conductor.domain.clock import unstamp
 from conductor.domain.config import Settings
 
 
-def measure_enqueue(folder: Path, options: BenchOptions) -> dict[str, Any]:
-    with Conductor(settings=Settings(db=str(folder / "enqueue-api.db"))) as app:
+def measure_enqueue(places: Places, options: BenchOptions) -> dict[str, Any]:
+    with Conductor(settings=Settings(db=places.db("enqueue-api"))) as app:
         api_rate = _fill(app, {"task": "noop"}, options.jobs, batch=1_000)
-    whole = _enqueue_file_seconds(folder, options.jobs)
-    one = _enqueue_file_seconds(folder, 1)
+    whole = _enqueue_file_seconds(places, options.jobs)
+    one = _enqueue_file_seconds(places, 1)
     return {
         "enqueue_many_jobs_per_s": round(api_rate),
         "enqueue_file_jobs_per_s": round(options.jobs / whole),
@@ -49,24 +49,24 @@ def measure_enqueue(folder: Path, options: BenchOptions) -> dict[str, Any]:
     }
 
 
-def _enqueue_file_seconds(folder: Path, count: int) -> float:
+def _enqueue_file_seconds(places: Places, count: int) -> float:
     """Wall time of `conductor enqueue --file` with `count` lines into a fresh database."""
-    lines = folder / f"payloads-{count}.jsonl"
+    lines = places.folder / f"payloads-{count}.jsonl"
     lines.write_text('{"task": "noop"}\n' * count)
-    db = folder / f"enqueue-file-{count}.db"
-    with Conductor(settings=Settings(db=str(db))):
-        pass  # the file exists before the command runs: its creation is not timed
+    db = places.db(f"enqueue-file-{count}")
+    with Conductor(settings=Settings(db=db)):
+        pass  # the database exists before the command runs: its creation is not timed
     began = time.perf_counter()
     subprocess.run(
-        [*console_command(), "enqueue", "--db", str(db), "--file", str(lines)],
+        [*console_command(), "enqueue", "--db", db, "--file", str(lines)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - began
 
 
-def measure_drain(folder: Path, options: BenchOptions) -> dict[str, Any]:
-    settings = Settings(db=str(folder / "drain.db"))
+def measure_drain(places: Places, options: BenchOptions) -> dict[str, Any]:
+    settings = Settings(db=places.db("drain"))
     with Conductor(settings=settings) as app:
         _fill(app, {"task": "noop"}, options.jobs)
     result = _drain_in_process(settings, options, options.jobs)
@@ -76,8 +76,8 @@ def measure_drain(folder: Path, options: BenchOptions) -> dict[str, Any]:
     return result
 
 
-def measure_sleep(folder: Path, options: BenchOptions) -> dict[str, Any]:
-    settings = Settings(db=str(folder / "sleep.db"))
+def measure_sleep(places: Places, options: BenchOptions) -> dict[str, Any]:
+    settings = Settings(db=places.db("sleep"))
     count = max(options.concurrency * 250, 1_000)
     with Conductor(settings=settings) as app:
         _fill(app, {"task": "sleep", "seconds": SLEEP_SECONDS}, count)
@@ -141,11 +141,11 @@ def _stream(app: Conductor, options: BenchOptions) -> list[int]:
     return ids
 
 
-def measure_latency(folder: Path, options: BenchOptions) -> dict[str, Any]:
+def measure_latency(places: Places, options: BenchOptions) -> dict[str, Any]:
     from conductor.ledger import wakeup
 
     results: dict[str, Any] = {}
-    settings = Settings(db=str(folder / "latency-in.db"))
+    settings = Settings(db=places.db("latency-in"))
     with Conductor(settings=settings) as app:
         engine, thread = _start_engine(settings, options)
         try:
@@ -155,11 +155,12 @@ def measure_latency(folder: Path, options: BenchOptions) -> dict[str, Any]:
             engine.request_stop()
             thread.join(60)
         results["in_process"] = _percentiles(_latencies(app, ids))
-    settings = Settings(db=str(folder / "latency-cross.db"))
+    settings = Settings(db=places.db("latency-cross"))
     with Conductor(settings=settings) as app:
-        worker = _worker_process(Path(settings.db), options)
+        worker = _worker_process(settings.db, options)
         try:
-            _wait_until(lambda: any(wakeup.directory(settings.db).glob("*.sock")), timeout=30)
+            # Until the worker listens, the stream's first jobs would wait for its poll.
+            _wait_until(lambda: wakeup.listening(settings.db), timeout=60, poll=0.05)
             ids = _stream(app, options)
             _wait_until(lambda: _finished(app) >= len(ids))
         finally:
@@ -169,7 +170,7 @@ def measure_latency(folder: Path, options: BenchOptions) -> dict[str, Any]:
     return results
 
 
-def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
+def measure_processes(places: Places, options: BenchOptions) -> dict[str, Any]:
     """CPU-bound jobs: one worker process against `--processes P`, each with
     `CPU_CONCURRENCY` slots, next to the same calls in P plain processes."""
     count = max(options.jobs // 50, 4) * options.processes
@@ -179,15 +180,15 @@ def measure_processes(folder: Path, options: BenchOptions) -> dict[str, Any]:
     bare: dict[str, float] = {}
     for processes in sorted({1, options.processes}):
         bare[str(processes)] = _bare_spin_rate(processes, count)
-        db = folder / f"spin-{processes}.db"
-        with Conductor(settings=Settings(db=str(db))) as app:
+        db = places.db(f"spin-{processes}")
+        with Conductor(settings=Settings(db=db)) as app:
             _fill(app, {"task": "spin", "iterations": SPIN_ITERATIONS}, count)
         began = time.perf_counter()
         worker = _worker_process(db, cpu_options, "--burst", "--processes", str(processes))
         if worker.wait(1800) != 0:
             raise RuntimeError(f"worker --processes {processes} exited {worker.returncode}")
         rates[str(processes)] = count / (time.perf_counter() - began)
-        with Conductor(settings=Settings(db=str(db))) as app:
+        with Conductor(settings=Settings(db=db)) as app:
             first = min(unstamp(r.at) for r in app.events(types=["claimed"]))
             last = max(unstamp(r.at) for r in app.events(types=["completed"]))
         drains[str(processes)] = count / (last - first).total_seconds()
@@ -224,19 +225,19 @@ def _bare_spin_rate(processes: int, count: int) -> float:
     return share * processes / (time.perf_counter() - began)
 
 
-def measure_scale(folder: Path, options: BenchOptions, base_rate: float | None) -> dict[str, Any]:
+def measure_scale(places: Places, options: BenchOptions, base_rate: float | None) -> dict[str, Any]:
     """The same drain with `--backlog` jobs waiting, memory as jobs flow, reads at scale."""
     backlog = options.backlog or 1_000_000
-    db = folder / "backlog.db"
-    settings = Settings(db=str(db))
+    db = places.db("backlog")
+    settings = Settings(db=db)
     with Conductor(settings=settings) as app:
         fill_rate = _fill(app, {"task": "noop"}, backlog)
     reads = {
-        "stats_ms": _command_ms("stats", "--db", str(db)),
-        "jobs_first_page_ms": _command_ms("jobs", "--db", str(db)),
+        "stats_ms": _command_ms("stats", "--db", db),
+        "jobs_first_page_ms": _command_ms("jobs", "--db", db),
     }
     if base_rate is None:  # the drain scenario did not run: measure the small case here
-        small = Settings(db=str(folder / "backlog-small.db"))
+        small = Settings(db=places.db("backlog-small"))
         with Conductor(settings=small) as app:
             _fill(app, {"task": "noop"}, options.jobs)
         base_rate = _drain_in_process(small, options, options.jobs)["jobs_per_s"]

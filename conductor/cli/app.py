@@ -31,6 +31,8 @@ COMMANDS: Final = {
     "retry": "conductor.cli.operator:retry",
     "replay": "conductor.cli.maintenance:replay",
     "audit": "conductor.cli.maintenance:audit",
+    "migrate": "conductor.cli.migrate:migrate",
+    "copy": "conductor.cli.copy:copy",
     "worker": "conductor.cli.worker:worker",
     "bench": "conductor.cli.benchmark:bench",
     "demo": "conductor.cli.demo:demo",

@@ -10,6 +10,7 @@ from conductor.cli import progress
 from conductor.cli.options import (
     PREFETCH,
     Whole,
+    db_option,
     echo,
     json_option,
 )
@@ -78,8 +79,10 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     show_default=True,
     help="Jobs per second in the pickup-latency streams.",
 )
+@db_option
 @json_option
 def bench(
+    db: str | None,
     jobs: int,
     concurrency: int,
     prefetch: int | None,
@@ -95,6 +98,10 @@ def bench(
     By default: enqueue (batch API and --file), a drain of no-op jobs, 10 ms jobs, and
     pickup latency in and across processes. --processes and --backlog add their scenarios.
     On a terminal (without --json), stderr shows which scenario is running.
+
+    With a postgresql:// --db, each database is a new schema of that database, dropped
+    afterwards (the URL's own schema is not touched); otherwise each is a new SQLite file
+    in a temporary folder (a file --db only picks the backend).
     """
     from conductor import bench as benchmark
 
@@ -132,6 +139,7 @@ def bench(
                 scenarios=scenarios,
             ),
             on_scenario=begin,
+            db=db,
         )
         tracker.advance()
     echo(json.dumps(result, indent=2) if as_json else benchmark.render(result))

@@ -6,6 +6,7 @@ facade; `conductor` exports them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -66,3 +67,21 @@ class Stats:
             "queues": {name: counts.as_dict() for name, counts in self.queues.items()},
             "tasks": {name: counts.as_dict() for name, counts in self.tasks.items()},
         }
+
+    @classmethod
+    def from_counts(cls, counts: Iterable[tuple[str, str, str, int]]) -> Stats:
+        """The totals of (queue, task, status, count) rows: overall, per queue, per task."""
+        overall: dict[str, int] = {}
+        queues: dict[str, dict[str, int]] = {}
+        tasks: dict[str, dict[str, int]] = {}
+        for queue, task, status, n in counts:
+            overall[status] = overall.get(status, 0) + n
+            bucket = queues.setdefault(queue, {})
+            bucket[status] = bucket.get(status, 0) + n
+            bucket = tasks.setdefault(task, {})
+            bucket[status] = bucket.get(status, 0) + n
+        return cls(
+            overall=StatusCounts(**overall),
+            queues={name: StatusCounts(**found) for name, found in queues.items()},
+            tasks={name: StatusCounts(**found) for name, found in tasks.items()},
+        )

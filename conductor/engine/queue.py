@@ -203,4 +203,7 @@ class Queue(CoreActor):
             if self._asked == 0:
                 self._asked_at = self._timer()
             self._asked += wanted
+            # This demand is claimed after any wake-up received so far: it answers them,
+            # and a short claim from now on means the work has run out.
+            self._woken_while_asking = False
             self._writer.tell(Demand(wanted))

@@ -81,7 +81,7 @@ class Engine:
         raises it, and the command exits 1 with its one line."""
         self._prepared = False
         self._supervisor: pykka.ActorRef[Any] | None = None
-        self._listener: wakeup.Listener | None = None
+        self._listener: wakeup.Waiter | None = None
 
     def prepare(self) -> None:
         """Create the database (and its schema) before actors open their connections,
@@ -96,7 +96,7 @@ class Engine:
     def start(self) -> Actors:
         if not self._prepared:
             self.prepare()
-        self._listener = wakeup.Listener(self.settings.db)
+        self._listener = wakeup.listener(self.settings.db)
         self._supervisor = Supervisor.start(
             self.settings,
             self.config,

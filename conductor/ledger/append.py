@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from conductor.domain.errors import LedgerError
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import chain
+from conductor.ledger.base import StoredEvent
 from projections.job_status import MUTABLE_COLUMNS
-
-StoredEvent = tuple[int, int, str, int, str, str, str | None, str, str]
-"""An event's values in `statements.CHAIN_COLUMNS` order, as inserted."""
 
 
 def number(
@@ -80,3 +79,15 @@ def row_writes(
         else:
             inserts.append(tuple(row.values()))
     return inserts, updates
+
+
+def check_continues(head: tuple[int, str] | None, first: StoredEvent, location: str) -> None:
+    """Refuse stored events to import (`Ledger.import_events`) that do not continue the
+    log at `location` from its head: a gap or a fork would make a chain that does not
+    verify, so nothing is written."""
+    seq, prev_hash = head if head is not None else (0, chain.GENESIS)
+    if first[0] != seq + 1 or first[7] != prev_hash:
+        raise LedgerError(
+            f"cannot import events into {location}: seq {first[0]} does not follow its "
+            f"head (seq {seq}); expected the next events of the same chain"
+        )

@@ -33,6 +33,9 @@ from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger.chain import ChainReport
 
+StoredEvent = tuple[int, int, str, int, str, str, str | None, str, str]
+"""An event's values as stored, in `statements.CHAIN_COLUMNS` order."""
+
 
 @attrs.frozen(kw_only=True)
 class ClaimedJob:
@@ -224,6 +227,40 @@ class Ledger(Protocol):
 
     def last_seq(self) -> int:
         """The seq of the newest event (0 for an empty log)."""
+        ...
+
+    # -- transactional enqueue ---------------------------------------------------------
+    def enqueue_within(self, connection: object, events: Sequence[NewEvent]) -> list[int]:
+        """Write new jobs' `enqueued` events (job_id None) through the caller's own
+        database connection, inside the transaction it has open; returns their job ids.
+
+        Nothing is appended to the log yet: the jobs wait outside it (PostgreSQL's
+        `intake` table) and vanish with a rollback. Once the caller commits, `ingest` (or a
+        claim through `transact`) moves them into the log under those ids. Raises
+        `InvalidInput` where the backend cannot do this (SQLite) or the connection is not
+        one it can use.
+        """
+        ...
+
+    def ingest(self, now: dt.datetime) -> int:
+        """Append the committed jobs of `enqueue_within` to the log as `enqueued` events
+        stamped `now`, each exactly once however many processes ingest at once; returns
+        how many. A claim (`transact` with `claim`) with room left after the due jobs in the
+        log does this too, in its transaction, and claims them."""
+        ...
+
+    # -- copying -----------------------------------------------------------------------
+    def stored_events(self, *, after: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` stored events with seq above `after`, in seq order, exactly as
+        stored (`statements.CHAIN_COLUMNS`, with their chain hashes): what a copy reads."""
+        ...
+
+    def import_events(self, rows: Sequence[StoredEvent]) -> None:
+        """Store `rows` (from another ledger's `stored_events`) as they are, without
+        numbering, chaining or folding them, in one transaction: `conductor copy`. The first
+        must continue this log's head (next seq, its prev_hash the head's hash), or
+        `LedgerError` is raised and nothing is stored. Read models are not touched:
+        `rebuild_projections` afterwards."""
         ...
 
     # -- maintenance -------------------------------------------------------------------

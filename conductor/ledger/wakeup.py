@@ -7,6 +7,11 @@ After committing an enqueue, cancel or retry, a process sends one byte to each s
 there; a worker's scheduler wakes at once instead of at its next poll. Sockets of dead
 processes refuse the datagram and are removed. Losing a signal costs latency, never a
 job: workers still poll every `poll_interval`.
+
+On PostgreSQL the commit itself notifies (`NOTIFY conductor`, delivered to every host), so
+`notify` does nothing there and `listener` returns a session that LISTENs
+(`conductor.ledger.postgres.listen`). Callers ask `listener(db)` and `notify(db)` and never
+need to know which backend serves `db`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,33 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Protocol
+
+from conductor.ledger.open import is_postgres
+
+
+class Waiter(Protocol):
+    """What a scheduler or live view sleeps on between polls."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True if woken early."""
+        ...
+
+    def wake(self) -> None:
+        """Wake the waiting thread from another thread of this process."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def listener(db: str) -> Waiter:
+    """The wake-ups of `db` for this process: LISTEN on PostgreSQL, a datagram socket on
+    SQLite (which raises `OSError` where one cannot be bound)."""
+    if is_postgres(db):
+        from conductor.ledger.postgres.listen import PostgresListener
+
+        return PostgresListener(db)
+    return Listener(db)
 
 
 def directory(db: str) -> Path:
@@ -36,8 +68,21 @@ def _directory(location: str, cwd: str) -> Path:
     return Path(tempfile.gettempdir()) / f"conductor-wake-{os.getuid()}-{key}"
 
 
+def listening(db: str) -> bool:
+    """Whether some process listens for wake-ups of `db` (on PostgreSQL from any host, on
+    SQLite on this one): a notification sent now reaches it."""
+    if is_postgres(db):
+        from conductor.ledger.postgres.listen import listening as sessions
+
+        return sessions(db) > 0
+    return any(directory(db).glob("*.sock"))
+
+
 def notify(db: str) -> int:
-    """Wake every listening worker of `db`; returns how many were reached."""
+    """Wake every listening worker of `db` on this host; returns how many were reached.
+    Nothing to do on PostgreSQL: the commit notified every listener already."""
+    if is_postgres(db):
+        return 0
     folder = directory(db)
     try:
         names = os.listdir(folder)

@@ -125,11 +125,12 @@ class Timer:
 
 def waiter(db: str) -> Waiter:
     """Something to wait on between polls: woken early by local enqueues, cancels and
-    retries of `db` where wake-up sockets work, else a plain timer."""
+    retries of `db` where wake-up sockets work (on PostgreSQL, by any host's enqueues and
+    retries), else a plain timer."""
     from conductor.ledger import wakeup
 
     try:
-        return wakeup.Listener(db)
+        return wakeup.listener(db)
     except OSError:
         return Timer()
 

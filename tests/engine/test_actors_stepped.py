@@ -148,6 +148,36 @@ def test_a_wake_up_during_a_claim_is_not_lost_when_the_claim_comes_back_short(
     assert demanded(writer) == 2
 
 
+def test_a_wake_up_while_two_claims_are_out_costs_one_more_claim_not_one_per_answer(
+    actors: None,
+) -> None:
+    """A demand sent after a wake-up is claimed after it, so it answers that wake-up; the
+    short answers of claims already out then mean the work has run out. (Remembering the
+    wake-up until no claim was out made each short answer ask again while another was
+    out: on PostgreSQL, about three empty claims per job in a steady stream.)"""
+    writer = Recorder.start()
+    workers = {"w1": Recorder.start(), "w2": Recorder.start()}
+    queue = Queue.start(0)
+    queue.proxy().connect(writer, workers).get()
+    queue.tell(Claimed((dispatch(1), dispatch(2)), 2))
+    queue.ask(QueueState())
+    assert demanded(writer) == 2
+    queue.tell(Finished("w1", Outcome(job_id=1, attempt=1)))
+    queue.ask(QueueState())
+    queue.ask(QueueState())  # its Forward: one more job asked for (claim B)
+    assert demanded(writer) == 3
+    queue.tell(Wake())  # a job committed while B is out
+    queue.tell(Finished("w2", Outcome(job_id=2, attempt=1)))
+    queue.ask(QueueState())
+    queue.ask(QueueState())  # its Forward: claim C, sent after the wake-up
+    assert demanded(writer) == 4
+    queue.tell(Claimed((), 1))  # B comes back short
+    queue.tell(Claimed((), 1))  # and so does C, which read after the commit
+    status = queue.ask(QueueState())
+    assert status.exhausted
+    assert (status.asked, demanded(writer)) == (0, 4)
+
+
 def test_a_worker_that_took_the_next_job_stays_busy_and_gets_no_run(actors: None) -> None:
     writer = Recorder.start()
     workers = {f"w{n}": Recorder.start() for n in range(2)}

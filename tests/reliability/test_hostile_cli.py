@@ -51,7 +51,9 @@ DEEP_OPEN = '{"task": "a", "x": ' + "[" * 100_000
 DEEP_CLOSED = '{"task": "a", "x": ' + "[" * 60_000 + "]" * 60_000 + "}"
 
 WRITE_COMMANDS = {"enqueue", "cancel", "retry", "replay"}
-EXCLUDED = {"demo", "bench"}
+EXCLUDED = {"demo", "bench", "copy"}
+"""Not generated: `copy` takes two databases and no --db (tests/postgres/test_copy.py
+checks its refusals)."""
 GENERATED = [
     "enqueue",
     "jobs",
@@ -66,6 +68,7 @@ GENERATED = [
     "metrics",
     "top",
     "worker",
+    "migrate",
 ]
 
 SEEDED = "seeded.db"
@@ -258,6 +261,17 @@ def db_valid(command: str, kind: str) -> bool | None:
 
 
 @st.composite
+def migrate_options(draw: st.DrawFn, flags: list[str]) -> tuple[list[str], bool]:
+    """`migrate`'s options, never --apply: it creates a missing database, which the
+    property forbids here. Roles are PostgreSQL's, so a SQLite --db refuses them."""
+    role = draw(st.sampled_from(["", "--grant", "--print-grants"]))
+    if not role:
+        return flags, True
+    text, _ = draw(values([*good("conductor_app"), *bad("", "Bad Role", HUGE, NOT_UTF8)]))
+    return [*flags, role, text], False
+
+
+@st.composite
 def cases(draw: st.DrawFn) -> Case:
     command = draw(st.sampled_from(GENERATED))
     flags = draw(st.lists(st.sampled_from(["--json"]), max_size=1))
@@ -349,9 +363,10 @@ def cases(draw: st.DrawFn) -> Case:
         command = "audit"
         flags = ["verify", *flags]
         valid = True
+    elif command == "migrate":
+        flags, valid = draw(migrate_options(flags))
     else:  # metrics
-        flags = []
-        valid = True
+        flags, valid = [], True
     case = Case((command, *flags), kind, None)
     return attrs.evolve(case, valid=combine(valid, db_valid(case.command, kind)))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -29,6 +30,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import (
     DatabaseBusy,
@@ -94,16 +96,41 @@ def parse(location: str) -> Target:
     return Target(conninfo=conninfo, schema=schema, shown=shown)
 
 
+SERVER_TIMEOUTS: Final = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""What each session asks the server for, unless the URL's `options` say otherwise: end
+a session whose host has gone silent (a network partition, a powered-off machine) within
+about ten seconds. A cut-off host can hold the chain lock mid-append; with the kernel's
+defaults the server would keep its session, and the lock, for two hours, and every other
+host would wait. A pipelined transaction's backend counts as active, so
+`idle_in_transaction_session_timeout` would not end it either."""
+CLIENT_TIMEOUTS: Final = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""The same on the client's side (libpq parameters, unless the URL sets them): a worker
+notices a vanished server in seconds rather than hours, and reconnects."""
+
+
 def _kwargs(target: Target) -> dict[str, Any]:
     # Every connection looks in conductor's schema first (the statements name tables
     # without a schema, as on SQLite), then in pg_catalog.
-    options = f"-c search_path={target.schema}"
     query = dict(parse_qsl(urlsplit(target.conninfo).query))
-    given = query.get("options")
-    kwargs: dict[str, Any] = {
-        "autocommit": True,
-        "options": f"{given} {options}" if given else options,
-    }
+    given = query.get("options", "")
+    options = [given] if given else []
+    options.append(f"-c search_path={target.schema}")
+    options += [
+        f"-c {name}={value}" for name, value in SERVER_TIMEOUTS.items() if name not in given
+    ]
+    kwargs: dict[str, Any] = {"autocommit": True, "options": " ".join(options)}
+    kwargs.update({k: v for k, v in CLIENT_TIMEOUTS.items() if k not in query})
     if "application_name" not in query and "PGAPPNAME" not in os.environ:
         kwargs["application_name"] = "conductor"  # how pg_stat_activity names them
     return kwargs
@@ -178,7 +205,9 @@ class PostgresConnection:
     """One ledger's way to its schema: connections from the process's pool, errors
     translated, write transactions serialised on the chain lock where they append."""
 
-    def __init__(self, settings: Settings, *, create: bool) -> None:
+    def __init__(self, settings: Settings, *, create: bool, prepare: bool = True) -> None:
+        """`prepare=False` checks nothing and migrates nothing (`conductor migrate`, which
+        shows the schema as it is); a ledger is always opened prepared."""
         self.settings = settings
         self.target = parse(settings.db)
         self.location = self.target.shown
@@ -196,7 +225,8 @@ class PostgresConnection:
                     **_kwargs(self.target),
                 ) as conn,
             ):
-                self.rebuild_needed = self._prepare(conn, create=create)
+                if prepare:
+                    self.rebuild_needed = self._prepare(conn, create=create)
         self.pool = _acquire(self.target, max(settings.busy_timeout, 5.0))
         self._closed = False
 
@@ -245,10 +275,26 @@ class PostgresConnection:
         row = conn.execute("SELECT value FROM meta WHERE key = 'projections_version'").fetchone()
         return row is None or row[0] != str(projections_base.VERSION)
 
-    def pending_migrations(self) -> tuple[int, int]:
-        """(the schema's version, this conductor's) without changing anything."""
+    def schema_state(self) -> tuple[int, dict[int, str]]:
+        """The schema's version and when each migration was applied (by number), changing
+        nothing; refuses a schema that is not conductor's or is newer than this one."""
         with self.translate(), self.pool.connection() as conn:
-            return self._identify(conn)[1], SCHEMA_VERSION
+            has_tables, version, ours = self._identify(conn)
+            self._check(has_tables, version, ours, create=True)
+            if not ours:
+                return 0, {}
+            applied = {
+                int(key.split()[1]): value
+                for key, value in conn.execute(
+                    "SELECT key, value FROM meta WHERE key LIKE 'migration %'"
+                )
+            }
+        return version, applied
+
+    def apply_migrations(self) -> list[int]:
+        """Bring the schema to this conductor's version (`migrate`); the numbers applied."""
+        with self.translate(), self.pool.connection() as conn:
+            return self.migrate(conn)
 
     def migrate(self, conn: psycopg.Connection[Any]) -> list[int]:
         """Apply every migration the schema lacks, in one transaction under the migration
@@ -262,6 +308,11 @@ class PostgresConnection:
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1]:
                     conn.execute(statement)
+                # A plain INSERT: a migration applied twice would fail here, not pass.
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s)",
+                    (f"migration {number}", stamp(dt.datetime.now(dt.UTC))),
+                )
                 applied.append(number)
             if applied:
                 set_meta(conn, "schema_version", str(SCHEMA_VERSION))
@@ -281,16 +332,20 @@ class PostgresConnection:
         with self.translate(), self.pool.connection() as conn:
             yield conn
 
-    def retrying(self, attempt: Any) -> Any:
+    def retrying(self, attempt: Any, *, pipeline: bool = True) -> Any:
         """Run `attempt(conn)` in a transaction, again (up to `_RETRIES` times) when it
         lost a deadlock or serialisation race to another transaction.
 
         In pipeline mode: statements are sent as they are issued and the client waits only
         when it reads a result, so a transaction that sends its reads, then its writes and
-        the commit, costs two round trips however many statements it runs."""
+        the commit, costs two round trips however many statements it runs. COPY cannot
+        run in a pipeline: `pipeline=False` runs `attempt` in a plain transaction."""
         for tries in range(_RETRIES + 1):
             try:
                 with self.translate(), self.pool.connection() as conn:
+                    if not pipeline:
+                        with conn.transaction():
+                            return attempt(conn)
                     return _in_pipeline(conn, attempt)
             except DatabaseBusy as e:
                 if tries == _RETRIES or not isinstance(e.__cause__, RETRYABLE):

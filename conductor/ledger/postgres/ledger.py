@@ -10,9 +10,9 @@ on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many
   appends one transaction at a time. The lock covers the head read, the fold, the inserts
   and the commit; every read and pick happens before it.
 * Job ids come from a sequence, outside the lock.
-* An append that makes work claimable, or cancels a job, sends `NOTIFY conductor` in its
-  own transaction: PostgreSQL delivers it to every listening worker, on any host, when
-  (and only if) the transaction commits.
+* An append that makes work claimable sends `NOTIFY conductor` in its own transaction:
+  PostgreSQL delivers it to every listening worker, on any host, when (and only if) the
+  transaction commits.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import attrs
 import psycopg
 
 from conductor.domain import decisions as decide
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings
-from conductor.domain.events import NewEvent, RecordedEvent
+from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
@@ -38,16 +39,24 @@ from conductor.ledger.base import (
     EventFilter,
     JobFilter,
     RowDifference,
+    StoredEvent,
 )
-from conductor.ledger.postgres import bulk, rebuild
+from conductor.ledger.postgres import bulk, intake, picks, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
 
 Conn = psycopg.Connection[Any]
 
 _PROJECTED_SEQ: Final = sql.projected_seq("%s")
-_PICK_DUE: Final = sql.pick_due("%s") + " FOR UPDATE SKIP LOCKED"
-_NEXT_DUE: Final = sql.next_due("%s")
+_NEXT_DUE_ANY: Final = (
+    "SELECT min(due.run_at) FROM unnest(%s::text[]) AS q(queue) "
+    f"CROSS JOIN unnest(ARRAY{list(sql.PRIORITY_LEVELS)}) AS p(priority) "
+    "CROSS JOIN LATERAL (SELECT run_at FROM jobs WHERE status = 'pending' "
+    "AND queue = q.queue AND priority = p.priority AND run_at > %s "
+    "ORDER BY run_at LIMIT 1) AS due"
+)
+"""`next_due` in one statement: the same range seek per (queue, priority) on `jobs_due`
+as SQLite's loop of them, joined laterally, so one round trip instead of one per seek."""
 _ROWS: Final = f"SELECT {sql.JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)"
 _LOCK_ROWS: Final = _ROWS + " ORDER BY id FOR UPDATE"
 _NEW_JOB_IDS: Final = "SELECT nextval('job_ids') FROM generate_series(1, %s)"
@@ -57,14 +66,14 @@ _RECENT_PAGE: Final = (
 _CHAIN_PAGE: Final = (
     f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT 10000"
 )
+_STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
 WAKE_CHANNEL: Final = "conductor"
 """The NOTIFY channel; the payload is the schema, so one database can hold several."""
 _WAKING: Final = frozenset(
     {"enqueued", "retry_scheduled", "rescued", "released", "requeued", "cancelled"}
 )
-"""Event types whose commit wakes the workers: after them a job may be claimable, or (a
-cancel) a running handler is to be told now, by the maintenance a wake-up brings forward,
-rather than at the holder's next scheduled round."""
+"""Event types after which a job may be claimable, or a running handler must hear of a
+cancellation: their commit wakes the workers."""
 
 
 class PostgresLedger:
@@ -119,7 +128,11 @@ class PostgresLedger:
         reach the server with the commit, in one round trip."""
         if not events:
             return []
-        missing = {e.job_id for e in events if e.job_id is not None} - current.keys()
+        missing = {
+            e.job_id
+            for e in events
+            if e.job_id is not None and not isinstance(e.event, JobEnqueued)
+        } - current.keys()
         if missing:  # not a path the engine takes: it decides on rows it has locked
             current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n])
@@ -153,18 +166,43 @@ class PostgresLedger:
             # head are sent together, in this order, and read back once.
             ids = sorted(set(job_ids))
             rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
-            picks = self._send_picks(conn, claim) if claim is not None else []
+            sent = picks.send(conn, claim) if claim is not None else []
             head = self._lock_chain(conn)
             current = _row_map(rows)
             events = decide(current)
-            picked = self._take_picks(picks, claim) if claim is not None else []
+            picked = picks.take(sent, claim) if claim is not None else []
+            # A claim with room left takes in committed transactional enqueues (one
+            # statement when there are none; intake rows are skipped, never waited for,
+            # so taking them under the chain lock is safe) and claims them below. A full
+            # claim leaves them to the scheduler's next tick: the busy path pays nothing.
+            room = 0 if claim is None else claim.limit - len(picked)
+            taken = intake.take(conn, claim.now) if claim is not None and room > 0 else []
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
             known = {**current, **{row["id"]: row for row in picked}}
-            stored = self._store(conn, [*events, *starts], head.fetchone(), known, [])
-            return stored[: len(events)], sql.claimed(picked, stored[len(events) :])
+            batch = [*taken, *events, *starts]
+            stored = self._store(conn, batch, head.fetchone(), known, [])
+            first, rest = len(taken), len(taken) + len(events)
+            claimed = sql.claimed(picked, stored[rest:])
+            if taken and claim is not None:
+                after = (stored[-1].seq, stored[-1].hash)
+                claimed += self._claim_more(conn, attrs.evolve(claim, limit=room), after)
+            return stored[first:rest], claimed
 
         result: tuple[list[RecordedEvent], list[ClaimedJob]] = self._link.retrying(attempt)
         return result
+
+    def _claim_more(
+        self, conn: Conn, claim: ClaimRequest, head: tuple[int, str]
+    ) -> list[ClaimedJob]:
+        """Claim among jobs this transaction just took in, now rows, rather than leave
+        them for the next claim. The chain lock is held by now; the picks skip locked
+        rows instead of waiting, so no lock is waited for while holding it."""
+        picked = picks.take(picks.send(conn, claim), claim)
+        if not picked:
+            return []
+        starts = [self._start(row, claim) for row in picked]
+        stored = self._store(conn, starts, head, {row["id"]: row for row in picked}, [])
+        return sql.claimed(picked, stored)
 
     def claim(
         self,
@@ -185,34 +223,6 @@ class PostgresLedger:
     @staticmethod
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
         return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
-
-    @staticmethod
-    def _send_picks(conn: Conn, request: ClaimRequest) -> list[list[psycopg.Cursor[Any]]]:
-        """Queue the pick of every (priority, queue), each up to the whole limit: sent at
-        once, they cost one round trip instead of one per priority level."""
-        if request.limit <= 0 or not request.queues:
-            return []
-        due = stamp(request.now)
-        return [
-            [
-                conn.execute(_PICK_DUE, (queue, priority, due, request.limit))
-                for queue in request.queues
-            ]
-            for priority in sql.PRIORITY_LEVELS
-        ]
-
-    @staticmethod
-    def _take_picks(picks: list[list[psycopg.Cursor[Any]]], request: ClaimRequest) -> list[JobRow]:
-        """The due pending jobs a claim takes, best first: priority, then run_at, then
-        id. Rows another claimer holds were skipped, not waited for; rows picked beyond
-        the limit stay locked until the commit, a few milliseconds, and stay pending."""
-        picked: list[JobRow] = []
-        for level in picks:
-            candidates = [sql.job_row(values) for cursor in level for values in cursor]
-            if len(level) > 1:
-                candidates.sort(key=lambda row: (row["run_at"], row["id"]))
-            picked.extend(candidates[: request.limit - len(picked)])
-        return picked
 
     # -- read --------------------------------------------------------------------------
     def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
@@ -277,15 +287,12 @@ class PostgresLedger:
         return [sql.job_row(values) for values in found]
 
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
-        earliest: str | None = None
+        if not queues:
+            return None
         floor = "" if after is None else after
         with self._link.connection() as conn:
-            for queue in queues:
-                for priority in sql.PRIORITY_LEVELS:
-                    row = conn.execute(_NEXT_DUE, (queue, priority, floor)).fetchone()
-                    if row is not None and (earliest is None or row[0] < earliest):
-                        earliest = row[0]
-        return earliest
+            row = conn.execute(_NEXT_DUE_ANY, (list(queues), floor)).fetchone()
+        return None if row is None else row[0]
 
     def counts(self) -> list[tuple[str, str, str, int]]:
         with self._link.connection() as conn:
@@ -304,6 +311,55 @@ class PostgresLedger:
         with self._link.connection() as conn:
             row = conn.execute(sql.LAST_SEQ).fetchone()
         return int(row[0] or 0) if row else 0
+
+    # -- transactional enqueue ---------------------------------------------------------
+    def enqueue_within(self, connection: object, events: Sequence[NewEvent]) -> list[int]:
+        return intake.put(
+            connection,
+            schema=self.schema,
+            channel=WAKE_CHANNEL,
+            events=events,
+            location=self.location,
+        )
+
+    def ingest(self, now: dt.datetime) -> int:
+        with self._link.connection() as conn:
+            if not intake.waiting(conn):
+                return 0
+
+        def attempt(conn: Conn) -> int:
+            taken = intake.take(conn, now)
+            if taken:
+                self._store(conn, taken, self._lock_chain(conn).fetchone(), {}, [])
+            return len(taken)
+
+        total = 0
+        while (count := self._link.retrying(attempt)) > 0:
+            total += count
+            if count < intake.BATCH:
+                break
+        return total
+
+    # -- copying -----------------------------------------------------------------------
+    def stored_events(self, *, after: int, limit: int) -> list[StoredEvent]:
+        with self._link.connection() as conn:
+            return conn.execute(_STORED_PAGE, (after, limit)).fetchall()
+
+    def import_events(self, rows: Sequence[StoredEvent]) -> None:
+        if not rows:
+            return
+
+        def attempt(conn: Conn) -> None:
+            self._link.lock_chain(conn)
+            append.check_continues(conn.execute(sql.HEAD).fetchone(), rows[0], self.location)
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(f"COPY events ({sql.CHAIN_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        self._link.retrying(attempt, pipeline=False)  # COPY cannot run in a pipeline
 
     # -- maintenance -------------------------------------------------------------------
     def rebuild_projections(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _V1: Final = (
     """
@@ -93,10 +93,57 @@ _V1: Final = (
     "INSERT INTO meta (key, value) VALUES ('application', 'conductor')",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+_V2: Final = (
+    # Transactional enqueue (conductor.ledger.postgres.intake): a job written in the
+    # caller's own transaction waits here, outside the chain, until a conductor process
+    # moves it into the log as an `enqueued` event under the id it was given. The checks
+    # keep a row that could not become a valid event (a producer writing SQL by hand)
+    # from ever reaching the workers' claim transactions, which ingest it.
+    """
+    CREATE TABLE intake (
+        job_id      bigint  PRIMARY KEY,
+        task        text    NOT NULL CHECK (length(btrim(task)) > 0),
+        queue       text    NOT NULL CHECK (queue ~ '^[A-Za-z0-9_.:-]{1,100}$'),
+        priority    integer NOT NULL CHECK (priority IN (0, 1, 2)),
+        max_retries integer NOT NULL CHECK (max_retries BETWEEN 0 AND 10000),
+        run_at      text,
+        payload     text    NOT NULL CHECK ((payload::json ->> 'task') = task),
+        trace       text
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
 DESCRIPTIONS: Final[tuple[str, ...]] = (
     "events (append-only, hash-chained), jobs, counters, meta, job id sequence",
+    "intake: jobs enqueued in the caller's own transaction, waiting to enter the log",
 )
 """One line per migration, for `conductor migrate`."""
+
+ROLE_NAME: Final = r"^[a-z_][a-z0-9_]{0,62}$"
+"""Role names `grants` takes: PostgreSQL's unquoted identifiers, so none needs quoting
+to be read back from `conductor migrate --print-grants`."""
+
+
+def grants(schema: str, role: str) -> tuple[str, ...]:
+    """The statements that give `role` exactly what workers and producers need in
+    `schema`, and nothing more: events can be read and appended, never changed or
+    removed (no UPDATE, DELETE or TRUNCATE, whatever the triggers); the read models,
+    meta and intake are read and written; job ids are drawn from the sequence; nothing
+    can be created in the schema. Owner's work (migrations, `replay`, which truncates
+    the read models) stays with the owner.
+
+    Everything the role held there is revoked first, so running them again is exact."""
+    s, r = f'"{schema}"', f'"{role}"'
+    return (
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}",
+        f"REVOKE ALL ON SCHEMA {s} FROM {r}",
+        f"GRANT USAGE ON SCHEMA {s} TO {r}",
+        f"GRANT SELECT, INSERT ON {s}.events TO {r}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.jobs, {s}.counters, {s}.meta, "
+        f"{s}.intake TO {r}",
+        f"GRANT USAGE ON SEQUENCE {s}.job_ids TO {r}",
+    )

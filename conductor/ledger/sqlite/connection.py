@@ -171,6 +171,13 @@ class SqliteConnection:
                 f"understands ({SCHEMA_VERSION}); expected an upgraded conductor"
             )
 
+    def inspect(self) -> int:
+        """The file's schema version (0 for an empty file), checked to be conductor's and
+        not newer than this conductor; changes nothing."""
+        app_id, version, objects = self._identify()
+        self._check_identity(app_id, version, objects, create=True)
+        return version
+
     def prepare(self, *, create: bool) -> bool:
         """Check the file is conductor's, set PRAGMAs, migrate; True when the read models
         were built by another conductor version and must be rebuilt from the log."""

@@ -17,6 +17,7 @@ from typing import Any, Final
 from conductor.domain import decisions as decide
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings
+from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
@@ -29,6 +30,7 @@ from conductor.ledger.base import (
     EventFilter,
     JobFilter,
     RowDifference,
+    StoredEvent,
 )
 from conductor.ledger.sqlite import rebuild
 from conductor.ledger.sqlite.connection import SqliteConnection
@@ -43,6 +45,7 @@ _COUNTER_UPSERT: Final = sql.counter_upsert("?")
 _PROJECTED_SEQ: Final = sql.projected_seq("?")
 _PICK_DUE: Final = sql.pick_due("?")
 _NEXT_DUE: Final = sql.next_due("?")
+_STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 _RECENT_BATCH: Final = 1_000
 """Rows fetched at a time while `recent` walks back from the newest event."""
 
@@ -268,6 +271,28 @@ class SqliteLedger:
         with self._link.translate():
             row = self._conn.execute(sql.LAST_SEQ).fetchone()
         return int(row[0] or 0)
+
+    # -- transactional enqueue ---------------------------------------------------------
+    def enqueue_within(self, connection: object, events: Sequence[NewEvent]) -> list[int]:
+        raise InvalidInput(
+            f"cannot enqueue on your own connection with {self.location}: transactional "
+            "enqueue needs a PostgreSQL ledger (a postgresql:// URL)"
+        )
+
+    def ingest(self, now: dt.datetime) -> int:
+        return 0  # every enqueue here is an append: nothing waits outside the log
+
+    # -- copying -----------------------------------------------------------------------
+    def stored_events(self, *, after: int, limit: int) -> list[StoredEvent]:
+        with self._link.translate():
+            return self._conn.execute(_STORED_PAGE, (after, limit)).fetchall()
+
+    def import_events(self, rows: Sequence[StoredEvent]) -> None:
+        if not rows:
+            return
+        with self._link.translate(), self._link.transaction():
+            append.check_continues(self._conn.execute(sql.HEAD).fetchone(), rows[0], self.location)
+            self._conn.executemany(_EVENT_INSERT, rows)
 
     # -- maintenance -------------------------------------------------------------------
     def rebuild_projections(self) -> int:

@@ -78,3 +78,6 @@ _V1: Final = (
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
 """MIGRATIONS[N-1] takes the schema to version N."""
+
+DESCRIPTIONS: Final[tuple[str, ...]] = ("events (append-only, hash-chained), jobs, counters, meta",)
+"""One line per migration, for `conductor migrate`."""

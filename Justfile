@@ -32,6 +32,14 @@ bench *args:
     python -m pip install -q -e '.[bench]'
     python tests/benchmarks/peers.py {{args}}
 
+# conductor beside procrastinate and pgqueuer on the PostgreSQL server at 127.0.0.1:5432 (a fresh
+# database per measurement, made and dropped through --admin-url): drain of 20,000 jobs with 1, 2
+# and 4 worker processes, and pickup latency; medians of 3 interleaved runs; plots and
+# pg_peers.json go to docs/img (`--out`). Quicker: `just bench-pg --runs 1 --quick`.
+bench-pg *args:
+    python -m pip install -q -e '.[bench]'
+    python tests/benchmarks/pg_peers.py {{args}}
+
 # Ledger benchmarks: enqueue rates, replay of 1,000,000 events, stats/jobs at 1,000,000 jobs.
 bench-ledger *args:
     python tests/benchmarks/ledger_bench.py {{args}}

@@ -1,4 +1,11 @@
-"""Shared fixtures: a real database file on disk and the installed `conductor` executable."""
+"""Shared fixtures: a real database (a SQLite file on disk, or a schema on the real
+PostgreSQL server) and the installed `conductor` executable.
+
+A test that asks for `db` runs once per backend (`[sqlite]`, `[postgres]`), as River's
+driver suite does: the engine and reliability suites hold every backend to the same
+tests. A test about SQLite itself (its files, WAL, locks, fault injection) is marked
+`@pytest.mark.sqlite_only("why")` and runs on SQLite only; `db_path` is its file.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,27 @@ PG_SERVER = os.environ.get("CONDUCTOR_TEST_PG", "postgresql://postgres@127.0.0.1
 """The real PostgreSQL server the tests use (`.ci/run` starts it when it is down)."""
 
 
+BACKENDS = ("sqlite", "postgres")
+"""The backends a `db` test runs on."""
+
+PG_URLS = pytest.StashKey[list[str]]()
+"""The PostgreSQL ledgers a test used (on its item's stash), for checks after it."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(why): the test is about SQLite itself; its `db` is a SQLite file only",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that asks for `db` (directly or through a fixture) runs per backend."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS))
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A database of this test process's own on the real server, dropped at the end: the
@@ -46,9 +74,11 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database: str) -> Iterator[str]:
+def pg_url(pg_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A schema of its own for one test (created on first use), as a `--db` URL."""
-    yield f"{pg_database}?schema=t_{secrets.token_hex(6)}"
+    url = f"{pg_database}?schema=t_{secrets.token_hex(6)}"
+    request.node.stash.setdefault(PG_URLS, []).append(url)
+    yield url
     # A process keeps a pool per schema until it exits: closed after each test, or a
     # long run would hold an idle connection per test and exhaust max_connections.
     from conductor.ledger.postgres import connection
@@ -59,6 +89,15 @@ def pg_url(pg_database: str) -> Iterator[str]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "conductor.db"
+
+
+@pytest.fixture
+def db(backend: str, request: pytest.FixtureRequest, db_path: Path) -> str:
+    """The test's ledger location as `--db` takes it, once per backend: `db_path` on
+    SQLite, a fresh schema on the real PostgreSQL server (`pg_url`)."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(db_path)
 
 
 @pytest.fixture
@@ -84,7 +123,7 @@ CONDUCTOR = shutil.which("conductor") or "conductor"
 
 def run_cli(
     *args: str,
-    db: Path | None = None,
+    db: Path | str | None = None,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,

@@ -233,8 +233,9 @@ class Writer(CoreActor):
             # Burst mode: this process's last attempt is settled, so the exit test can run
             # now rather than at the next poll - here (the Claimed above reaches the Queue
             # first) and in the other burst workers of this database, whose test failed
-            # while this process still held a job.
-            wakeup.notify(self._settings.db)
+            # while this process still held a job. No commit of settled outcomes notifies
+            # on PostgreSQL: this one asks for a notification of its own.
+            wakeup.notify(self._settings.db, by_commit=False)
 
     def _drop_landed(self, outcomes: list[decide.Outcome]) -> list[decide.Outcome]:
         """`outcomes` minus those a write in doubt recorded after all (`doubt.py`)."""

@@ -245,8 +245,8 @@ class Ledger(Protocol):
     def ingest(self, now: dt.datetime) -> int:
         """Append the committed jobs of `enqueue_within` to the log as `enqueued` events
         stamped `now`, each exactly once however many processes ingest at once; returns
-        how many. A claim (`transact` with `claim`) with room left after the due jobs in the
-        log does this too, in its transaction, and claims them."""
+        how many. A claim (`transact` with `claim`) does this too, in its transaction,
+        and claims them when it has room left after the due jobs in the log."""
         ...
 
     # -- copying -----------------------------------------------------------------------

@@ -78,11 +78,19 @@ def listening(db: str) -> bool:
     return any(directory(db).glob("*.sock"))
 
 
-def notify(db: str) -> int:
+def notify(db: str, *, by_commit: bool = True) -> int:
     """Wake every listening worker of `db` on this host; returns how many were reached.
-    Nothing to do on PostgreSQL: the commit notified every listener already."""
+
+    On PostgreSQL the commit of claimable work or of a cancel notified every listener
+    already (`by_commit`), so there is nothing to do; a caller whose commit sent nothing
+    (a burst worker that settled its last attempt, so that every burst worker's exit test
+    runs again) passes `by_commit=False` and one notification is sent."""
     if is_postgres(db):
-        return 0
+        if by_commit:
+            return 0
+        from conductor.ledger.postgres.listen import announce
+
+        return announce(db)
     folder = directory(db)
     try:
         names = os.listdir(folder)

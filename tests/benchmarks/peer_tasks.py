@@ -15,18 +15,28 @@ Workers import this module by name with `PYTHONPATH` set to this directory:
 * RQ: jobs name `peer_tasks.record` itself.
 * Celery: `celery -A peer_tasks:celery_app` (broker `BENCH_BROKER_URL`, queue
   `BENCH_CELERY_QUEUE`).
+* procrastinate: `procrastinate --app peer_tasks.procrastinate_app worker` (the database
+  `BENCH_PG_URL`, a pool of `BENCH_PG_POOL` connections); its task is `async def`, as its
+  docs recommend for concurrency (a sync task would run in a thread per job).
+* pgqueuer: `pgqueuer_worker`, which does what `pgq run peer_tasks:pgqueuer_main` does
+  (pgqueuer 1.6.0's `pgq run` fails before it starts with typer 0.29: its `--log-level`
+  parser hands a str where an enum is read), with one asyncpg connection to `BENCH_PG_URL`
+  (the driver and connection shape its performance guide recommends for a worker); the
+  `sent` stamp travels as the job's payload, the decimal text of the float.
 
-The huey and Celery apps are built on first attribute access (PEP 562 `__getattr__`), so
-importing this module pulls in neither library.
+The huey, Celery and procrastinate apps are built on first attribute access (PEP 562
+`__getattr__`), so importing this module pulls in none of those libraries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,10 @@ STAMP = struct.Struct("<dd")
 STAMPS_ENV = "BENCH_STAMPS"
 HUEY_TASK = "record"
 CELERY_TASK = "peer_tasks.record"
+PG_TASK = "record"
+"""The task's name in procrastinate and the entrypoint's in pgqueuer."""
+PG_URL_ENV = "BENCH_PG_URL"
+PG_POOL_ENV = "BENCH_PG_POOL"
 
 _lock = threading.Lock()
 _fd: int | None = None
@@ -84,8 +98,71 @@ def make_celery(broker_url: str, queue: str) -> Any:
     return app
 
 
+async def _record_async(sent: float = 0.0) -> None:
+    record(sent)
+
+
+def make_procrastinate(url: str, pool_size: int) -> Any:
+    """A procrastinate `App` on `url` with `record` registered as the async task `record`.
+
+    The pool may grow to `pool_size` (`max_size`; procrastinate's docs ask for the worker's
+    concurrency plus one when jobs are short); it opens with psycopg_pool's default of 4 or
+    fewer (the server's connection slots are shared)."""
+    import procrastinate
+
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url, min_size=min(4, pool_size), max_size=pool_size
+    )
+    app = procrastinate.App(connector=connector)
+    app.task(name=PG_TASK)(_record_async)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def pgqueuer_main() -> AsyncIterator[Any]:
+    """pgqueuer's factory (`pgq run peer_tasks:pgqueuer_main`): one asyncpg connection."""
+    import asyncpg
+    from pgqueuer import PgQueuer
+
+    connection = await asyncpg.connect(dsn=os.environ[PG_URL_ENV])
+    try:
+        pgq = PgQueuer.from_asyncpg_connection(connection)
+
+        @pgq.entrypoint(PG_TASK)
+        async def _record_job(job: Any) -> None:
+            record(float(job.payload) if job.payload else 0.0)
+
+        yield pgq
+    finally:
+        await connection.close()
+
+
+def pgqueuer_worker(batch_size: int, mode: str) -> None:
+    """The body of `pgq run peer_tasks:pgqueuer_main --batch-size B --mode M`, with its
+    defaults for every other option: pgqueuer's INFO logging, its event loop (uvloop when
+    installed), its supervisor."""
+    from datetime import timedelta
+
+    from pgqueuer import types
+    from pgqueuer.adapters.cli import cli, supervisor
+    from pgqueuer.core import logconfig
+
+    logconfig.setup_fancy_logger(logconfig.LogLevel.INFO)
+    cli.asyncio_run(
+        supervisor.run(
+            pgqueuer_main,
+            batch_size=batch_size,
+            mode=types.QueueExecutionMode[mode],
+            dequeue_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+    )
+
+
 def __getattr__(name: str) -> Any:
-    if name == "huey":
+    if name == "procrastinate_app":
+        value = make_procrastinate(os.environ[PG_URL_ENV], int(os.environ[PG_POOL_ENV]))
+    elif name == "huey":
         value = make_huey(os.environ["BENCH_HUEY_DB"])[0]
     elif name == "celery_app":
         value = make_celery(os.environ["BENCH_BROKER_URL"], os.environ["BENCH_CELERY_QUEUE"])

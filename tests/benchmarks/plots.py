@@ -1,5 +1,6 @@
-"""PNG plots of a `peers.py` result: throughput against concurrency and against backlog,
-and the pickup-latency CDF. Medians are the lines; bars span the min-max of the runs."""
+"""PNG plots of a `peers.py` or `pg_peers.py` result: throughput against concurrency, against
+backlog and against worker processes, and the pickup-latency CDF. Medians are the lines;
+bars span the min-max of the runs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,38 @@ mpl.use("Agg")
 
 import matplotlib.pyplot as plt
 
-LABELS = {"conductor": "conductor", "huey": "huey", "rq": "RQ", "celery": "Celery"}
-COLOURS = {"conductor": "#1f77b4", "huey": "#ff7f0e", "rq": "#2ca02c", "celery": "#d62728"}
+LABELS = {
+    "conductor": "conductor",
+    "huey": "huey",
+    "rq": "RQ",
+    "celery": "Celery",
+    "procrastinate": "procrastinate",
+    "pgqueuer": "pgqueuer",
+}
+COLOURS = {
+    "conductor": "#1f77b4",
+    "huey": "#ff7f0e",
+    "rq": "#2ca02c",
+    "celery": "#d62728",
+    "procrastinate": "#9467bd",
+    "pgqueuer": "#8c564b",
+}
+
+
+def _style(result: dict[str, Any], system: str) -> dict[str, Any]:
+    """Label and colour; a second column of one system (pgqueuer-25) is drawn dashed."""
+    labels = result.get("labels", {})
+    base, _, variant = system.partition("-")
+    variants = sorted(
+        (s for s in labels if s.partition("-")[0] == base),
+        key=lambda s: int(s.partition("-")[2] or 0),
+    )
+    dashed = bool(variant) and variants.index(system) > 0
+    return {
+        "label": labels.get(system, LABELS.get(system, system)),
+        "color": COLOURS[base],
+        "linestyle": "--" if dashed else "-",
+    }
 
 
 def _errorbar_series(
@@ -89,13 +120,9 @@ def plot_latency_cdf(result: dict[str, Any], path: Path) -> Path:
             continue
         fractions = [(i + 1) / len(samples) for i in range(len(samples))]
         p50 = data["summary"]["p50_ms"]["median"]
-        axes.step(
-            samples,
-            fractions,
-            where="post",
-            label=f"{LABELS[system]} (p50 {p50:.2f} ms)",
-            color=COLOURS[system],
-        )
+        style = _style(result, system)
+        style["label"] = f"{style['label']} (p50 {p50:.2f} ms)"
+        axes.step(samples, fractions, where="post", **style)
     options = result["options"]
     axes.set_xscale("log")
     axes.set_xlabel("pickup latency, ms (task start - producer stamp)")
@@ -104,6 +131,41 @@ def plot_latency_cdf(result: dict[str, Any], path: Path) -> Path:
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right")
     return _save(figure, path)
+
+
+def plot_processes(result: dict[str, Any], path: Path) -> Path:
+    """`pg_peers.py`'s drain: jobs/s against worker processes, without and with start-up."""
+    figure, (rate_axes, spawn_axes) = plt.subplots(1, 2, figsize=(9.6, 4.0))
+    for system, by_processes in result["drain"].items():
+        style = {"marker": "o", "capsize": 3, **_style(result, system)}
+        for axes, key in ((rate_axes, "jobs_per_s"), (spawn_axes, "jobs_per_s_with_startup")):
+            xs, ys, spread = _errorbar_series(by_processes, key)
+            axes.errorbar(xs, ys, yerr=spread, **style)
+    options = result["options"]
+    slots = options["concurrency"]
+    for axes, title in (
+        (rate_axes, "first to last job"),
+        (spawn_axes, "from the workers' spawn"),
+    ):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(options["processes"], [str(x) for x in options["processes"]])
+        axes.set_xlabel(f"worker processes ({slots} slots each)")
+        axes.set_ylabel("jobs/s (no-op jobs)")
+        axes.set_title(f"Drain of {options['jobs']:,} jobs, {title}", fontsize=10)
+        _from_zero(axes)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _save(figure, path)
+
+
+def write_pg(result: dict[str, Any], folder: Path) -> list[Path]:
+    """The plots of a `pg_peers.py` result; returns the files written."""
+    written = []
+    if result.get("drain"):
+        written.append(plot_processes(result, folder / "pg-peers-drain.png"))
+    if result.get("latency"):
+        written.append(plot_latency_cdf(result, folder / "pg-peers-latency-cdf.png"))
+    return written
 
 
 def write_all(result: dict[str, Any], folder: Path) -> list[Path]:

@@ -82,8 +82,10 @@ def json_ish(draw: st.DrawFn) -> str:
     elif mangle == "wrap":
         text = "[" + text + "]"
     elif mangle == "prefix":
-        # Any characters an argv can hold: not NUL, which no command line can carry.
-        argv_text = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=3)
+        # Any characters an argv can hold: not NUL, which no command line can carry, nor a
+        # lone surrogate, which has no UTF-8 bytes to pass (subprocess refuses '\ud800').
+        chars = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+        argv_text = st.text(chars, min_size=1, max_size=3)
         text = draw(argv_text) + text
     return text
 

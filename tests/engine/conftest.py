@@ -1,4 +1,5 @@
-"""Engine fixtures: a real engine on a real SQLite file, in this process, with test tasks."""
+"""Engine fixtures: a real engine on a real ledger (each backend's: the `db` fixture), in
+this process, with test tasks; `conductor worker` processes on the same ledger."""
 
 from __future__ import annotations
 
@@ -40,18 +41,19 @@ def wait_until(
         time.sleep(0.01)
 
 
-def enqueue(db_path: Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
-    """Enqueue through the public API, as an application would, in one transaction."""
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+def enqueue(db: str | Path, payloads: list[dict[str, object]], **options: object) -> list[int]:
+    """Enqueue through the public API, as an application would, in one transaction, into
+    the ledger at `db` (a `--db` location: a SQLite path or a `postgresql://` URL)."""
+    with Conductor(settings=Settings(db=str(db))) as app:
         return app.enqueue_many(payloads, **options)  # type: ignore[arg-type]
 
 
-def hold(db_path: Path, job_id: int, worker: str, lease: dt.timedelta) -> None:
+def hold(db: str | Path, job_id: int, worker: str, lease: dt.timedelta) -> None:
     """Record that `worker` claimed attempt 1 of `job_id` with a lease ending `lease` from
     now (negative: already expired), as another worker process would have."""
     now = dt.datetime.now(dt.UTC)
     started = JobClaimed(attempt=1, worker=worker, lease_expires_at=stamp(now + lease))
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=str(db))) as app:
         app.ledger.append([NewEvent(job_id=job_id, at=stamp(now), event=started)])
 
 
@@ -83,9 +85,9 @@ class WorkerProcesses:
     and makes sure none outlives the test."""
 
     def __init__(
-        self, db: Path, logs: Path, *base_args: str, env: dict[str, str] | None = None
+        self, db: str | Path, logs: Path, *base_args: str, env: dict[str, str] | None = None
     ) -> None:
-        self.db = db
+        self.db = str(db)
         self.logs = logs
         self.base_args = base_args
         self.env = env
@@ -94,7 +96,7 @@ class WorkerProcesses:
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"worker-{len(self.processes)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [CONDUCTOR, "worker", "--db", str(self.db), *self.base_args, "-q", *args],
+                [CONDUCTOR, "worker", "--db", self.db, *self.base_args, "-q", *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -141,7 +143,7 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def start_engine(db_path: Path, registry: Registry) -> Iterator[Callable[..., RunningEngine]]:
+def start_engine(db: str, registry: Registry) -> Iterator[Callable[..., RunningEngine]]:
     running: list[RunningEngine] = []
 
     def start(**options: Any) -> RunningEngine:
@@ -152,7 +154,7 @@ def start_engine(db_path: Path, registry: Registry) -> Iterator[Callable[..., Ru
             "grace": dt.timedelta(seconds=5),
         }
         config = WorkerConfig(**{**defaults, **options})
-        settings = Settings(db=str(db_path))
+        settings = Settings(db=db)
         engine = Engine(settings, config, registry=registry)
         engine.start()
         result: list[int] = []

@@ -6,7 +6,6 @@ import datetime as dt
 import threading
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pykka
@@ -356,9 +355,9 @@ def test_a_fixed_prefetch_never_adapts(actors: None) -> None:
 
 @pytest.fixture
 def scheduler(
-    db_path: Path, actors: None, request: pytest.FixtureRequest
+    db: str, actors: None, request: pytest.FixtureRequest
 ) -> tuple[Any, Any, Any, Settings]:
-    settings = Settings(db=str(db_path))
+    settings = Settings(db=db)
     config = WorkerConfig(poll_interval=1000.0, maintenance_interval=request.param)
     queue, writer = Recorder.start(), Recorder.start()
     ref = Scheduler.start(settings, config, queue, writer, open_writable)

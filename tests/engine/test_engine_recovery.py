@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from pathlib import Path
 
 from conductor import Conductor
 from conductor.domain.config import Settings
@@ -16,7 +15,7 @@ from tests.engine.conftest import Start, dead_process_worker, enqueue, hold, wai
 
 
 def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     started = threading.Event()
     observed: list[bool] = []
@@ -26,7 +25,7 @@ def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
         started.set()
         observed.append(current_job().sleep(30))
 
-    (job_id,) = enqueue(db_path, [{"task": "long"}])
+    (job_id,) = enqueue(db, [{"task": "long"}])
     running = start_engine(maintenance_interval=60)  # only the wake-up can deliver it fast
     assert started.wait(30)
     wait_until(lambda: running.statuses()[job_id] == "in_progress", what="its run_started")
@@ -48,13 +47,13 @@ def test_a_running_handler_sees_its_cancellation_and_the_job_ends_cancelled(
 
 
 def test_a_crashed_worker_actor_is_replaced_and_its_job_runs_again(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
     running = start_engine(concurrency=1, prefetch=0)
     actors = running.engine.actors()
     actors.workers["w1"].tell(InjectFault())
-    (job_id,) = enqueue(db_path, [{"task": "quick"}])
+    (job_id,) = enqueue(db, [{"task": "quick"}])
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     history = running.app.ledger.history(job_id)
     assert [rec.type for rec in history] == [
@@ -73,7 +72,7 @@ def test_a_crashed_worker_actor_is_replaced_and_its_job_runs_again(
 
 
 def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     runs: list[int] = []
 
@@ -81,13 +80,13 @@ def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
     def slow() -> None:
         runs.append(current_job().attempt)
         job_id = current_job().job_id
-        with Conductor(settings=Settings(db=str(db_path)), create=False) as app:
+        with Conductor(settings=Settings(db=db), create=False) as app:
             wait_until(
                 lambda: sum(r.type == "lease_extended" for r in app.ledger.history(job_id)) >= 2,
                 what="two heartbeats",
             )
 
-    (job_id,) = enqueue(db_path, [{"task": "slow"}])
+    (job_id,) = enqueue(db, [{"task": "slow"}])
     running = start_engine(lease=dt.timedelta(seconds=1), maintenance_interval=0.1)
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     types = running.types(job_id)
@@ -98,14 +97,14 @@ def test_heartbeats_keep_a_long_job_leased_and_it_runs_once(
 
 
 def test_a_job_held_by_a_dead_process_on_this_host_is_rescued_at_once(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    (job_id,) = enqueue(db_path, [{"task": "quick"}])
+    (job_id,) = enqueue(db, [{"task": "quick"}])
     dead = dead_process_worker()
     assert holder_gone(dead)
     assert not holder_gone(process_id())
-    hold(db_path, job_id, dead, dt.timedelta(hours=1))
+    hold(db, job_id, dead, dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     history = running.app.ledger.history(job_id)
@@ -122,12 +121,12 @@ def test_a_job_held_by_a_dead_process_on_this_host_is_rescued_at_once(
 
 
 def test_a_job_held_on_another_host_waits_for_its_lease_to_expire(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    live, expired = enqueue(db_path, [{"task": "quick"}] * 2)
-    hold(db_path, live, "elsewhere:1:1", dt.timedelta(hours=1))
-    hold(db_path, expired, "elsewhere:2:2", dt.timedelta(seconds=-1))
+    live, expired = enqueue(db, [{"task": "quick"}] * 2)
+    hold(db, live, "elsewhere:1:1", dt.timedelta(hours=1))
+    hold(db, expired, "elsewhere:2:2", dt.timedelta(seconds=-1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(expired) == "completed", what="the expired one")
     assert "lease of elsewhere:2:2 expired" in running.app.ledger.history(expired)[2].event.reason  # type: ignore[union-attr]
@@ -137,7 +136,7 @@ def test_a_job_held_on_another_host_waits_for_its_lease_to_expire(
 
 
 def test_shutdown_releases_attempts_that_outlive_the_grace_period(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     started = threading.Event()
     unblock = threading.Event()
@@ -147,7 +146,7 @@ def test_shutdown_releases_attempts_that_outlive_the_grace_period(
         started.set()
         unblock.wait(30)
 
-    (job_id,) = enqueue(db_path, [{"task": "stubborn"}])
+    (job_id,) = enqueue(db, [{"task": "stubborn"}])
     running = start_engine(grace=dt.timedelta(seconds=0.2))
     assert started.wait(30)
     assert running.stop() == 0
@@ -157,7 +156,7 @@ def test_shutdown_releases_attempts_that_outlive_the_grace_period(
 
 
 def test_a_failed_core_actor_stops_the_worker_with_exit_code_1(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     running = start_engine()
     running.engine.actors().writer.tell(InjectFault())
@@ -168,11 +167,11 @@ def test_a_failed_core_actor_stops_the_worker_with_exit_code_1(
 
 
 def test_a_rescue_uses_a_retry_and_a_poison_pill_ends_failed(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    (job_id,) = enqueue(db_path, [{"task": "quick"}], max_retries=0)
-    hold(db_path, job_id, dead_process_worker(), dt.timedelta(hours=1))
+    (job_id,) = enqueue(db, [{"task": "quick"}], max_retries=0)
+    hold(db, job_id, dead_process_worker(), dt.timedelta(hours=1))
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "failed", what="the failure")
     assert running.types(job_id) == ["enqueued", "claimed", "failed"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -18,16 +17,14 @@ from conductor.engine.scheduler import Scheduler
 from tests.engine.conftest import Start, enqueue, wait_until
 
 
-def test_immediate_jobs_run_and_complete(
-    db_path: Path, registry: Registry, start_engine: Start
-) -> None:
+def test_immediate_jobs_run_and_complete(db: str, registry: Registry, start_engine: Start) -> None:
     seen: list[int] = []
 
     @registry.task("record")
     def record(n: int) -> None:
         seen.append(n)
 
-    ids = enqueue(db_path, [{"task": "record", "n": n} for n in range(20)])
+    ids = enqueue(db, [{"task": "record", "n": n} for n in range(20)])
     running = start_engine()
     wait_until(lambda: set(running.statuses().values()) == {"completed"}, what="all completed")
     assert sorted(seen) == list(range(20))
@@ -36,7 +33,7 @@ def test_immediate_jobs_run_and_complete(
 
 
 def test_priority_orders_due_jobs_and_fifo_holds_within_one(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     order: list[str] = []
 
@@ -44,11 +41,11 @@ def test_priority_orders_due_jobs_and_fifo_holds_within_one(
     def record(name: str) -> None:
         order.append(name)
 
-    enqueue(db_path, [{"task": "record", "name": "low1"}], priority="low")
-    enqueue(db_path, [{"task": "record", "name": "med1"}], priority="medium")
-    enqueue(db_path, [{"task": "record", "name": "high1"}], priority="high")
-    enqueue(db_path, [{"task": "record", "name": "med2"}], priority="medium")
-    enqueue(db_path, [{"task": "record", "name": "high2"}], priority="high")
+    enqueue(db, [{"task": "record", "name": "low1"}], priority="low")
+    enqueue(db, [{"task": "record", "name": "med1"}], priority="medium")
+    enqueue(db, [{"task": "record", "name": "high1"}], priority="high")
+    enqueue(db, [{"task": "record", "name": "med2"}], priority="medium")
+    enqueue(db, [{"task": "record", "name": "high2"}], priority="high")
     running = start_engine(concurrency=1, prefetch=0)
     wait_until(lambda: len(order) == 5, what="five jobs")
     assert order == ["high1", "high2", "med1", "med2", "low1"]
@@ -56,7 +53,7 @@ def test_priority_orders_due_jobs_and_fifo_holds_within_one(
 
 
 def test_never_more_than_n_handlers_run_and_claims_stay_within_slots_plus_prefetch(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     lock = threading.Lock()
     active = [0]
@@ -67,14 +64,14 @@ def test_never_more_than_n_handlers_run_and_claims_stay_within_slots_plus_prefet
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        with Conductor(settings=Settings(db=str(db_path)), create=False) as app:
+        with Conductor(settings=Settings(db=db), create=False) as app:
             in_progress = app.stats().overall.in_progress
         with lock:
             peak_in_progress[0] = max(peak_in_progress[0], in_progress)
             active[0] -= 1
 
     registry.task("busy")(busy)
-    enqueue(db_path, [{"task": "busy"}] * 60)
+    enqueue(db, [{"task": "busy"}] * 60)
     running = start_engine(concurrency=3, prefetch=2)
     wait_until(lambda: running.app.stats().overall.completed == 60, what="60 completed")
     assert peak[0] <= 3
@@ -83,7 +80,7 @@ def test_never_more_than_n_handlers_run_and_claims_stay_within_slots_plus_prefet
 
 
 def test_a_failing_job_retries_with_backoff_then_succeeds(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     calls: list[int] = []
 
@@ -94,7 +91,7 @@ def test_a_failing_job_retries_with_backoff_then_succeeds(
             raise ValueError(f"failure {len(calls)}")
         return "ok"
 
-    (job_id,) = enqueue(db_path, [{"task": "twice_then_ok"}], max_retries=3)
+    (job_id,) = enqueue(db, [{"task": "twice_then_ok"}], max_retries=3)
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     history = running.app.ledger.history(job_id)
@@ -127,13 +124,13 @@ def test_a_failing_job_retries_with_backoff_then_succeeds(
 
 
 def test_after_max_retries_the_job_fails_with_its_last_reason(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     @registry.task("always", backoff=0.01)
     def always() -> None:
         raise RuntimeError(f"attempt {current_job().attempt} broke")
 
-    (job_id,) = enqueue(db_path, [{"task": "always"}], max_retries=2)
+    (job_id,) = enqueue(db, [{"task": "always"}], max_retries=2)
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "failed", what="failure")
     row = running.app.job(job_id)
@@ -144,7 +141,7 @@ def test_after_max_retries_the_job_fails_with_its_last_reason(
 
 
 def test_a_timeout_fails_the_attempt_and_frees_the_slot(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     release = threading.Event()
 
@@ -153,8 +150,8 @@ def test_a_timeout_fails_the_attempt_and_frees_the_slot(
         release.wait(30)  # ignores cancellation: only the timeout can free the slot
 
     registry.task("quick")(lambda: None)
-    (stuck_id,) = enqueue(db_path, [{"task": "stuck"}], max_retries=0)
-    (quick_id,) = enqueue(db_path, [{"task": "quick"}])
+    (stuck_id,) = enqueue(db, [{"task": "stuck"}], max_retries=0)
+    (quick_id,) = enqueue(db, [{"task": "quick"}])
     running = start_engine(concurrency=1, prefetch=0)
     wait_until(lambda: running.statuses().get(quick_id) == "completed", what="quick job")
     assert running.statuses()[stuck_id] == "failed"
@@ -166,11 +163,11 @@ def test_a_timeout_fails_the_attempt_and_frees_the_slot(
 
 
 def test_unknown_tasks_and_rejected_payloads_fail_without_retries_and_work_goes_on(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("needs_email")(lambda email: email)
     unknown, misfit, fine = enqueue(
-        db_path,
+        db,
         [
             {"task": "os.system", "command": "true"},
             {"task": "needs_email", "wrong": 1},
@@ -190,10 +187,10 @@ def test_unknown_tasks_and_rejected_payloads_fail_without_retries_and_work_goes_
 
 
 def test_burst_mode_stops_by_itself_once_the_work_runs_out(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    enqueue(db_path, [{"task": "quick"}] * 10)
+    enqueue(db, [{"task": "quick"}] * 10)
     running = start_engine(burst=True)
     running.thread.join(30)
     assert not running.thread.is_alive()
@@ -202,10 +199,10 @@ def test_burst_mode_stops_by_itself_once_the_work_runs_out(
 
 
 def test_burst_mode_stops_when_the_last_attempt_is_settled_not_at_the_next_poll(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    enqueue(db_path, [{"task": "quick"}] * 3)
+    enqueue(db, [{"task": "quick"}] * 3)
     # An hour between polls and between maintenance rounds: only the settled last
     # attempt can end the run within the join below.
     running = start_engine(burst=True, poll_interval=3600, maintenance_interval=3600)
@@ -216,7 +213,7 @@ def test_burst_mode_stops_when_the_last_attempt_is_settled_not_at_the_next_poll(
 
 
 def test_a_burst_worker_that_waited_for_another_ones_job_stops_when_that_job_settles(
-    db_path: Path, registry: Registry, start_engine: Start, monkeypatch: pytest.MonkeyPatch
+    db: str, registry: Registry, start_engine: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two burst workers on one database: the idle one's exit test fails while the other
     holds a job, and must run again when that job is settled, not at its next poll."""
@@ -231,7 +228,7 @@ def test_a_burst_worker_that_waited_for_another_ones_job_stops_when_that_job_set
     monkeypatch.setattr(Scheduler, "run_once", watched)
     release = threading.Event()
     registry.task("hold")(lambda: release.wait(60))
-    (job_id,) = enqueue(db_path, [{"task": "hold"}])
+    (job_id,) = enqueue(db, [{"task": "hold"}])
     slow_polls = {"burst": True, "poll_interval": 3600, "maintenance_interval": 3600}
     holder = start_engine(concurrency=1, **slow_polls)
     wait_until(lambda: holder.statuses().get(job_id) == "in_progress", what="the claim")
@@ -250,10 +247,10 @@ def test_a_burst_worker_that_waited_for_another_ones_job_stops_when_that_job_set
 
 
 def test_a_delayed_job_never_starts_before_its_run_at(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     registry.task("quick")(lambda: None)
-    (job_id,) = enqueue(db_path, [{"task": "quick"}], delay=dt.timedelta(seconds=0.5))
+    (job_id,) = enqueue(db, [{"task": "quick"}], delay=dt.timedelta(seconds=0.5))
     running = start_engine(poll_interval=30)  # the scheduler must wake for run_at itself
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     enqueued, started, _, _ = running.app.ledger.history(job_id)
@@ -261,13 +258,14 @@ def test_a_delayed_job_never_starts_before_its_run_at(
     running.stop()
 
 
-def test_task_defaults_apply_unless_the_enqueue_overrides_them(db_path: Path) -> None:
+def test_task_defaults_apply_unless_the_enqueue_overrides_them(db: str, backend: str) -> None:
     from conductor.domain.registry import REGISTRY
 
-    REGISTRY.task("defaults_demo", queue="mail", priority="high", max_retries=7)(lambda: None)
-    with Conductor(settings=Settings(db=str(db_path))) as app:
-        by_default = app.job(app.enqueue({"task": "defaults_demo"}))
-        overridden = app.job(app.enqueue({"task": "defaults_demo"}, queue="q", max_retries=1))
+    name = f"defaults_demo_{backend}"  # the process-wide registry: one name per run
+    REGISTRY.task(name, queue="mail", priority="high", max_retries=7)(lambda: None)
+    with Conductor(settings=Settings(db=db)) as app:
+        by_default = app.job(app.enqueue({"task": name}))
+        overridden = app.job(app.enqueue({"task": name}, queue="q", max_retries=1))
         unknown = app.job(app.enqueue({"task": "not_registered_here"}))
     assert (by_default["queue"], by_default["priority"], by_default["max_retries"]) == (
         "mail",
@@ -279,7 +277,7 @@ def test_task_defaults_apply_unless_the_enqueue_overrides_them(db_path: Path) ->
 
 
 def test_a_timed_out_handlers_late_result_is_recorded_as_ignored(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     release = threading.Event()
 
@@ -287,7 +285,7 @@ def test_a_timed_out_handlers_late_result_is_recorded_as_ignored(
     def late() -> None:
         release.wait(30)
 
-    (job_id,) = enqueue(db_path, [{"task": "late"}], max_retries=0)
+    (job_id,) = enqueue(db, [{"task": "late"}], max_retries=0)
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "failed", what="the timeout")
     release.set()
@@ -297,13 +295,13 @@ def test_a_timed_out_handlers_late_result_is_recorded_as_ignored(
 
 
 def test_system_exit_in_a_handler_fails_the_attempt_not_the_worker(
-    db_path: Path, registry: Registry, start_engine: Start
+    db: str, registry: Registry, start_engine: Start
 ) -> None:
     import sys
 
     registry.task("exits")(lambda: sys.exit(3))
     registry.task("quick")(lambda: None)
-    bad, good = enqueue(db_path, [{"task": "exits"}, {"task": "quick"}], max_retries=0)
+    bad, good = enqueue(db, [{"task": "exits"}, {"task": "quick"}], max_retries=0)
     running = start_engine()
     wait_until(lambda: running.statuses().get(good) == "completed", what="the good job")
     wait_until(lambda: running.statuses().get(bad) == "failed", what="the bad job")
@@ -311,9 +309,7 @@ def test_system_exit_in_a_handler_fails_the_attempt_not_the_worker(
     running.stop()
 
 
-def test_async_tasks_run_to_completion(
-    db_path: Path, registry: Registry, start_engine: Start
-) -> None:
+def test_async_tasks_run_to_completion(db: str, registry: Registry, start_engine: Start) -> None:
     import asyncio
 
     done: list[str] = []
@@ -323,7 +319,7 @@ def test_async_tasks_run_to_completion(
         await asyncio.sleep(0.01)
         done.append(word)
 
-    (job_id,) = enqueue(db_path, [{"task": "coro", "word": "hi"}])
+    (job_id,) = enqueue(db, [{"task": "coro", "word": "hi"}])
     running = start_engine()
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     assert done == ["hi"]

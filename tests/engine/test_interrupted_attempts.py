@@ -17,8 +17,8 @@ from tests.engine.conftest import WorkerProcesses, wait_until
 
 
 @pytest.fixture
-def workers(db_path: Path, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    pool = WorkerProcesses(db_path, tmp_path)
+def workers(db: str, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    pool = WorkerProcesses(db, tmp_path)
     yield pool
     pool.stop_all()
 
@@ -33,9 +33,9 @@ def running(app: Conductor, job_id: int) -> bool:
     ids=["a second signal forces the stop", "the grace period runs out"],
 )
 def test_a_sleep_cut_off_by_a_stop_is_recorded_as_released_and_interrupted_never_completed(
-    db_path: Path, workers: WorkerProcesses, grace: str, forced: bool
+    db: str, workers: WorkerProcesses, grace: str, forced: bool
 ) -> None:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         job_id = app.enqueue({"task": "sleep", "seconds": 20})
         worker = workers.start("--grace", grace)
         wait_until(lambda: running(app, job_id), 60, "the handler to start")

@@ -152,3 +152,20 @@ def test_without_a_server_waits_return_at_their_timeout_and_wake_still_works() -
 def test_notify_does_nothing_on_postgres_and_leaves_no_socket_folder(pg_url: str) -> None:
     assert wakeup.notify(pg_url) == 0
     assert not wakeup.directory(pg_url).exists()
+
+
+def test_a_notification_outside_a_commit_wakes_the_listeners_and_a_lost_server_is_no_error(
+    pg_url: str,
+) -> None:
+    """What a burst worker sends once its last attempt is settled: that commit notifies
+    nobody, yet every burst worker's exit test must run again."""
+    with Conductor(settings=Settings(db=pg_url)):
+        listener = PostgresListener(pg_url)
+        try:
+            wait_until(lambda: listener.backend_pid is not None, what="the listening session")
+            assert listener.wait(0) is False
+            assert wakeup.notify(pg_url, by_commit=False) == 1
+            assert listener.wait(120) is True
+        finally:
+            listener.close()
+    assert wakeup.notify("postgresql://nobody@127.0.0.1:1/none?schema=gone", by_commit=False) == 0

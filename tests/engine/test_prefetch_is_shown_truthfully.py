@@ -16,8 +16,9 @@ import pytest
 from conductor import Conductor
 from conductor.domain.clock import seconds_between
 from conductor.domain.config import Settings
+from tests import gated_tasks
 from tests.conftest import CONDUCTOR, run_cli
-from tests.engine.conftest import wait_until
+from tests.engine.conftest import WorkerProcesses, wait_until
 
 SLOTS = 2
 HANDLER = 2.0
@@ -28,8 +29,8 @@ timed from the claim instead would be at least 2 x HANDLER for a prefetched job.
 
 
 @pytest.fixture
-def worker(db_path: Path, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+def worker(db: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with Conductor(settings=Settings(db=db)) as app:
         app.enqueue_many([{"task": "sleep", "seconds": HANDLER} for _ in range(6)])
     with (tmp_path / "worker.log").open("wb") as log:
         process = subprocess.Popen(
@@ -37,7 +38,7 @@ def worker(db_path: Path, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
                 CONDUCTOR,
                 "worker",
                 "--db",
-                str(db_path),
+                db,
                 "--concurrency",
                 str(SLOTS),
                 "--prefetch",
@@ -53,48 +54,55 @@ def worker(db_path: Path, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(30)
 
 
-def listed(db_path: Path, status: str) -> list[int]:
-    result = run_cli("jobs", "--status", status, "--json", db=db_path)
+def listed(db: str, status: str) -> list[int]:
+    result = run_cli("jobs", "--status", status, "--json", db=db)
     assert result.code == 0, result.stderr
     return [job["id"] for job in json.loads(result.stdout)]
 
 
 def test_prefetched_jobs_are_listed_as_claimed_and_never_more_in_progress_than_slots(
-    db_path: Path, worker: subprocess.Popen[bytes]
+    db: str, tmp_path: Path
 ) -> None:
-    seen_claimed = False
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    # Jobs that wait for the test: the buffer holds still while the commands list it (with
+    # timed jobs a slot could free, and take a buffered job, while a listing started up).
+    gate = tmp_path / "gate"
+    with Conductor(settings=Settings(db=db)) as app:
+        app.enqueue_many([{"task": "gated", "gate": str(gate)} for _ in range(6)])
+    workers = WorkerProcesses(db, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
+    try:
+        worker = workers.start("--concurrency", str(SLOTS), "--prefetch", "2", "--burst")
+        with Conductor(settings=Settings(db=db)) as app:
 
-        def statuses() -> dict[str, int]:
-            counts = app.stats().overall
-            return {"claimed": counts.claimed, "in_progress": counts.in_progress}
+            def statuses() -> dict[str, int]:
+                counts = app.stats().overall
+                return {"claimed": counts.claimed, "in_progress": counts.in_progress}
 
-        # Sample until the buffer has been seen holding jobs while both slots run.
-        def buffered_while_busy() -> bool:
-            nonlocal seen_claimed
-            now = statuses()
-            assert now["in_progress"] <= SLOTS, now
-            seen_claimed = now["claimed"] > 0 and now["in_progress"] == SLOTS
-            return seen_claimed
+            def buffered_while_busy() -> bool:
+                now = statuses()
+                assert now["in_progress"] <= SLOTS, now
+                return now == {"claimed": 2, "in_progress": SLOTS}
 
-        wait_until(buffered_while_busy, 60, "prefetched jobs while both slots run")
-        running, waiting = listed(db_path, "in_progress"), listed(db_path, "claimed")
-        assert len(running) <= SLOTS
-        assert waiting, "the prefetch buffer was seen a moment ago"
-        assert not set(running) & set(waiting)
-        while worker.poll() is None:
-            assert statuses()["in_progress"] <= SLOTS
-            if app.stats().overall.completed == 6:
-                break
-    assert worker.wait(60) == 0
+            wait_until(buffered_while_busy, what="a full prefetch buffer while both slots run")
+            running, waiting = listed(db, "in_progress"), listed(db, "claimed")
+            assert len(running) == SLOTS
+            assert len(waiting) == 2
+            assert not set(running) & set(waiting)
+            gate.touch()
+            while worker.poll() is None:
+                assert statuses()["in_progress"] <= SLOTS
+                if app.stats().overall.completed == 6:
+                    break
+        assert worker.wait(60) == 0, workers.log(0)
+    finally:
+        workers.stop_all()
 
 
 def test_history_times_each_handler_from_its_start_and_the_log_says_when_it_started(
-    db_path: Path, tmp_path: Path, worker: subprocess.Popen[bytes]
+    db: str, tmp_path: Path, worker: subprocess.Popen[bytes]
 ) -> None:
     assert worker.wait(120) == 0
     prefetched = 0
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         for job in app.jobs():
             events = {rec.type: rec for rec in app.ledger.history(job["id"])}
             claimed, began, done = events["claimed"], events["run_started"], events["completed"]
@@ -103,7 +111,7 @@ def test_history_times_each_handler_from_its_start_and_the_log_says_when_it_star
             if seconds_between(claimed.at, began.at) >= HANDLER / 2:
                 prefetched += 1
             # The same figure through the command users read.
-            result = run_cli("history", str(job["id"]), "--json", db=db_path)
+            result = run_cli("history", str(job["id"]), "--json", db=db)
             entries = json.loads(result.stdout)
             assert [e["type"] for e in entries][-2:] == ["run_started", "completed"]
             assert HANDLER <= entries[-1]["since_previous"] < HANDLER + MARGIN

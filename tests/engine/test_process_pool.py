@@ -67,14 +67,14 @@ def is_our_child(pid: int) -> bool:
 
 
 @pytest.fixture
-def start_pool(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., Pool]]:
+def start_pool(db: str, tmp_path: Path) -> Iterator[Callable[..., Pool]]:
     pools: list[Pool] = []
 
     def start(*args: str, **popen: object) -> Pool:
         log_path = tmp_path / f"pool-{len(pools)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # type: ignore[call-overload]
-                [CONDUCTOR, "worker", "--db", str(db_path), *args],
+                [CONDUCTOR, "worker", "--db", db, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 **popen,
@@ -93,8 +93,8 @@ def start_pool(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., Pool]]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def open_app(db_path: Path) -> Conductor:
-    return Conductor(settings=Settings(db=str(db_path)))
+def open_app(db: str) -> Conductor:
+    return Conductor(settings=Settings(db=db))
 
 
 def worker_pid(worker: str) -> int:
@@ -112,31 +112,31 @@ def assert_each_job_completed_once(app: Conductor, jobs: int) -> None:
     assert completed == dict.fromkeys(range(1, jobs + 1), 1)
 
 
-def assert_clean(db_path: Path) -> None:
-    assert run_cli("replay", "--verify", db=db_path).code == 0
-    assert run_cli("audit", "verify", db=db_path).code == 0
+def assert_clean(db: str) -> None:
+    assert run_cli("replay", "--verify", db=db).code == 0
+    assert run_cli("audit", "verify", db=db).code == 0
 
 
 # -- real processes ---------------------------------------------------------------------
 def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_have(
-    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
+    db: str, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
     # Six jobs that wait for the test, one at a time per process: the gate opens only once
     # both children hold one, so each child has run a job however far apart they started.
     gate = tmp_path / "gate"
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 6)
     pool = start_pool(
         "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
     )
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
     gate.touch()
     assert pool.process.wait(300) == 0, pool.log()
     children = pool.children()
     assert len(set(children)) == 2
     assert pool.process.pid not in children
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         assert_each_job_completed_once(app, 6)
         workers = {worker_pid(r.event.worker) for r in app.events(types=["claimed"])}  # type: ignore[union-attr]
     assert workers == set(children), "each child should have run jobs, and only the children"
@@ -145,20 +145,20 @@ def test_two_burst_processes_share_the_jobs_and_the_parent_exits_zero_when_both_
     assert log.count("] worker starting:") == 2
     assert all(f"[{pid}] worker starting:" in log for pid in children)
     assert "all 2 worker processes finished; restarts: 0" in log
-    assert_clean(db_path)
+    assert_clean(db)
 
 
 def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once(
-    db_path: Path, tmp_path: Path, start_pool: Callable[..., Pool]
+    db: str, tmp_path: Path, start_pool: Callable[..., Pool]
 ) -> None:
     # Jobs that wait for the test: the victim's job cannot end between the look and the kill.
     gate = tmp_path / "gate"
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "gated", "gate": str(gate)}] * 4)
     pool = start_pool(
         "--processes", "2", "--burst", "-c", "1", "--prefetch", "0", *GATED, env=app_env()
     )
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         holders = wait_until(lambda: len(held_by(app)) == 2 and held_by(app), what="2 jobs held")
         victim_job, victim = min(holders.items())
         assert victim in pool.children()
@@ -193,16 +193,16 @@ def test_a_child_killed_mid_job_is_restarted_and_its_job_is_rescued_and_run_once
         assert_each_job_completed_once(app, 4)
     assert not alive(victim)
     assert not any(alive(pid) for pid in pool.every_child())
-    assert_clean(db_path)
+    assert_clean(db)
 
 
 def test_sigterm_to_the_parent_stops_every_child_gracefully_and_exits_zero(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db: str, start_pool: Callable[..., Pool]
 ) -> None:
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 60}] * 2)
     pool = start_pool("--processes", "2", "-c", "1", "--prefetch", "0", "--grace", "0.3s")
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.send_signal(signal.SIGTERM)
@@ -220,12 +220,12 @@ def test_sigterm_to_the_parent_stops_every_child_gracefully_and_exits_zero(
 
 
 def test_a_second_signal_makes_the_children_release_their_jobs_at_once(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db: str, start_pool: Callable[..., Pool]
 ) -> None:
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 600}] * 2)
     pool = start_pool("--processes", "2", "-c", "1", "--prefetch", "0", "--grace", "600s")
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.send_signal(signal.SIGINT)
@@ -241,15 +241,15 @@ def test_a_second_signal_makes_the_children_release_their_jobs_at_once(
 
 
 def test_ctrl_c_in_a_terminal_reaches_the_children_once_through_the_parent(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db: str, start_pool: Callable[..., Pool]
 ) -> None:
     # A terminal sends SIGINT to its whole foreground process group. Were the children in
     # the parent's group, each would get it twice (directly and forwarded), and the second
     # would cut the running job off instead of letting it finish.
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 1}])
     pool = start_pool("--processes", "2", "-c", "1", "--grace", "30s", process_group=0)
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         wait_until(lambda: held_by(app), what="the job in flight")
         children = pool.children()
         os.killpg(pool.process.pid, signal.SIGINT)
@@ -261,12 +261,12 @@ def test_ctrl_c_in_a_terminal_reaches_the_children_once_through_the_parent(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_of_a_killed_parent_stop_gracefully_on_their_own(
-    db_path: Path, start_pool: Callable[..., Pool]
+    db: str, start_pool: Callable[..., Pool]
 ) -> None:
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "sleep", "seconds": 60}] * 2)
     pool = start_pool("--processes", "2", "-c", "1", "--prefetch", "0", "--grace", "0.3s")
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         wait_until(lambda: len(set(held_by(app).values())) == 2, what="each child holding a job")
         children = pool.children()
         pool.process.kill()

@@ -26,11 +26,11 @@ STOPPING = "SIGTERM: stopping"
 class Starting:
     """One `conductor worker` process being started, logging to a file."""
 
-    def __init__(self, db: Path, log: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(self, db: str, log: Path, *args: str, env: dict[str, str] | None = None):
         self.log_path = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [CONDUCTOR, "worker", "--db", str(db), *args],
+                [CONDUCTOR, "worker", "--db", db, *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -62,22 +62,22 @@ def started(tmp_path: Path) -> Iterator[list[Starting]]:
             starting.process.wait(30)
 
 
-def enqueue_noops(db_path: Path, count: int) -> None:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+def enqueue_noops(db: str, count: int) -> None:
+    with Conductor(settings=Settings(db=db)) as app:
         app.enqueue_many([{"task": "noop"} for _ in range(count)])
 
 
-def assert_nothing_held(db_path: Path) -> None:
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+def assert_nothing_held(db: str) -> None:
+    with Conductor(settings=Settings(db=db)) as app:
         held = [row["id"] for row in app.jobs() if row["status"] in ("claimed", "in_progress")]
     assert held == []
 
 
 def test_a_sigterm_as_soon_as_the_worker_catches_signals_exits_0_and_claims_nothing(
-    db_path: Path, tmp_path: Path, started: list[Starting]
+    db: str, tmp_path: Path, started: list[Starting]
 ) -> None:
-    enqueue_noops(db_path, 3)
-    worker = Starting(db_path, tmp_path / "worker.log")
+    enqueue_noops(db, 3)
+    worker = Starting(db, tmp_path / "worker.log")
     started.append(worker)
     # The earliest moment a process can take a signal gracefully: before any output, before
     # click has parsed the command line.
@@ -85,21 +85,21 @@ def test_a_sigterm_as_soon_as_the_worker_catches_signals_exits_0_and_claims_noth
     assert worker.stop() == 0, worker.log
     assert STOPPING in worker.log
     assert "Traceback" not in worker.log
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         assert app.stats().overall.pending == 3
         assert app.events(types=["claimed"]) == []
 
 
 def test_a_sigterm_while_the_app_module_imports_exits_0_once_the_import_ends(
-    db_path: Path, tmp_path: Path, started: list[Starting]
+    db: str, tmp_path: Path, started: list[Starting]
 ) -> None:
-    enqueue_noops(db_path, 3)
+    enqueue_noops(db, 3)
     fifo = tmp_path / "gate"
     os.mkfifo(fifo)
     (tmp_path / "gated_app.py").write_text(
         f"with open({str(fifo)!r}) as gate:\n    gate.read()\n", encoding="utf-8"
     )
-    worker = Starting(db_path, tmp_path / "worker.log", "--app", "gated_app")
+    worker = Starting(db, tmp_path / "worker.log", "--app", "gated_app")
     started.append(worker)
     # Opening a fifo for writing returns once its reader has opened it: the worker is now
     # inside the import of its --app module, and stays there until the gate closes.
@@ -109,28 +109,28 @@ def test_a_sigterm_while_the_app_module_imports_exits_0_once_the_import_ends(
     assert worker.process.wait(60) == 0, worker.log
     assert STOPPING in worker.log
     assert "Traceback" not in worker.log
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         assert app.stats().overall.pending == 3
         assert app.events(types=["claimed"]) == []
 
 
 def test_a_sigterm_right_after_the_starting_line_stops_gracefully_holding_nothing(
-    db_path: Path, tmp_path: Path, started: list[Starting]
+    db: str, tmp_path: Path, started: list[Starting]
 ) -> None:
-    enqueue_noops(db_path, 50)
-    worker = Starting(db_path, tmp_path / "worker.log", "--concurrency", "2")
+    enqueue_noops(db, 50)
+    worker = Starting(db, tmp_path / "worker.log", "--concurrency", "2")
     started.append(worker)
     wait_until(lambda: "worker starting" in worker.log, 60, "the starting line")
     assert worker.stop() == 0, worker.log
     assert STOPPING in worker.log
     assert "Traceback" not in worker.log
-    assert_nothing_held(db_path)
+    assert_nothing_held(db)
 
 
 def test_a_second_sigterm_during_start_up_still_exits_0(
-    db_path: Path, tmp_path: Path, started: list[Starting]
+    db: str, tmp_path: Path, started: list[Starting]
 ) -> None:
-    worker = Starting(db_path, tmp_path / "worker.log")
+    worker = Starting(db, tmp_path / "worker.log")
     started.append(worker)
     wait_until(lambda: worker.catches_sigterm() or worker.process.poll() is not None, 60)
     worker.process.send_signal(signal.SIGTERM)

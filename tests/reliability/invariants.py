@@ -1,7 +1,8 @@
 """The ledger invariants every reliability test must leave intact (issue 6).
 
-`ledger_problems` returns what is wrong with one database file, as sentences; an empty list
-means it holds: the file passes `PRAGMA integrity_check`; the read models equal a rebuild
+`ledger_problems` returns what is wrong with one ledger (a SQLite file or a PostgreSQL
+schema), as sentences; an empty list means it holds: a SQLite file passes
+`PRAGMA integrity_check`; the read models equal a rebuild
 from the log (`replay --verify`); the hash chain verifies (`audit verify`); no job has more
 than one terminal event; and every attempt has exactly one outcome — completed,
 retry_scheduled or failed after its attempt_failed, rescued, released, or cancelled while
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from conductor import Conductor
 from conductor.domain.config import Settings
+from conductor.domain.errors import DatabaseNotFound
 from conductor.domain.events import RecordedEvent
+from conductor.ledger.open import is_postgres
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 """Events that end a job (a `requeued` job may end again, so each is counted per run)."""
@@ -46,13 +49,25 @@ def is_ledger(path: Path) -> bool:
     return found is not None
 
 
-def ledger_problems(db: Path) -> list[str]:
-    """Every broken invariant of the ledger in `db`, one sentence each."""
-    with sqlite3.connect(db) as conn:
-        integrity = conn.execute("PRAGMA integrity_check").fetchall()
-    if integrity != [("ok",)]:
-        return [f"{db}: integrity_check reports {integrity[:3]}"]
-    with Conductor(settings=Settings(db=str(db))) as app:
+def holds_ledger(url: str) -> bool:
+    """Whether the PostgreSQL schema at `url` holds a conductor ledger (a test that
+    refused bad input must not have created one)."""
+    try:
+        with Conductor(settings=Settings(db=url), create=False):
+            return True
+    except DatabaseNotFound:
+        return False
+
+
+def ledger_problems(db: Path | str) -> list[str]:
+    """Every broken invariant of the ledger at `db` (a file or a `postgresql://` URL),
+    one sentence each."""
+    if not is_postgres(str(db)):
+        with sqlite3.connect(db) as conn:
+            integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        if integrity != [("ok",)]:
+            return [f"{db}: integrity_check reports {integrity[:3]}"]
+    with Conductor(settings=Settings(db=str(db)), create=False) as app:
         differences = app.verify_projections()
         chain = app.audit()
         records = app.events()

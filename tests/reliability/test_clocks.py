@@ -1,4 +1,4 @@
-"""Wall-clock jumps, with an injected clock driving a real engine and real SQLite file."""
+"""Wall-clock jumps, with an injected clock driving a real engine on each backend."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from tests.engine.conftest import WorkerProcesses, wait_until
 
 
 class Running:
-    def __init__(self, db_path: Path, registry: Registry, clock: ManualClock) -> None:
-        self.settings = Settings(db=str(db_path))
+    def __init__(self, db: str, registry: Registry, clock: ManualClock) -> None:
+        self.settings = Settings(db=db)
         self.engine = Engine(
             self.settings,
             WorkerConfig(concurrency=2, poll_interval=0.1, maintenance_interval=0.1),
@@ -55,13 +55,13 @@ def started_counts(app: Conductor) -> collections.Counter[int]:
     return collections.Counter(r.job_id for r in app.events(types=["claimed"]))
 
 
-def test_a_jump_forward_runs_each_overdue_job_once(db_path: Path, engines: list[Running]) -> None:
+def test_a_jump_forward_runs_each_overdue_job_once(db: str, engines: list[Running]) -> None:
     clock = ManualClock(dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC))
     registry = Registry()
     registry.task("quick")(lambda: None)
-    with Conductor(settings=Settings(db=str(db_path)), clock=clock) as app:
+    with Conductor(settings=Settings(db=db), clock=clock) as app:
         ids = app.enqueue_many([{"task": "quick"}] * 5, delay=dt.timedelta(hours=1))
-        engines.append(running := Running(db_path, registry, clock))
+        engines.append(running := Running(db, registry, clock))
         # Nothing is due yet: however often it looks, the engine runs nothing.
         actors = running.engine.actors()
         for _ in range(3):
@@ -76,7 +76,7 @@ def test_a_jump_forward_runs_each_overdue_job_once(db_path: Path, engines: list[
 
 
 def test_a_jump_backward_neither_reruns_nor_rescues_a_live_job(
-    db_path: Path, engines: list[Running]
+    db: str, engines: list[Running]
 ) -> None:
     clock = ManualClock(dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC))
     registry = Registry()
@@ -89,10 +89,10 @@ def test_a_jump_backward_neither_reruns_nor_rescues_a_live_job(
         release.wait(30)
 
     registry.task("quick")(lambda: None)
-    with Conductor(settings=Settings(db=str(db_path)), clock=clock) as app:
+    with Conductor(settings=Settings(db=db), clock=clock) as app:
         long_id = app.enqueue({"task": "long"})
         done_id = app.enqueue({"task": "quick"})
-        engines.append(running := Running(db_path, registry, clock))
+        engines.append(running := Running(db, registry, clock))
         assert running_now.wait(30)
         wait_until(lambda: app.job(done_id)["status"] == "completed", what="the quick job")
         clock.set(clock.now() - dt.timedelta(hours=2))  # the wall clock falls back
@@ -124,7 +124,7 @@ FAKETIME_LIBRARIES = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
     reason="libfaketime is not installed (Debian: apt-get install faketime; .ci/run does)",
 )
 def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
-    db_path: Path, tmp_path: Path
+    db: str, tmp_path: Path
 ) -> None:
     """A real `conductor worker` whose wall clock libfaketime moves while it runs.
 
@@ -135,7 +135,7 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
     offset.write_text("+0\n")
     gate = tmp_path / "gate"
     pool = WorkerProcesses(
-        db_path,
+        db,
         tmp_path,
         "--app",
         gated_tasks.APP,
@@ -148,7 +148,7 @@ def test_a_worker_process_under_libfaketime_survives_jumps_both_ways(
         },
     )
     log = tmp_path / "worker-0.log"
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         overdue = app.enqueue_many([{"task": "noop"}] * 5, delay=dt.timedelta(hours=1))
         first = app.enqueue({"task": "noop"})
         worker = pool.start("-c", "2", "--poll", "0.2s", "--lease", "1s")

@@ -27,9 +27,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conductor import Conductor
 from conductor.domain.config import Settings
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.sqlite_only(
+    "SQLite's fault injection (CONDUCTOR_FAULT_AT) crashes it at each write"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASHED = 97

@@ -15,6 +15,8 @@ import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
+from conductor.ledger.open import is_postgres
+from conductor.ledger.postgres.connection import parse
 from tests import gated_tasks
 from tests.conftest import run_cli
 from tests.engine.conftest import WorkerProcesses, attempt_starts, wait_until
@@ -24,13 +26,25 @@ LOCKED = re.compile(r"\blocked\b")
 """The lock-wait warning's word; not the "blocked" of a checkpoint warning."""
 
 
-def open_app(db_path: Path) -> Conductor:
-    return Conductor(settings=Settings(db=str(db_path)))
+def open_app(db: Path | str) -> Conductor:
+    return Conductor(settings=Settings(db=str(db)))
 
 
-def write_lock_free(db_path: Path) -> bool:
-    """True if no process holds the database's write lock right now."""
-    conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+def write_lock_free(db: str) -> bool:
+    """True if no process holds the database's write lock right now (on PostgreSQL: no
+    connection to the test's database is inside a transaction or a statement, so none
+    holds a row lock or the chain lock)."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(parse(db).conninfo, autocommit=True) as conn:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN "
+                "('active', 'idle in transaction', 'idle in transaction (aborted)')"
+            ).fetchone()
+        return busy == (0,)
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
@@ -41,19 +55,19 @@ def write_lock_free(db_path: Path) -> bool:
         conn.close()
 
 
-def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: Path) -> None:
+def test_a_zombie_worker_past_its_lease_is_fenced_off(db: str, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         job_id = app.enqueue({"task": "gated", "gate": str(gate), "first_attempt_only": True})
-    pool = WorkerProcesses(db_path, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
+    pool = WorkerProcesses(db, tmp_path, "--app", gated_tasks.APP, env=gated_tasks.app_env())
     zombie = pool.start("--lease", "1s")
     try:
-        with open_app(db_path) as app:
+        with open_app(db) as app:
 
             def silenced_mid_attempt() -> bool:
                 # Alive, but silent (no heartbeats), holding attempt 1 and no write lock:
                 # frozen inside a write it would block the rescuer until the test timed out.
-                return app.job(job_id)["status"] == "in_progress" and write_lock_free(db_path)
+                return app.job(job_id)["status"] == "in_progress" and write_lock_free(db)
 
             freeze_when(zombie, silenced_mid_attempt, what="the zombie frozen mid-attempt")
             rescuer = pool.start("--burst")
@@ -76,19 +90,19 @@ def test_a_zombie_worker_past_its_lease_is_fenced_off(db_path: Path, tmp_path: P
         zombie.terminate()
         zombie.wait(300)
         pool.stop_all()
-    assert run_cli("audit", "verify", db=db_path).code == 0
-    assert run_cli("replay", "--verify", db=db_path).code == 0
+    assert run_cli("audit", "verify", db=db).code == 0
+    assert run_cli("replay", "--verify", db=db).code == 0
 
 
 def test_four_processes_of_eight_workers_start_each_attempt_once(
-    db_path: Path, workers: WorkerProcesses
+    db: str, workers: WorkerProcesses
 ) -> None:
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         app.enqueue_many([{"task": "noop"}] * 10_000)
     drains = [workers.start("--burst", "--concurrency", "8") for _ in range(4)]
     for worker in drains:
         assert worker.wait(300) == 0
-    with open_app(db_path) as app:
+    with open_app(db) as app:
         starts = attempt_starts(app)
         assert len(starts) == 10_000
         assert set(starts.values()) == {1}
@@ -99,6 +113,7 @@ def test_four_processes_of_eight_workers_start_each_attempt_once(
         assert "Traceback" not in text, text
 
 
+@pytest.mark.sqlite_only("tampers with the file through the sqlite3 shell")
 @pytest.mark.breaks_ledger("reorders events to be caught")
 def test_reordered_events_are_named_by_audit_verify(db_path: Path) -> None:
     with open_app(db_path) as app:
@@ -120,6 +135,7 @@ def test_reordered_events_are_named_by_audit_verify(db_path: Path) -> None:
     assert "seq 3" in result.stdout
 
 
+@pytest.mark.sqlite_only("corrupts the pages of a SQLite file")
 @pytest.mark.breaks_ledger("corrupts the file to be caught")
 def test_a_corrupt_database_gives_one_line_naming_the_file_and_the_recovery(
     db_path: Path,
@@ -143,6 +159,7 @@ def test_a_corrupt_database_gives_one_line_naming_the_file_and_the_recovery(
     assert "recover" in result.stderr or "backup" in result.stderr
 
 
+@pytest.mark.sqlite_only("SQLite's write lock and busy timeout")
 def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
     db_path: Path, tmp_path: Path
 ) -> None:
@@ -150,7 +167,9 @@ def test_waiting_for_the_write_lock_is_quiet_until_it_persists(
     row is reported once, and the work resumes when the lock is free."""
     with open_app(db_path) as app:
         app.enqueue_many([{"task": "noop"}] * 4)
-    pool = WorkerProcesses(db_path, tmp_path, env={**os.environ, "CONDUCTOR_BUSY_TIMEOUT": "0.05"})
+    pool = WorkerProcesses(
+        str(db_path), tmp_path, env={**os.environ, "CONDUCTOR_BUSY_TIMEOUT": "0.05"}
+    )
     log = tmp_path / "worker-0.log"
     blocker = sqlite3.connect(db_path, isolation_level=None, timeout=30)
     blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: no claim can commit

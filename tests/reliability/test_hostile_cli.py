@@ -37,6 +37,10 @@ from conductor.domain.events import EVENT_TYPES
 from tests.cli.support import every_state_db
 from tests.conftest import CONDUCTOR, db_snapshot
 
+pytestmark = pytest.mark.sqlite_only(
+    "argv parsing does not depend on the backend; 'changed nothing' digests a SQLite file"
+)
+
 CORPUS = Path(__file__).with_name("hostile_corpus.json")
 
 NOT_UTF8 = "\udcff"

@@ -78,3 +78,20 @@ def test_a_hand_edited_read_model_and_a_non_ledger_file(db_path: Path, tmp_path:
     not_sqlite = tmp_path / "other.db"
     not_sqlite.write_text("hello")
     assert not invariants.is_ledger(not_sqlite)
+
+
+@pytest.mark.breaks_ledger("edits a projection row to be caught")
+def test_a_hand_edited_read_model_in_a_postgresql_schema_and_an_unused_schema(
+    pg_url: str, pg_database: str
+) -> None:
+    import psycopg
+
+    assert not invariants.holds_ledger(pg_url)  # nothing created it yet
+    with Conductor(settings=Settings(db=pg_url)) as app:
+        app.enqueue({"task": "noop"})
+    assert invariants.holds_ledger(pg_url)
+    assert invariants.ledger_problems(pg_url) == []
+    schema = pg_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"UPDATE \"{schema}\".jobs SET status = 'completed'")
+    assert any("replay --verify" in p for p in invariants.ledger_problems(pg_url))

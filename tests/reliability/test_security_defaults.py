@@ -9,6 +9,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conductor import Conductor
 from conductor.domain.config import Settings
 from conductor.ledger import wakeup
@@ -17,6 +19,7 @@ from tests.conftest import CONDUCTOR
 MARKER = "private-card-4111111111111111"
 
 
+@pytest.mark.sqlite_only("file modes of the database, its -wal and -shm")
 def test_database_files_and_the_wake_up_directory_are_private(db_path: Path) -> None:
     with Conductor(settings=Settings(db=str(db_path))) as app:
         app.enqueue({"task": "noop"})
@@ -51,13 +54,13 @@ def test_payload_contents_never_reach_the_worker_logs(tmp_path: Path) -> None:
         assert MARKER not in done.stdout
 
 
-def test_payload_contents_never_reach_span_attributes(db_path: Path) -> None:
+def test_payload_contents_never_reach_span_attributes(db: str) -> None:
     done = subprocess.run(
         [
             CONDUCTOR,
             "enqueue",
             "--db",
-            str(db_path),
+            db,
             "--payload",
             f'{{"task": "send_email", "email": "{MARKER}"}}',
         ],
@@ -72,17 +75,15 @@ def test_payload_contents_never_reach_span_attributes(db_path: Path) -> None:
     assert MARKER not in done.stderr
 
 
-def test_a_dotted_path_is_an_unknown_task_and_is_never_imported(
-    db_path: Path, tmp_path: Path
-) -> None:
+def test_a_dotted_path_is_an_unknown_task_and_is_never_imported(db: str, tmp_path: Path) -> None:
     marker = tmp_path / "imported"
     module = tmp_path / "evil_module.py"
     module.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef run(**kw): pass\n")
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         job_id = app.enqueue({"task": "evil_module.run"}, max_retries=0)
     paths = [str(tmp_path), os.environ.get("PYTHONPATH")]
     done = subprocess.run(
-        [CONDUCTOR, "worker", "--db", str(db_path), "--burst", "-q"],
+        [CONDUCTOR, "worker", "--db", db, "--burst", "-q"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -94,7 +95,7 @@ def test_a_dotted_path_is_an_unknown_task_and_is_never_imported(
     )
     assert done.returncode == 0
     assert not marker.exists()
-    with Conductor(settings=Settings(db=str(db_path))) as app:
+    with Conductor(settings=Settings(db=db)) as app:
         row = app.job(job_id)
     assert row["status"] == "failed"
     assert "unknown task 'evil_module.run'" in (row["last_error"] or "")

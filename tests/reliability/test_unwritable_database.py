@@ -16,6 +16,7 @@ import pytest
 
 from conductor import Conductor
 from conductor.domain.config import Settings
+from conductor.ledger.postgres.connection import parse
 from tests.conftest import CONDUCTOR, db_snapshot, run_cli
 from tests.reliability.filesystems import remount_read_only, tmpfs
 
@@ -27,6 +28,7 @@ READ_ONLY = "is read-only; expected a writable database"
     [("--burst",), (), ("--processes", "2")],
     ids=["burst", "long-running", "two-processes"],
 )
+@pytest.mark.sqlite_only("a SQLite file on a tmpfs remounted read-only")
 def test_a_worker_on_a_read_only_database_exits_1_with_one_line_and_changes_nothing(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
@@ -42,6 +44,30 @@ def test_a_worker_on_a_read_only_database_exits_1_with_one_line_and_changes_noth
         assert db_snapshot(db) == before
 
 
+@pytest.mark.parametrize(
+    "options",
+    [("--burst",), (), ("--processes", "2")],
+    ids=["burst", "long-running", "two-processes"],
+)
+def test_a_worker_on_a_read_only_postgresql_server_exits_1_with_one_line_and_changes_nothing(
+    pg_url: str, options: tuple[str, ...]
+) -> None:
+    """A hot standby, or a database set to `default_transaction_read_only` (here through
+    libpq's `options` in the URL): the worker's first write is refused, never retried."""
+    with Conductor(settings=Settings(db=pg_url)) as app:
+        app.enqueue_many([{"task": "noop"}] * 3)
+        before = (app.ledger.last_seq(), app.ledger.counts())
+        read_only = f"{pg_url}&options=-c%20default_transaction_read_only%3Don"
+        done = run_cli("worker", *options, db=read_only)  # its 60 s timeout: never retry forever
+        assert done.code == 1, done
+        assert done.stderr.splitlines() == [
+            f"error: {parse(pg_url).shown} is read-only (cannot execute UPDATE in a read-only "
+            "transaction); expected a writable primary for this command"
+        ]
+        assert (app.ledger.last_seq(), app.ledger.counts()) == before
+
+
+@pytest.mark.sqlite_only("overwrites the pages of a SQLite file")
 @pytest.mark.breaks_ledger("overwrites the database's pages while a worker runs")
 def test_a_worker_whose_database_is_corrupted_under_it_exits_1_with_one_line(
     tmp_path: Path,

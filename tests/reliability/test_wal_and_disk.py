@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from conductor import Conductor
 from conductor.domain.config import Settings
 from conductor.engine.upkeep import WAL_CAP
@@ -16,6 +18,8 @@ from tests.conftest import db_snapshot, run_cli
 from tests.engine.conftest import WorkerProcesses, wait_until
 from tests.reliability.filesystems import fill, free, tmpfs
 from tests.reliability.invariants import ledger_problems
+
+pytestmark = pytest.mark.sqlite_only("the -wal file and a full tmpfs under a SQLite file")
 
 JOBS = 100_000
 """~4 s to enqueue and ~25 s to drain with two burst workers on 2 cores."""

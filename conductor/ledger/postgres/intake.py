@@ -7,8 +7,8 @@ enqueue on the caller's connection appends nothing: it takes the job's id from t
 `job_ids` sequence and writes a row into `intake` (plus a NOTIFY, delivered only on
 commit). A rollback leaves nothing behind, not even an event; a commit leaves a row that
 a conductor process later turns into the job's `enqueued` event, under that same id, and
-deletes, in one transaction (`take`). Workers do it in every claim with room to spare
-(claiming them in the same transaction) and at every scheduler tick; reads through
+deletes, in one transaction (`take`). Workers do it in every claim (claiming them in the
+same transaction when the claim has room) and at every scheduler tick; reads through
 `Conductor` do it first, so the job is there once committed, as in Oban or River.
 
 The statements on the caller's connection name the schema: its search_path is the
@@ -125,7 +125,18 @@ def take(conn: psycopg.Connection[Any], now: dt.datetime) -> list[NewEvent]:
     """Delete up to `BATCH` committed intake rows and return their `enqueued` events, by
     job id, stamped `now`; the caller appends them in the same transaction. Rows another
     transaction is taking are skipped, so no row enters the log twice."""
-    rows = sorted(conn.execute(_TAKE, (BATCH,)).fetchall())
+    return taken(send_take(conn), now)
+
+
+def send_take(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """Queue `take`'s delete in the caller's pipeline (read it with `taken`): sent with a
+    claim's picks, before the chain lock, it costs no round trip of its own."""
+    return conn.execute(_TAKE, (BATCH,))
+
+
+def taken(cursor: psycopg.Cursor[Any], now: dt.datetime) -> list[NewEvent]:
+    """The `enqueued` events of the rows a `send_take` deleted."""
+    rows = sorted(cursor.fetchall())
     at = stamp(now)
     # The event is stamped when the job enters the log, not when the caller wrote it:
     # stamps rise with seq (what `Ledger.recent` relies on), however long the caller's

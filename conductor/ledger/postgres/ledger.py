@@ -167,23 +167,24 @@ class PostgresLedger:
             ids = sorted(set(job_ids))
             rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
             sent = picks.send(conn, claim) if claim is not None else []
+            # A claim also takes in committed transactional enqueues, in the same round
+            # trip (the delete skips rows others are taking, never waits), and claims
+            # them below if it has room; there are none on the busy path but one
+            # statement's worth of work.
+            taking = intake.send_take(conn) if claim is not None else None
             head = self._lock_chain(conn)
             current = _row_map(rows)
             events = decide(current)
             picked = picks.take(sent, claim) if claim is not None else []
-            # A claim with room left takes in committed transactional enqueues (one
-            # statement when there are none; intake rows are skipped, never waited for,
-            # so taking them under the chain lock is safe) and claims them below. A full
-            # claim leaves them to the scheduler's next tick: the busy path pays nothing.
             room = 0 if claim is None else claim.limit - len(picked)
-            taken = intake.take(conn, claim.now) if claim is not None and room > 0 else []
+            taken = [] if taking is None or claim is None else intake.taken(taking, claim.now)
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
             known = {**current, **{row["id"]: row for row in picked}}
             batch = [*taken, *events, *starts]
             stored = self._store(conn, batch, head.fetchone(), known, [])
             first, rest = len(taken), len(taken) + len(events)
             claimed = sql.claimed(picked, stored[rest:])
-            if taken and claim is not None:
+            if taken and claim is not None and room > 0:
                 after = (stored[-1].seq, stored[-1].hash)
                 claimed += self._claim_more(conn, attrs.evolve(claim, limit=room), after)
             return stored[first:rest], claimed

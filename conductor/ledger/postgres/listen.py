@@ -30,7 +30,9 @@ from typing import Any, Final
 import psycopg
 from psycopg import pq
 
-from conductor.ledger.postgres.connection import parse
+from conductor.domain.config import Settings
+from conductor.domain.errors import LedgerError
+from conductor.ledger.postgres.connection import PostgresConnection, parse
 from conductor.ledger.postgres.errors import translating
 from conductor.ledger.postgres.ledger import WAKE_CHANNEL
 
@@ -70,6 +72,24 @@ def listening(db: str) -> int:
             (application_name(target.schema),),
         ).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def announce(db: str) -> int:
+    """Send one notification to every session listening for `db`'s schema, outside any
+    append; 1 if sent, 0 if the server could not take it (a wake-up is never worth an
+    error: the listeners' polls stand behind it)."""
+    try:
+        link = PostgresConnection(Settings(db=db), create=False)
+    except LedgerError:
+        return 0
+    try:
+        with link.connection() as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, link.target.schema))
+    except LedgerError:
+        return 0
+    finally:
+        link.close()
+    return 1
 
 
 class PostgresListener:

@@ -307,7 +307,8 @@ def cases(draw: st.DrawFn) -> Case:
             options(
                 {
                     "--delay": DELAYS,
-                    "--at": TIMES[:8],
+                    # --at takes a point in time only: an age like "1h" is refused.
+                    "--at": [*good("2030-01-01T00:00:00Z", "2020-01-01"), *bad("1h"), *TIMES[3:8]],
                     "--priority": PRIORITIES_,
                     "--max-retries": MAX_RETRIES,
                     "--queue": QUEUES,

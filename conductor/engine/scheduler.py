@@ -76,18 +76,21 @@ class Scheduler(CoreActor):
     def _look(self, now: dt.datetime, *, woken: bool) -> TickResult:
         assert self._ledger is not None
         queues = self._config.queues
-        # Jobs committed through transactional enqueue enter the log here when no claim
-        # has taken them in (an idle worker claims only once something is due): one
-        # cheap statement per tick on PostgreSQL, nothing on SQLite.
-        self._ledger.ingest(now)
         earliest = self._ledger.next_due(queues)
         due_now = earliest is not None and unstamp(earliest) <= now
         if due_now:
             self._queue.tell(Wake())
-            # Sleep until the first job that is not due yet, not until the next poll.
-            upcoming = self._ledger.next_due(queues, after=stamp(now))
-        else:
-            upcoming = earliest
+        # Jobs committed through transactional enqueue enter the log here when no claim
+        # has taken them in (an idle worker claims only once something is due): one
+        # cheap statement per tick on PostgreSQL, nothing on SQLite. After the wake-up,
+        # so a woken worker's claim does not wait for it (a claim takes them in too).
+        if self._ledger.ingest(now) and not due_now:
+            earliest = self._ledger.next_due(queues)
+            due_now = earliest is not None and unstamp(earliest) <= now
+            if due_now:
+                self._queue.tell(Wake())
+        # Sleep until the first job that is not due yet, not until the next poll.
+        upcoming = self._ledger.next_due(queues, after=stamp(now)) if due_now else earliest
         interval = dt.timedelta(seconds=self._config.maintenance_interval)
         if woken and self._last_maintenance is not None and self._next_maintenance is not None:
             self._next_maintenance = min(

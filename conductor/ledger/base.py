@@ -295,3 +295,19 @@ class Ledger(Protocol):
     def close(self) -> None:
         """Release the connection; the ledger is unusable afterwards."""
         ...
+
+
+def claim_alone(
+    ledger: Ledger,
+    *,
+    worker: str,
+    queues: Sequence[str],
+    limit: int,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> list[ClaimedJob]:
+    """`Ledger.claim` for every backend: the claim half of `transact`, deciding nothing."""
+    if limit <= 0 or not queues:
+        return []
+    request = ClaimRequest(worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease)
+    return ledger.transact((), lambda rows: [], claim=request)[1]

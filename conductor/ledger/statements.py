@@ -9,12 +9,19 @@ contract hands out (`RecordedEvent`, `ClaimedJob`, `JobRow`) in one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from conductor.domain.clock import stamp, unstamp
 from conductor.domain.events import JobClaimed, RecordedEvent, decode_event
 from conductor.domain.job_row import JobRow
-from conductor.ledger.base import ClaimedJob, EventFilter, JobFilter
+from conductor.ledger.base import (
+    RECENT_MARGIN,
+    ClaimedJob,
+    EventFilter,
+    JobFilter,
+    RowDifference,
+)
 from projections.job_status import COLUMNS, MUTABLE_COLUMNS
 
 JOB_COLUMNS: Final = ", ".join(COLUMNS)
@@ -168,6 +175,42 @@ def event_counts(mark: str, types: int) -> str:
         "GROUP BY jobs.queue, jobs.task, events.type "
         "ORDER BY jobs.queue, jobs.task, events.type"
     )
+
+
+def window(
+    newest_first: Iterable[Sequence[Any]], since: str, *, limit: int | None
+) -> list[RecordedEvent]:
+    """`Ledger.recent` over stored events read newest first (as `EVENT_COLUMNS`): those
+    stamped at or after `since`, in seq order. Reading stops at the first row stamped more
+    than `RECENT_MARGIN` before `since`, or at `limit` rows, so a backend that fetches
+    lazily reads nothing older; only rows inside the window are decoded."""
+    stop = stamp(unstamp(since) - RECENT_MARGIN)
+    found: list[Sequence[Any]] = []
+    for row in newest_first:
+        at = row[4]
+        if at < stop or len(found) == limit:
+            break
+        if at >= since:
+            found.append(row)
+    found.reverse()
+    return [recorded(row) for row in found]
+
+
+def counter_differences(
+    live: Mapping[tuple[str, str, str], int], rebuilt: Mapping[tuple[str, str, str], int]
+) -> list[RowDifference]:
+    """The (queue, task, status) counters where the live read model and a rebuild
+    disagree, as `Ledger.diff_projections` reports them (both backends)."""
+    return [
+        RowDifference(
+            table="counters",
+            key="/".join(key),
+            live=None if key not in live else {"n": live[key]},
+            rebuilt=None if key not in rebuilt else {"n": rebuilt[key]},
+        )
+        for key in sorted(live.keys() | rebuilt.keys())
+        if live.get(key) != rebuilt.get(key)
+    ]
 
 
 def job_row(values: Sequence[Any]) -> JobRow:

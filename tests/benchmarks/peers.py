@@ -470,25 +470,34 @@ def measure_latency(system: str, options: Options) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{system} workers did not register")
                 time.sleep(POLL)
-            peer.enqueue_one(-1.0)  # the warm-up job: once it has run, the worker is up
-            _wait_count(stamps, 1, workers, timeout=120)
-            interval = 1.0 / options.rate
-            began = time.perf_counter()
-            next_at = began
-            for _ in range(count):
-                peer.enqueue_one(time.time())
-                next_at += interval
-                pause = next_at - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-            stream_seconds = time.perf_counter() - began
-            _wait_count(stamps, count + 1, workers, timeout=120)
+            return stream_latency(peer, stamps, workers, options.rate, count)
         finally:
             workers.stop()
-        samples = sorted(started - sent for sent, started in _read_stamps(stamps) if sent > 0)
+
+
+def stream_latency(
+    peer: Any, stamps: Path, workers: Workers, rate: float, count: int
+) -> dict[str, Any]:
+    """Warm `workers` up with one job, then enqueue `count` jobs one at a time at `rate`
+    jobs/s through `peer.enqueue_one(sent stamp)`, and read each job's pickup latency off
+    the stamp files (`just bench` and `just bench-pg` both stream this way)."""
+    peer.enqueue_one(-1.0)  # the warm-up job: once it has run, the worker is up
+    _wait_count(stamps, 1, workers, timeout=120)
+    interval = 1.0 / rate
+    began = time.perf_counter()
+    next_at = began
+    for _ in range(count):
+        peer.enqueue_one(time.time())
+        next_at += interval
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    stream_seconds = time.perf_counter() - began
+    _wait_count(stamps, count + 1, workers, timeout=120)
+    samples = sorted(started - sent for sent, started in _read_stamps(stamps) if sent > 0)
     return {
         "jobs": count,
-        "offered_rate": options.rate,
+        "offered_rate": rate,
         "achieved_rate": count / stream_seconds,
         **_percentiles(samples),
         "load_average": os.getloadavg()[0],
@@ -883,6 +892,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         workloads=args.only,
     )
     result = run(options)
+    publish(result, args, markdown, "peers.json", lambda plots: plots.write_all)
+
+
+def publish(
+    result: dict[str, Any],
+    args: argparse.Namespace,
+    markdown: Callable[[dict[str, Any]], str],
+    name: str,
+    writer: Callable[[Any], Callable[[dict[str, Any], Path], list[Path]]],
+) -> None:
+    """A benchmark's ending, shared by `just bench` and `just bench-pg`: the table, the
+    plots (`writer(plots)` draws them) and `name`'s JSON in `--out` unless `--no-plots`,
+    then the table or, with `--json`, everything, on stdout."""
     result["machine"]["load_average_during"] = _load_range(result)
     table = markdown(result)
     result["markdown"] = table
@@ -890,9 +912,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         import plots
 
         args.out.mkdir(parents=True, exist_ok=True)
-        written = plots.write_all(result, args.out)
-        (args.out / "peers.json").write_text(json.dumps(result, indent=1) + "\n")
-        result["written"] = [str(p) for p in [*written, args.out / "peers.json"]]
+        written = writer(plots)(result, args.out)
+        (args.out / name).write_text(json.dumps(result, indent=1) + "\n")
+        result["written"] = [str(p) for p in [*written, args.out / name]]
         for path in result["written"]:
             _log(f"wrote {path}")
     if args.json:

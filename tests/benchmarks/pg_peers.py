@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import sys
@@ -59,14 +58,14 @@ from peers import (
     POLL,
     Workers,
     _fmt,
-    _load_range,
     _machine,
     _names,
-    _percentiles,
     _read_stamps,
     _rotated,
     _sizes,
     _wait_count,
+    publish,
+    stream_latency,
 )
 from summary import summary
 
@@ -379,30 +378,9 @@ def measure_latency(system: str, options: Options) -> dict[str, Any]:
     with _measurement(system, options) as (peer, stamps, env, _name):
         workers = Workers(peer.commands(1, burst=False), stamps.parent, env)
         try:
-            peer.enqueue_one(-1.0)  # the warm-up job: once it has run, the worker is up
-            _wait_count(stamps, 1, workers, timeout=120)
-            interval = 1.0 / options.rate
-            began = time.perf_counter()
-            next_at = began
-            for _ in range(count):
-                peer.enqueue_one(time.time())
-                next_at += interval
-                pause = next_at - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-            stream_seconds = time.perf_counter() - began
-            _wait_count(stamps, count + 1, workers, timeout=120)
+            return stream_latency(peer, stamps, workers, options.rate, count)
         finally:
             workers.stop()
-        samples = sorted(started - sent for sent, started in _read_stamps(stamps) if sent > 0)
-    return {
-        "jobs": count,
-        "offered_rate": options.rate,
-        "achieved_rate": count / stream_seconds,
-        **_percentiles(samples),
-        "load_average": os.getloadavg()[0],
-        "samples_ms": [round(s * 1000, 4) for s in samples],
-    }
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -660,24 +638,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = run(options)
     if not result["systems"]:
         raise SystemExit("nothing was measured: " + "; ".join(result["notes"]))
-    result["machine"]["load_average_during"] = _load_range(result)
-    table = markdown(result)
-    result["markdown"] = table
-    if not args.no_plots:
-        import plots
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        written = plots.write_pg(result, args.out)
-        (args.out / "pg_peers.json").write_text(json.dumps(result, indent=1) + "\n")
-        result["written"] = [str(p) for p in [*written, args.out / "pg_peers.json"]]
-        for path in result["written"]:
-            _log(f"wrote {path}")
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        for note in result["notes"]:
-            print(f"NOTE: {note}")
-        print(table)
+    publish(result, args, markdown, "pg_peers.json", lambda plots: plots.write_pg)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,19 @@ on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 import psycopg
 
 from conductor.domain import decisions as decide
-from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
-    RECENT_MARGIN,
     ClaimedJob,
     ClaimRequest,
     Decide,
@@ -40,6 +38,7 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
     StoredEvent,
+    claim_alone,
 )
 from conductor.ledger.postgres import bulk, intake, picks, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
@@ -214,12 +213,7 @@ class PostgresLedger:
         now: dt.datetime,
         lease: dt.timedelta,
     ) -> list[ClaimedJob]:
-        if limit <= 0 or not queues:
-            return []
-        request = ClaimRequest(
-            worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease
-        )
-        return self.transact((), lambda rows: [], claim=request)[1]
+        return claim_alone(self, worker=worker, queues=queues, limit=limit, now=now, lease=lease)
 
     @staticmethod
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
@@ -238,27 +232,17 @@ class PostgresLedger:
         return self.read(EventFilter(job_id=job_id))
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
-        # Pages down the primary key from the newest event, stopped at the first one
-        # stamped before `stop` (see RECENT_MARGIN): nothing older is read.
-        stop = stamp(unstamp(since) - RECENT_MARGIN)
-        found: list[tuple[Any, ...]] = []
-        below = (1 << 63) - 1
+        # Pages down the primary key from the newest event; `window` stops asking for
+        # pages at the first event stamped before its margin (see RECENT_MARGIN).
         with self._link.connection() as conn:
-            while True:
-                page = conn.execute(_RECENT_PAGE, (below,)).fetchall()
-                done = not page
-                for row in page:
-                    at = row[4]
-                    if at < stop or len(found) == limit:
-                        done = True
-                        break
-                    if at >= since:
-                        found.append(row)
-                if done or len(found) == limit:
-                    break
-                below = page[-1][0]
-        found.reverse()
-        return [sql.recorded(row) for row in found]
+
+            def pages() -> Iterator[tuple[Any, ...]]:
+                below = (1 << 63) - 1
+                while page := conn.execute(_RECENT_PAGE, (below,)).fetchall():
+                    yield from page
+                    below = page[-1][0]
+
+            return sql.window(pages(), since, limit=limit)
 
     def preceding(
         self, before: Mapping[int, int], *, types: Sequence[str]

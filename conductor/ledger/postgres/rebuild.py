@@ -121,18 +121,9 @@ def _differences(conn: Conn) -> list[RowDifference]:
         live = _one(conn, "jobs", job_id)
         rebuilt = _one(conn, "rebuilt_jobs", job_id)
         differences.append(RowDifference(table="jobs", key=str(job_id), live=live, rebuilt=rebuilt))
-    live_counts = _counter_rows(conn, "counters")
-    rebuilt_counts = _counter_rows(conn, "rebuilt_counters")
-    for key in sorted(live_counts.keys() | rebuilt_counts.keys()):
-        if live_counts.get(key) != rebuilt_counts.get(key):
-            differences.append(
-                RowDifference(
-                    table="counters",
-                    key="/".join(key),
-                    live=None if key not in live_counts else {"n": live_counts[key]},
-                    rebuilt=None if key not in rebuilt_counts else {"n": rebuilt_counts[key]},
-                )
-            )
+    differences += sql.counter_differences(
+        _counter_rows(conn, "counters"), _counter_rows(conn, "rebuilt_counters")
+    )
     return differences
 
 

@@ -12,10 +12,10 @@ import datetime as dt
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from conductor.domain import decisions as decide
-from conductor.domain.clock import stamp, unstamp
+from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
@@ -23,7 +23,6 @@ from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
-    RECENT_MARGIN,
     ClaimedJob,
     ClaimRequest,
     Decide,
@@ -31,6 +30,7 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
     StoredEvent,
+    claim_alone,
 )
 from conductor.ledger.sqlite import rebuild
 from conductor.ledger.sqlite.connection import SqliteConnection
@@ -141,12 +141,7 @@ class SqliteLedger:
         now: dt.datetime,
         lease: dt.timedelta,
     ) -> list[ClaimedJob]:
-        request = ClaimRequest(
-            worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease
-        )
-        if limit <= 0 or not queues:
-            return []
-        return self.transact((), lambda rows: [], claim=request)[1]
+        return claim_alone(self, worker=worker, queues=queues, limit=limit, now=now, lease=lease)
 
     @staticmethod
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
@@ -187,29 +182,23 @@ class SqliteLedger:
         return self.read(EventFilter(job_id=job_id))
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
-        # A walk down the primary key from the newest row, stopped in Python at the first
-        # row stamped before `stop`: SQLite reads rows lazily, so nothing older is touched,
-        # and only rows inside the window are decoded. (An index on `at` would make every
-        # append pay for a read this walk does at the cost of the window itself.)
-        stop = stamp(unstamp(since) - RECENT_MARGIN)
-        found: list[tuple[Any, ...]] = []
+        # A walk down the primary key from the newest row, stopped in Python (`window`)
+        # at the first row stamped before the window's margin: SQLite reads rows lazily,
+        # so nothing older is touched, and only rows inside the window are decoded. (An
+        # index on `at` would make every append pay for a read this walk does at the
+        # cost of the window itself.)
         with self._link.translate():
             cursor = self._conn.execute(sql.RECENT)
             try:
-                for row in itertools.chain.from_iterable(
-                    iter(lambda: cursor.fetchmany(_RECENT_BATCH), [])
-                ):
-                    at = row[4]
-                    if at < stop:
-                        break
-                    if at >= since:
-                        found.append(row)
-                        if len(found) == limit:
-                            break
+                return sql.window(
+                    itertools.chain.from_iterable(
+                        iter(lambda: cursor.fetchmany(_RECENT_BATCH), [])
+                    ),
+                    since,
+                    limit=limit,
+                )
             finally:
                 cursor.close()
-        found.reverse()
-        return [sql.recorded(row) for row in found]
 
     def preceding(
         self, before: Mapping[int, int], *, types: Sequence[str]

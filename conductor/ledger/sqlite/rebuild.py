@@ -150,18 +150,9 @@ def _differences(link: SqliteConnection) -> list[RowDifference]:
         live = _one(db, f"SELECT {sql.JOB_COLUMNS} FROM main.jobs WHERE id = ?", job_id)
         rebuilt = _one(db, f"SELECT {sql.JOB_COLUMNS} FROM temp.rebuilt_jobs WHERE id = ?", job_id)
         differences.append(RowDifference(table="jobs", key=str(job_id), live=live, rebuilt=rebuilt))
-    live_counts = _counter_rows(link, "main.counters")
-    rebuilt_counts = _counter_rows(link, "temp.rebuilt_counters")
-    for key in sorted(live_counts.keys() | rebuilt_counts.keys()):
-        if live_counts.get(key) != rebuilt_counts.get(key):
-            differences.append(
-                RowDifference(
-                    table="counters",
-                    key="/".join(key),
-                    live=None if key not in live_counts else {"n": live_counts[key]},
-                    rebuilt=None if key not in rebuilt_counts else {"n": rebuilt_counts[key]},
-                )
-            )
+    differences += sql.counter_differences(
+        _counter_rows(link, "main.counters"), _counter_rows(link, "temp.rebuilt_counters")
+    )
     return differences
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         UnknownJob,
     )
     from conductor.domain.registry import Registry, task
-    from conductor.domain.reports import ActionReport, Stats, StatusCounts
+    from conductor.domain.reports import ActionReport, Enqueued, Stats, StatusCounts
     from conductor.domain.states import JobState
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ConductorError",
     "DatabaseBusy",
     "DatabaseNotFound",
+    "Enqueued",
     "InvalidInput",
     "InvalidTransition",
     "JobContext",
@@ -66,6 +67,7 @@ _MODULES: dict[str, str] = {
     "ConductorError": "conductor.domain.errors",
     "DatabaseBusy": "conductor.domain.errors",
     "DatabaseNotFound": "conductor.domain.errors",
+    "Enqueued": "conductor.domain.reports",
     "InvalidInput": "conductor.domain.errors",
     "InvalidTransition": "conductor.domain.errors",
     "JobContext": "conductor.domain.context",

@@ -73,6 +73,8 @@ def _new_row(
     max_retries: int,
     run_at: str,
     payload: str,
+    unique_key: str | None,
+    unique_for: int | None,
 ) -> JobRow:
     # enqueued: the job's first row.
     return {
@@ -93,6 +95,8 @@ def _new_row(
         "updated_at": at,
         "trace": trace,
         "last_seq": seq,
+        "unique_key": unique_key,
+        "unique_for": unique_for,
     }
 
 

@@ -18,9 +18,11 @@ from conductor.cli.options import (
     db_option,
     echo,
     json_option,
+    note,
     utf8,
 )
 from conductor.client import Conductor
+from conductor.domain import unique
 from conductor.domain.config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
@@ -73,6 +75,30 @@ def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[Payload]
     return payloads
 
 
+def _unique_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A bad key is a usage error (exit 2), like any bad option value."""
+    if value is None:
+        return None
+    utf8(ctx, param, value)
+    try:
+        return unique.check_key(value)
+    except InvalidInput as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _unique_for(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.timedelta | None:
+    if value is None:
+        return None
+    try:
+        period = parse_duration(value, "--unique-for")
+        unique.check_period(period, value)
+    except InvalidInput as e:
+        raise click.BadParameter(str(e)) from None
+    return period
+
+
 @click.command()
 @click.option("--payload", metavar="JSON", help='The job: a JSON object naming its "task".')
 @click.option(
@@ -103,6 +129,20 @@ def _file_payloads(path: str, max_bytes: int, tracker: Tracker) -> list[Payload]
     help=f"Queue name [default: the task's, else {DEFAULT_QUEUE}].",
 )
 @click.option(
+    "--unique-key",
+    callback=_unique_key,
+    metavar="KEY",
+    help="Enqueue only if no job with this key is pending or running; else print that "
+    "job's id and add nothing. Not with --file.",
+)
+@click.option(
+    "--unique-for",
+    callback=_unique_for,
+    metavar="DURATION",
+    help="With --unique-key: a job with the key enqueued within this long (10m, 1d) "
+    "blocks, whatever its state.",
+)
+@click.option(
     "--app",
     "apps",
     multiple=True,
@@ -119,6 +159,8 @@ def enqueue(
     priority: str | None,
     max_retries: int | None,
     queue: str | None,
+    unique_key: str | None,
+    unique_for: dt.timedelta | None,
     apps: tuple[str, ...],
     as_json: bool,
     db: str | None,
@@ -133,6 +175,13 @@ def enqueue(
         raise click.UsageError("give exactly one of --payload JSON or --file PATH")
     if delay is not None and at is not None:
         raise click.UsageError("give --delay or --at, not both")
+    if unique_for is not None and unique_key is None:
+        raise click.UsageError("give --unique-for with --unique-key: it is the key's scope")
+    if unique_key is not None and file is not None:
+        # One key for every line would enqueue the first line only; keys per line need
+        # options per line, which --file does not have (the API's enqueue_many takes a
+        # function of the payload).
+        raise click.UsageError("give --unique-key with --payload, not --file")
     settings = Settings.from_env(db)
     # Validate everything before opening (and so creating) the database: a refused
     # enqueue must leave no file behind.
@@ -158,13 +207,26 @@ def enqueue(
         )
         tracker.stage(f"enqueuing {len(items):,} jobs in one transaction")
         with Conductor(settings=settings, create=True) as app:
-            ids = app.enqueue_many(
-                items, queue=queue, priority=priority, max_retries=max_retries, delay=wait, at=start
+            done = app.enqueue_each(
+                items,
+                queue=queue,
+                priority=priority,
+                max_retries=max_retries,
+                delay=wait,
+                at=start,
+                unique_key=unique_key,
+                unique_for=unique_for,
             )
+    ids = [one.id for one in done]
     if as_json:
-        echo(json.dumps({"ids": ids}))
+        shown: dict[str, object] = {"ids": ids}
+        if unique_key is not None:
+            shown.update(duplicate=done[0].duplicate, unique_key=unique_key)
+        echo(json.dumps(shown))
     elif len(ids) == 1:
         echo(str(ids[0]))
+        if done[0].duplicate:
+            note(f"duplicate: job {ids[0]} holds unique key {unique_key!r}; nothing was enqueued")
     else:
         echo(f"enqueued {len(ids)} jobs: {ids[0]}-{ids[-1]}")
 

@@ -130,6 +130,10 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
         )
     if row["last_error"]:
         lines.append(f"  Last error:  {row['last_error']}")
+    if row["unique_key"] is not None:
+        period = row["unique_for"]
+        scope = "while pending or running" if period is None else f"for {period}s"
+        lines.append(f"  Unique key:  {row['unique_key']} ({scope})")
     lines.append("  Payload:")
     lines.extend("    " + line for line in to_json(json.loads(row["payload"])).splitlines())
     for rec, ev in failures:

@@ -7,25 +7,18 @@ do a program can do too.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
+from conductor.client.enqueuing import Enqueuing, PayloadInput
 from conductor.domain import decisions as decide
 from conductor.domain.clock import Clock, SystemClock, stamp
-from conductor.domain.config import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_PRIORITY,
-    DEFAULT_QUEUE,
-    Settings,
-    parse_priority,
-)
+from conductor.domain.config import Settings
 from conductor.domain.errors import ConductorError, InvalidInput, ReadOnlyDatabase, UnknownJob
 from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.domain.payloads import Payload, parse_payload
 from conductor.domain.reports import ActionReport, Stats
 from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
@@ -44,27 +37,13 @@ STATUSES: Final = tuple(state.value for state in JobState)
 MAX_ID: Final = 2**63 - 1
 """SQLite's largest integer: no id or limit beyond it can exist."""
 
-PayloadInput = Payload | Mapping[str, Any] | str | bytes
+__all__ = ["Conductor", "PayloadInput"]
 
 
-T = TypeVar("T")
-
-
-def _first(*choices: T | None) -> T:
-    """The first option that was given: explicit, then the task's, then conductor's."""
-    for choice in choices:
-        if choice is not None:
-            return choice
-    raise AssertionError("the last choice is always a default")
-
-
-@contextlib.contextmanager
-def _no_span() -> Iterator[None]:
-    yield None
-
-
-class Conductor:
+class Conductor(Enqueuing):
     """A handle on one ledger. Use as a context manager, or call `close()`.
+
+    Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`.
 
     `create=False` opens an existing database only (read commands never create one).
     """
@@ -94,130 +73,6 @@ class Conductor:
 
     def close(self) -> None:
         self.ledger.close()
-
-    # -- enqueue -----------------------------------------------------------------------
-    def _payload(self, raw: PayloadInput) -> Payload:
-        if isinstance(raw, Payload):
-            return raw
-        return parse_payload(
-            dict(raw) if isinstance(raw, Mapping) else raw, self.settings.max_payload_bytes
-        )
-
-    def enqueue(
-        self,
-        payload: PayloadInput,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        max_retries: int | None = None,
-        delay: dt.timedelta | None = None,
-        at: dt.datetime | None = None,
-        trace: str | None = None,
-        connection: object | None = None,
-    ) -> int:
-        """Enqueue one job and return its id. The payload is a JSON object naming its task.
-
-        Options left out take the registered task's defaults (`@task(queue=..., ...)`)
-        when this process knows the task, else conductor's (queue `default`, priority
-        `medium`, 3 retries).
-
-        With `connection` (a psycopg 3 connection to a PostgreSQL ledger's database), the
-        job is written inside that connection's open transaction and shares its fate: it
-        exists once the caller commits, and a rollback leaves no job and no event
-        (transactional enqueue, docs/operations.md).
-        """
-        return self.enqueue_many(
-            [payload],
-            queue=queue,
-            priority=priority,
-            max_retries=max_retries,
-            delay=delay,
-            at=at,
-            trace=trace,
-            connection=connection,
-        )[0]
-
-    def enqueue_many(
-        self,
-        payloads: Iterable[PayloadInput],
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        max_retries: int | None = None,
-        delay: dt.timedelta | None = None,
-        at: dt.datetime | None = None,
-        trace: str | None = None,
-        connection: object | None = None,
-    ) -> list[int]:
-        """Enqueue many jobs in one transaction: all of them, or none if any is invalid.
-        With `connection`, in that connection's transaction (see `enqueue`)."""
-        if delay is not None and at is not None:
-            raise InvalidInput("invalid schedule: got both a delay and a time; expected one")
-        if delay is not None and delay < dt.timedelta(0):
-            raise InvalidInput(f"invalid delay {delay}: expected a non-negative duration")
-        if at is not None and at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
-        if priority is not None:
-            parse_priority(priority)
-        # Imported before the stamp: the `enqueued` time is when the job could first be
-        # picked up, so nothing that can wait (imports, parsing) may sit between the stamp
-        # and the commit, nor between the commit and the wake-up.
-        from conductor.domain.registry import REGISTRY
-        from conductor.ledger import wakeup
-
-        planned = []
-        for index, raw in enumerate(payloads, start=1):
-            try:
-                parsed = self._payload(raw)
-            except InvalidInput as e:
-                raise InvalidInput(f"item {index}: {e}") from None
-            spec = REGISTRY.get(parsed.task)
-            planned.append(
-                (
-                    parsed,
-                    _first(queue, spec.queue if spec else None, DEFAULT_QUEUE),
-                    parse_priority(
-                        _first(priority, spec.priority if spec else None, DEFAULT_PRIORITY)
-                    ),
-                    _first(max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES),
-                )
-            )
-        if trace is None and observed.may_be("trace"):
-            from conductor.observe import tracing
-
-            producing: Any = tracing.producer(q for _, q, _, _ in planned)
-        else:
-            producing = _no_span()
-        with producing as span:
-            traceparent = trace if span is None else span.traceparent
-            now = self.clock.now()
-            run_at = now + delay if delay is not None else at
-            events = [
-                decide.enqueue(
-                    parsed,
-                    queue=job_queue,
-                    priority=level,
-                    max_retries=retries,
-                    run_at=run_at,
-                    now=now,
-                    trace=traceparent,
-                )
-                for parsed, job_queue, level, retries in planned
-            ]
-            if connection is not None:
-                # Not in the log until the caller commits: no wake-up or count yet (the
-                # commit's NOTIFY wakes the workers, whose claim ingests the jobs).
-                ids = self.ledger.enqueue_within(connection, events)
-                recorded = []
-            else:
-                recorded = self.ledger.append(events)
-                ids = [rec.job_id for rec in recorded]
-            if span is not None:
-                span.sent(ids)
-        if recorded:
-            wakeup.notify(self.settings.db)
-            observed.count_appended(recorded)
-        return ids
 
     def _notify(self) -> None:
         """Wake this database's workers on this host (see `conductor.ledger.wakeup`)."""

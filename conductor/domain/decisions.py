@@ -16,7 +16,7 @@ import attrs
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
 from conductor.domain.config import check_max_retries, check_queue
-from conductor.domain.errors import ConductorError, InvalidTransition, UnknownJob
+from conductor.domain.errors import ConductorError, InvalidInput, InvalidTransition, UnknownJob
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
@@ -36,6 +36,7 @@ from conductor.domain.events import (
 from conductor.domain.job_row import JobRow
 from conductor.domain.payloads import Payload
 from conductor.domain.states import HELD_STATES, TRANSITIONS, JobState, can_apply, next_state
+from conductor.domain.unique import check_key
 
 
 def enqueue(
@@ -47,8 +48,14 @@ def enqueue(
     run_at: dt.datetime | None,
     now: dt.datetime,
     trace: str | None = None,
+    unique_key: str | None = None,
+    unique_for: int | None = None,
 ) -> NewEvent:
-    """The `enqueued` event for a new job; `run_at` None (or past) means due now."""
+    """The `enqueued` event for a new job; `run_at` None (or past) means due now. With
+    `unique_key`, the ledger appends it only if no job holds the key (`Ledger.enqueue`);
+    `unique_for` (seconds) is that key's scope, None for "while pending or running"."""
+    if unique_for is not None and unique_key is None:
+        raise InvalidInput("invalid unique_for: given without a unique key; expected a key too")
     at = stamp(now)
     return NewEvent(
         job_id=None,
@@ -61,6 +68,8 @@ def enqueue(
             max_retries=check_max_retries(max_retries),
             run_at=at if run_at is None or run_at <= now else stamp(run_at),
             payload=payload.text,
+            unique_key=None if unique_key is None else check_key(unique_key),
+            unique_for=unique_for,
         ),
     )
 

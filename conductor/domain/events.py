@@ -64,10 +64,15 @@ class _Event:
 
 @attrs.frozen(kw_only=True)
 class JobEnqueued(_Event):
-    """A job was accepted: what to run, where, when, and how often it may be retried."""
+    """A job was accepted: what to run, where, when, and how often it may be retried.
+
+    Version 2 added the unique key the job was accepted under, if any, and its scope.
+    Absent from `data` when there is none, so a job enqueued without a key is stored as
+    version 1 stored it (apart from the version); `UPCASTERS` reads version 1 data as a
+    job without a key."""
 
     TYPE: ClassVar[str] = "enqueued"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     task: str
     queue: str
@@ -78,18 +83,28 @@ class JobEnqueued(_Event):
     """Not before this time; equal to the event's `at` for immediate jobs."""
     payload: str
     """The job's payload object as canonical JSON text (it names the task)."""
+    unique_key: str | None = None
+    """The job was accepted only because no other job held this key (`enqueue
+    --unique-key`); None for a job enqueued without one."""
+    unique_for: int | None = None
+    """The key's scope, in seconds: a job with the key enqueued within that long before
+    this one would have refused it, whatever its state. None with a key: it was refused
+    only by a job with the key still pending, claimed or running."""
 
     def encode(self) -> str:
-        head = canonical_json(
-            {
-                "max_retries": self.max_retries,
-                "priority": self.priority,
-                "queue": self.queue,
-                "run_at": self.run_at,
-                "task": self.task,
-            }
-        )
-        return f'{head[:-1]},"payload":{self.payload}}}'
+        head: dict[str, object] = {
+            "max_retries": self.max_retries,
+            "priority": self.priority,
+            "queue": self.queue,
+            "run_at": self.run_at,
+            "task": self.task,
+        }
+        if self.unique_key is not None:
+            head["unique_key"] = self.unique_key
+        if self.unique_for is not None:
+            head["unique_for"] = self.unique_for
+        text = canonical_json(head)
+        return f'{text[:-1]},"payload":{self.payload}}}'
 
     @classmethod
     def decode_fields(cls, data: str) -> dict[str, Any]:
@@ -100,7 +115,14 @@ class JobEnqueued(_Event):
         if "payload" in fields:
             raise TypeError(f"stored {cls.TYPE} data has two payloads: {data[:80]!r}")
         fields["payload"] = data[cut + 11 : -1]
+        fields.setdefault("unique_key", None)
+        fields.setdefault("unique_for", None)
         return fields
+
+
+def _enqueued_v1_to_v2(fields: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no unique keys: every job it recorded was enqueued without one."""
+    return {**fields, "unique_key": None, "unique_for": None}
 
 
 @attrs.frozen(kw_only=True)
@@ -316,11 +338,12 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {}
+UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
+    (JobEnqueued.TYPE, 1): _enqueued_v1_to_v2,
+}
 """(type, stored version) -> function turning that version's data into version + 1's.
 
-Empty while every type is at version 1; the first shape change adds an entry here instead
-of reinterpreting old rows."""
+A shape change adds an entry here instead of reinterpreting old rows."""
 
 
 def decode_event(event_type: str, version: int, data: str) -> Event:

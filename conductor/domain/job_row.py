@@ -32,3 +32,7 @@ class JobRow(TypedDict):
     """The traceparent stored with `enqueued`, carried to every attempt."""
     last_seq: int
     """The seq of the last event folded into this row."""
+    unique_key: str | None
+    """The unique key the job was enqueued with (`enqueued`'s, version 2), or None."""
+    unique_for: int | None
+    """That key's scope in seconds, None for "while pending or running"."""

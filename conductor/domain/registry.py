@@ -19,6 +19,7 @@ import attrs
 from conductor.domain.backoff import Backoff, coerce
 from conductor.domain.config import PRIORITIES, check_max_retries, check_queue
 from conductor.domain.errors import InvalidInput
+from conductor.domain.unique import check_key, check_period
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,11 @@ class TaskSpec:
     timeout: dt.timedelta | None = None
     queue: str | None = None
     priority: str | None = None
+    unique_key: str | Callable[[dict[str, Any]], str | None] | None = None
+    """The key its jobs are enqueued with unless the enqueue gives one: a fixed key (one
+    such job at a time), or a function of the payload (None from it: no key)."""
+    unique_for: int | None = None
+    """The key's scope in seconds; None for "while a job with it is pending or running"."""
 
 
 class Registry:
@@ -74,6 +80,8 @@ class Registry:
         timeout: float | dt.timedelta | None = None,
         queue: str | None = None,
         priority: str | None = None,
+        unique_key: str | Callable[[dict[str, Any]], str | None] | None = None,
+        unique_for: float | dt.timedelta | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function under `name` with these defaults."""
         if not name or not isinstance(name, str):
@@ -89,7 +97,30 @@ class Registry:
         )
         if limit is not None and limit <= dt.timedelta(0):
             raise InvalidInput(f"invalid timeout {timeout!r}: expected a positive duration")
+        if unique_for is not None and unique_key is None:
+            raise InvalidInput(
+                f"invalid unique_for for task {name!r}: given without a unique_key; "
+                "expected a key too"
+            )
+        if isinstance(unique_key, str):
+            check_key(unique_key)
+        elif unique_key is not None and not callable(unique_key):
+            raise InvalidInput(
+                f"invalid unique_key {unique_key!r} for task {name!r}: expected a string "
+                "or a function of the payload"
+            )
+        period = (
+            None
+            if unique_for is None
+            else check_period(
+                unique_for
+                if isinstance(unique_for, dt.timedelta)
+                else dt.timedelta(seconds=unique_for)
+            )
+        )
         spec_options: dict[str, Any] = {
+            "unique_key": unique_key,
+            "unique_for": period,
             "max_retries": None if max_retries is None else check_max_retries(max_retries),
             "backoff": coerce(backoff),
             "timeout": limit,

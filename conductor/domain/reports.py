@@ -15,6 +15,18 @@ from conductor.domain.errors import ConductorError
 
 
 @attrs.frozen(kw_only=True)
+class Enqueued:
+    """What one enqueue did (`Conductor.enqueue_each`): made a new job, or found that a
+    job already held its unique key and appended nothing."""
+
+    id: int
+    """The new job's id; for a duplicate, the id of the job holding the key."""
+    duplicate: bool
+    unique_key: str | None
+    """The key the job was enqueued with, if any."""
+
+
+@attrs.frozen(kw_only=True)
 class StatusCounts:
     """How many jobs are in each status, and in all."""
 

@@ -24,10 +24,16 @@ def number(
     events: Sequence[NewEvent],
     head: tuple[int, str] | None,
     new_job_ids: Callable[[int], Sequence[int]],
+    *,
+    admitted: bool = False,
 ) -> tuple[list[StoredEvent], list[RecordedEvent], set[int]]:
     """Give `events` the seqs after `head` (the newest stored (seq, hash), None for an
     empty log), ids to new jobs (`new_job_ids(n)` hands out n of them, asked at most once),
     and chain each to the one before.
+
+    A new job with a unique key is refused (`LedgerError`) unless `admitted`: its key was
+    checked in this transaction (`Ledger.enqueue`). No other path may append one, or two
+    jobs could hold a key.
 
     Returns the rows to insert, the recorded events and the ids of existing jobs touched.
     """
@@ -46,6 +52,11 @@ def number(
         if job_id is None:
             if not isinstance(event, JobEnqueued):
                 raise ValueError(f"{event.TYPE} event needs a job_id")
+            if event.unique_key is not None and not admitted:
+                raise LedgerError(
+                    f"cannot append a job with unique key {event.unique_key!r} unchecked; "
+                    "expected it enqueued through Ledger.enqueue, which checks the key"
+                )
             job_id = fresh.pop()
         else:
             touched.add(job_id)

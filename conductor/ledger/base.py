@@ -29,6 +29,7 @@ from typing import Final, Protocol
 
 import attrs
 
+from conductor.domain import unique
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger.chain import ChainReport
@@ -66,6 +67,20 @@ class ClaimRequest:
     limit: int
     now: dt.datetime
     lease: dt.timedelta
+
+
+@attrs.frozen(kw_only=True)
+class Admitted:
+    """What `Ledger.enqueue` did with one new job: appended it, or found it a duplicate."""
+
+    job_id: int
+    """The new job's id, or for a duplicate the id of the job holding its unique key."""
+    recorded: RecordedEvent | None
+    """The job's stored `enqueued` event; None for a duplicate (nothing was appended)."""
+
+    @property
+    def duplicate(self) -> bool:
+        return self.recorded is None
 
 
 Decide = Callable[[Mapping[int, JobRow]], Sequence[NewEvent]]
@@ -128,7 +143,21 @@ class Ledger(Protocol):
 
         `enqueued` events with `job_id=None` get the next job ids. Returns the stored
         events with their seq, job id and hash. Raises `InvalidTransition` (nothing is
-        stored) if any event is illegal for its job's state at that point.
+        stored) if any event is illegal for its job's state at that point, and
+        `LedgerError` for an `enqueued` event with a unique key, which only `enqueue`
+        checks.
+        """
+        ...
+
+    def enqueue(self, events: Sequence[NewEvent]) -> list[Admitted]:
+        """Append new jobs' `enqueued` events (job_id None), turning away each whose unique
+        key is held (`conductor.domain.unique`): one `Admitted` per event, in order.
+
+        The look-ups and the append are one transaction under the backend's write
+        serialisation (SQLite's write lock; on PostgreSQL an advisory lock per key, taken
+        before the chain lock), so however many processes and hosts enqueue one key at
+        once, one job gets it. Events without a key are appended as by `append`. A job
+        that comes twice in one batch is a duplicate of its first appearance.
         """
         ...
 
@@ -295,6 +324,17 @@ class Ledger(Protocol):
     def close(self) -> None:
         """Release the connection; the ledger is unusable afterwards."""
         ...
+
+
+def admissions(admission: unique.Admission, recorded: Sequence[RecordedEvent]) -> list[Admitted]:
+    """`Ledger.enqueue`'s answer, given the admission and the events the accepted jobs
+    were stored as (in the same order)."""
+    out = []
+    for (accepted, index), duplicate in zip(admission.places, admission.duplicate, strict=True):
+        rec = recorded[index] if accepted else None
+        job_id = index if rec is None else rec.job_id
+        out.append(Admitted(job_id=job_id, recorded=None if duplicate else rec))
+    return out
 
 
 def claim_alone(

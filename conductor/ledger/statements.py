@@ -15,6 +15,7 @@ from typing import Any, Final
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.events import JobClaimed, RecordedEvent, decode_event
 from conductor.domain.job_row import JobRow
+from conductor.domain.unique import ACTIVE_STATUSES, Look
 from conductor.ledger.base import (
     RECENT_MARGIN,
     ClaimedJob,
@@ -37,6 +38,17 @@ PRIORITY_LEVELS: Final = (0, 1, 2)
 """Claims and `next_due` seek once per level: high, medium, low."""
 CHUNK: Final = 500
 """Bound parameters per IN (...) list."""
+
+_ACTIVE: Final = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+UNIQUE_INDEXES: Final = (
+    # The duplicate checks of a unique enqueue (conductor.ledger.unique), each one range
+    # seek however many finished jobs share the key: a job with the key still pending,
+    # claimed or running; a job with the key enqueued since a time.
+    "CREATE INDEX jobs_unique_active ON jobs (unique_key, id) "
+    f"WHERE unique_key IS NOT NULL AND status IN ({_ACTIVE})",
+    "CREATE INDEX jobs_unique_recent ON jobs (unique_key, created_at) WHERE unique_key IS NOT NULL",
+)
+"""Created by both backends' migrations: the same statements serve both dialects."""
 
 HEAD: Final = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 """The newest event: the next seq and the hash the next event chains to."""
@@ -103,6 +115,24 @@ def pick_due(mark: str) -> str:
         f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
         f"AND queue = {mark} AND priority = {mark} AND run_at <= {mark} "
         f"ORDER BY run_at, id LIMIT {mark}"
+    )
+
+
+def unique_holder(mark: str, look: Look) -> tuple[str, tuple[str, ...]]:
+    """(statement, parameters) finding the newest job that holds a unique key for one
+    `conductor.domain.unique` look-up: a range seek on `jobs_unique_active` (the key's
+    unfinished jobs) or `jobs_unique_recent` (the key's jobs enqueued since a time)."""
+    key, since = look
+    if since is None:
+        return (
+            f"SELECT id FROM jobs WHERE unique_key = {mark} AND unique_key IS NOT NULL "
+            f"AND status IN ({_ACTIVE}) ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+    return (
+        f"SELECT id FROM jobs WHERE unique_key = {mark} AND unique_key IS NOT NULL "
+        f"AND created_at >= {mark} ORDER BY created_at DESC LIMIT 1",
+        (key, since),
     )
 
 

@@ -23,6 +23,7 @@ _TYPES: Final = {
     "retries": "integer",
     "max_retries": "integer",
     "last_seq": "bigint",
+    "unique_for": "integer",
 }
 """Column types that are not text (the rest of `jobs` is)."""
 _EVENT_TYPES: Final = (

@@ -72,6 +72,12 @@ class Target:
     def migration_lock(self) -> int:
         return _lock_key(f"migrate {self.schema}")
 
+    def key_lock(self, key: str) -> tuple[int, int]:
+        """The advisory lock (two signed 32-bit keys: the schema's, the unique key's,
+        apart from the one-bigint chain and migration locks) that orders enqueues of one
+        unique key. Two keys may share a lock: they then wait for each other, harmlessly."""
+        return (_lock_key(f"unique {self.schema}") >> 32, _lock_key(f"key {key}") >> 32)
+
 
 def _lock_key(name: str) -> int:
     digest = hashlib.sha256(f"conductor {name}".encode()).digest()

@@ -25,12 +25,14 @@ import attrs
 import psycopg
 
 from conductor.domain import decisions as decide
+from conductor.domain import unique
 from conductor.domain.config import Settings
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
+    Admitted,
     ClaimedJob,
     ClaimRequest,
     Decide,
@@ -38,6 +40,7 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
     StoredEvent,
+    admissions,
     claim_alone,
 )
 from conductor.ledger.postgres import bulk, intake, picks, rebuild
@@ -107,6 +110,33 @@ class PostgresLedger:
         result: list[RecordedEvent] = self._link.retrying(attempt)
         return result
 
+    def enqueue(self, events: Sequence[NewEvent]) -> list[Admitted]:
+        looks = unique.checks(events)
+        if not looks:
+            return [Admitted(job_id=rec.job_id, recorded=rec) for rec in self.append(events)]
+
+        def attempt(conn: Conn) -> tuple[unique.Admission, list[RecordedEvent]]:
+            # One round trip, in this order: each key's advisory lock (sorted, so two
+            # batches never wait for each other in a cycle; before the chain lock, which
+            # is never held while waiting for one), the look-ups, which run after the
+            # locks and so see every commit of an earlier holder of them (READ COMMITTED
+            # takes a snapshot per statement), ids, the chain lock and the head.
+            for lock in sorted({self._link.target.key_lock(key) for key, _ in looks}):
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
+            found = [(look, conn.execute(*sql.unique_holder("%s", look))) for look in looks]
+            fresh = conn.execute(_NEW_JOB_IDS, (len(events),))
+            head = self._lock_chain(conn)
+            holders = {look: _first_id(cursor) for look, cursor in found}
+            admission = unique.admit(events, holders)
+            new_ids = [row[0] for row in fresh]
+            recorded = self._store(
+                conn, admission.accepted, head.fetchone(), {}, new_ids, admitted=True
+            )
+            return admission, recorded
+
+        admission, recorded = self._link.retrying(attempt)
+        return admissions(admission, recorded)
+
     def _lock_chain(self, conn: Conn) -> psycopg.Cursor[Any]:
         """Queue the chain lock and the head read; returns the head's cursor. Sent after
         every row lock of the transaction, so a holder of the chain lock never waits for
@@ -121,6 +151,8 @@ class PostgresLedger:
         head: tuple[int, str] | None,
         current: Mapping[int, JobRow],
         new_ids: Sequence[int],
+        *,
+        admitted: bool = False,
     ) -> list[RecordedEvent]:
         """Number, fold and store `events` after `head`; the caller holds the chain lock
         and has locked the rows in `current`. The writes are queued in the pipeline and
@@ -134,7 +166,7 @@ class PostgresLedger:
         } - current.keys()
         if missing:  # not a path the engine takes: it decides on rows it has locked
             current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
-        stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n])
+        stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n], admitted=admitted)
         effect = runner.apply_batch(current, recorded)
         conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
         inserts, updates = append.row_writes(effect.rows, current)
@@ -371,6 +403,11 @@ class PostgresLedger:
 
     def close(self) -> None:
         self._link.close()
+
+
+def _first_id(cursor: psycopg.Cursor[Any]) -> int | None:
+    row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:

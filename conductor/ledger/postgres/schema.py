@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+from conductor.ledger.statements import UNIQUE_INDEXES
+
+SCHEMA_VERSION: Final = 3
 
 _V1: Final = (
     """
@@ -113,12 +115,21 @@ _V2: Final = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+_V3: Final = (
+    # Unique jobs (`enqueue --unique-key`): the key and its scope, folded from `enqueued`
+    # version 2. Rows of older jobs read NULL, which is what a rebuild folds for them.
+    "ALTER TABLE jobs ADD COLUMN unique_key text",
+    "ALTER TABLE jobs ADD COLUMN unique_for integer",
+    *UNIQUE_INDEXES,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
 DESCRIPTIONS: Final[tuple[str, ...]] = (
     "events (append-only, hash-chained), jobs, counters, meta, job id sequence",
     "intake: jobs enqueued in the caller's own transaction, waiting to enter the log",
+    "jobs.unique_key and unique_for, indexed for the duplicate check of unique jobs",
 )
 """One line per migration, for `conductor migrate`."""
 

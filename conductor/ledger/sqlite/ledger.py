@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from conductor.domain import decisions as decide
+from conductor.domain import unique
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidInput
@@ -23,6 +24,7 @@ from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
+    Admitted,
     ClaimedJob,
     ClaimRequest,
     Decide,
@@ -30,6 +32,7 @@ from conductor.ledger.base import (
     JobFilter,
     RowDifference,
     StoredEvent,
+    admissions,
     claim_alone,
 )
 from conductor.ledger.sqlite import rebuild
@@ -77,13 +80,30 @@ class SqliteLedger:
         with self._link.translate(), self._link.transaction():
             return self._append(events, known={})
 
+    def enqueue(self, events: Sequence[NewEvent]) -> list[Admitted]:
+        looks = unique.checks(events)
+        if not looks:
+            return [Admitted(job_id=rec.job_id, recorded=rec) for rec in self.append(events)]
+        with self._link.translate(), self._link.transaction():
+            # Under the write lock (BEGIN IMMEDIATE): no other process can enqueue the key,
+            # or finish its holder, between these look-ups and the append.
+            holders = {look: self._holder(look) for look in looks}
+            admission = unique.admit(events, holders)
+            accepted = admission.accepted
+            recorded = self._append(accepted, known={}, admitted=True) if accepted else []
+        return admissions(admission, recorded)
+
+    def _holder(self, look: unique.Look) -> int | None:
+        row = self._conn.execute(*sql.unique_holder("?", look)).fetchone()
+        return None if row is None else int(row[0])
+
     def _append(
-        self, events: Sequence[NewEvent], *, known: Mapping[int, JobRow]
+        self, events: Sequence[NewEvent], *, known: Mapping[int, JobRow], admitted: bool = False
     ) -> list[RecordedEvent]:
         """Number, chain, fold and store `events`; the caller holds the transaction."""
         conn = self._conn
         stored, recorded, touched = append.number(
-            events, conn.execute(sql.HEAD).fetchone(), self._new_job_ids
+            events, conn.execute(sql.HEAD).fetchone(), self._new_job_ids, admitted=admitted
         )
         missing = [job_id for job_id in touched if job_id not in known]
         current = {**known, **self._rows(missing)} if missing else known

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from conductor.ledger.statements import UNIQUE_INDEXES
+
 APPLICATION_ID: Final = 0x434E4454  # "CNDT"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _V1: Final = (
     """
@@ -76,8 +78,19 @@ _V1: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+_V2: Final = (
+    # Unique jobs (`enqueue --unique-key`): the key and its scope, folded from `enqueued`
+    # version 2. Rows of older jobs read NULL, which is what a rebuild folds for them.
+    "ALTER TABLE jobs ADD COLUMN unique_key TEXT",
+    "ALTER TABLE jobs ADD COLUMN unique_for INTEGER",
+    *UNIQUE_INDEXES,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
-DESCRIPTIONS: Final[tuple[str, ...]] = ("events (append-only, hash-chained), jobs, counters, meta",)
+DESCRIPTIONS: Final[tuple[str, ...]] = (
+    "events (append-only, hash-chained), jobs, counters, meta",
+    "jobs.unique_key and unique_for, indexed for the duplicate check of unique jobs",
+)
 """One line per migration, for `conductor migrate`."""

@@ -16,6 +16,7 @@ from conductor import Conductor, ManualClock
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidTransition, UnknownJob
+from conductor.domain.unique import ACTIVE_STATUSES
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
@@ -38,6 +39,12 @@ operation = st.one_of(
         st.sampled_from(["high", "medium", "low"]),
         st.integers(0, 2),
         st.integers(0, 3),
+    ),
+    st.tuples(
+        st.just("unique"),
+        st.sampled_from(["k1", "k2"]),
+        st.sampled_from([None, 30, 90]),
+        st.integers(1, 3),
     ),
     st.tuples(
         st.just("claim"), st.integers(1, 4), st.sampled_from([("q1",), ("q2",), ("q1", "q2")])
@@ -68,6 +75,9 @@ def run(app: Conductor, clock: ManualClock, op: tuple[object, ...]) -> None:
             max_retries=int(retries),  # type: ignore[call-overload]
             delay=dt.timedelta(seconds=int(delay)),
         )  # type: ignore[call-overload]
+    elif kind == "unique":
+        _, key, period, count = op
+        enqueue_unique(app, now, str(key), period, int(count))  # type: ignore[arg-type,call-overload]
     elif kind == "claim":
         _, limit, queues = op
         app.ledger.claim(
@@ -93,6 +103,38 @@ def run(app: Conductor, clock: ManualClock, op: tuple[object, ...]) -> None:
                 app.ledger.append(outcome(kind, job_id, attempt, row, now))
         except (InvalidTransition, UnknownJob):
             assert snapshot(app) == before
+
+
+def enqueue_unique(
+    app: Conductor, now: dt.datetime, key: str, period: int | None, count: int
+) -> None:
+    """`count` jobs with one key in one batch: the first is a new job unless a job holding
+    the key blocks it (the model: unfinished, or with `period` enqueued since now - period),
+    and every other is a duplicate of the first's answer; a duplicate appends nothing."""
+    rows = [row for row in app.ledger.jobs(JobFilter()) if row["unique_key"] == key]
+    if period is None:
+        holders = [row for row in rows if row["status"] in ACTIVE_STATUSES]
+    else:
+        since = stamp(now - dt.timedelta(seconds=period))
+        holders = [row for row in rows if row["created_at"] >= since]
+    before = app.ledger.last_seq()
+    done = app.enqueue_each(
+        [{"task": "a"}] * count,
+        unique_key=key,
+        unique_for=None if period is None else dt.timedelta(seconds=period),
+    )
+    assert len({one.id for one in done}) == 1
+    assert [one.duplicate for one in done[1:]] == [True] * (count - 1)
+    if holders:
+        assert done[0].duplicate
+        assert done[0].id in {row["id"] for row in holders}
+        assert app.ledger.last_seq() == before
+    else:
+        assert not done[0].duplicate
+        assert app.ledger.last_seq() == before + 1
+        row = app.ledger.job(done[0].id)
+        assert row is not None
+        assert (row["unique_key"], row["unique_for"]) == (key, period)
 
 
 def outcome(

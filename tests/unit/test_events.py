@@ -83,17 +83,54 @@ payload_values = st.recursive(
     task=st.text(min_size=1),
     queue=st.text(min_size=1),
     extra=st.dictionaries(st.text(max_size=8), payload_values, max_size=4),
+    key=st.none() | st.text(min_size=1),
+    period=st.none() | st.integers(min_value=1, max_value=10**9),
 )
 def test_an_enqueued_payload_survives_the_splice_whatever_its_strings_hold(
-    task: str, queue: str, extra: dict[str, object]
+    task: str, queue: str, extra: dict[str, object], key: str | None, period: int | None
 ) -> None:
     payload = json.dumps({**extra, "task": task, "evil": ',"payload":{'}, sort_keys=True)
     event = JobEnqueued(
-        task=task, queue=queue, priority=1, max_retries=0, run_at="r", payload=payload
+        task=task,
+        queue=queue,
+        priority=1,
+        max_retries=0,
+        run_at="r",
+        payload=payload,
+        unique_key=key,
+        unique_for=period,
     )
     data = event.encode()
     assert json.loads(data)["payload"] == json.loads(payload)
-    assert decode_event("enqueued", 1, data) == event
+    assert json.loads(data).get("unique_key") == key
+    assert decode_event("enqueued", JobEnqueued.VERSION, data) == event
+
+
+def test_an_enqueued_event_of_version_1_reads_as_a_job_without_a_unique_key() -> None:
+    stored = (
+        '{"max_retries":3,"priority":1,"queue":"default","run_at":"2026-11-28T09:30:00.000000Z",'
+        '"task":"send_email","payload":{"email":"a@b.c","task":"send_email"}}'
+    )
+    event = decode_event("enqueued", 1, stored)
+    assert event == JobEnqueued(
+        task="send_email",
+        queue="default",
+        priority=1,
+        max_retries=3,
+        run_at="2026-11-28T09:30:00.000000Z",
+        payload='{"email":"a@b.c","task":"send_email"}',
+        unique_key=None,
+        unique_for=None,
+    )
+    # A job without a key is stored as version 1 stored it: only the version differs.
+    assert event.encode() == stored
+
+
+def test_an_enqueued_event_without_a_key_stores_no_unique_fields() -> None:
+    event = JobEnqueued(
+        task="t", queue="q", priority=0, max_retries=0, run_at="r", payload='{"task":"t"}'
+    )
+    assert "unique" not in event.encode()
 
 
 def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,18 +116,21 @@ class PostgresLedger:
             return [Admitted(job_id=rec.job_id, recorded=rec) for rec in self.append(events)]
 
         def attempt(conn: Conn) -> tuple[unique.Admission, list[RecordedEvent]]:
-            # One round trip, in this order: each key's advisory lock (sorted, so two
-            # batches never wait for each other in a cycle; before the chain lock, which
-            # is never held while waiting for one), the look-ups, which run after the
-            # locks and so see every commit of an earlier holder of them (READ COMMITTED
-            # takes a snapshot per statement), ids, the chain lock and the head.
+            # Each key's advisory lock first (sorted, so two batches never wait for each
+            # other in a cycle; taken before the chain lock, which is never held while
+            # waiting for one), then the look-ups, which run after the locks and so see
+            # every commit of an earlier holder of them (READ COMMITTED takes a snapshot
+            # per statement). Their answers come back before ids are drawn, so a
+            # duplicate spends no id; then the chain lock, the head and the writes.
             for lock in sorted({self._link.target.key_lock(key) for key, _ in looks}):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
             found = [(look, conn.execute(*sql.unique_holder("%s", look))) for look in looks]
-            fresh = conn.execute(_NEW_JOB_IDS, (len(events),))
-            head = self._lock_chain(conn)
-            holders = {look: _first_id(cursor) for look, cursor in found}
-            admission = unique.admit(events, holders)
+            admission = unique.admit(events, {look: _first_id(cur) for look, cur in found})
+            wanted = len(admission.accepted)
+            fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
+            head = self._lock_chain(conn) if wanted else None
+            if head is None or fresh is None:
+                return admission, []
             new_ids = [row[0] for row in fresh]
             recorded = self._store(
                 conn, admission.accepted, head.fetchone(), {}, new_ids, admitted=True

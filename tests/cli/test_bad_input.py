@@ -188,6 +188,57 @@ def test_conflicting_or_missing_enqueue_options_are_usage_errors(
     refused_enqueue(target, *options, code=2, mentions=["give", "--help"])
 
 
+@pytest.mark.parametrize(
+    ("key", "mentions"),
+    [
+        ("", ["--unique-key", "non-blank"]),
+        ("  ", ["--unique-key", "non-blank"]),
+        ("k" * 201, ["--unique-key", "201 characters", "at most 200"]),
+        ("a\x1bb", ["--unique-key", "control character", "printable"]),
+    ],
+    ids=["empty", "blank", "too-long", "control-character"],
+)
+def test_a_bad_unique_key_is_a_usage_error(target: Path, key: str, mentions: list[str]) -> None:
+    refused_enqueue(target, *PAYLOAD, "--unique-key", key, code=2, mentions=mentions)
+
+
+@pytest.mark.parametrize(
+    ("period", "mentions"),
+    [
+        ("soon", ["'soon'", "e.g. 30s, 5m"]),
+        ("0s", ["'0s'", "whole seconds from 1s to 10 years"]),
+        ("1500ms", ["'1500ms'", "whole seconds"]),
+        ("4000d", ["'4000d'", "at most 10 years"]),
+    ],
+)
+def test_a_bad_unique_period_is_a_usage_error(
+    target: Path, period: str, mentions: list[str]
+) -> None:
+    refused_enqueue(
+        target, *PAYLOAD, "--unique-key", "k", "--unique-for", period, code=2, mentions=mentions
+    )
+
+
+def test_a_unique_period_without_a_key_is_a_usage_error(target: Path) -> None:
+    refused_enqueue(
+        target, *PAYLOAD, "--unique-for", "10m", code=2, mentions=["--unique-for", "--unique-key"]
+    )
+
+
+def test_a_unique_key_with_a_file_is_a_usage_error(target: Path, tmp_path: Path) -> None:
+    file = tmp_path / "jobs.jsonl"
+    file.write_text('{"task": "a"}\n{"task": "b"}\n')
+    refused_enqueue(
+        target,
+        "--file",
+        str(file),
+        "--unique-key",
+        "k",
+        code=2,
+        mentions=["--unique-key", "--payload"],
+    )
+
+
 # -- job ids ---------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["show", "history", "cancel", "retry"])
 def test_an_unknown_job_id_is_refused(tmp_path: Path, command: str) -> None:

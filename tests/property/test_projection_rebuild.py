@@ -16,7 +16,6 @@ from conductor import Conductor, ManualClock
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidTransition, UnknownJob
-from conductor.domain.unique import ACTIVE_STATUSES
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCompleted,
@@ -26,6 +25,7 @@ from conductor.domain.events import (
     JobRunStarted,
     NewEvent,
 )
+from conductor.domain.unique import ACTIVE_STATUSES
 from conductor.ledger.base import JobFilter
 from projections import counters, job_status
 

@@ -167,6 +167,11 @@ FILTERS = [
 QUEUES = [*good("default", "reports", "a.b:c-d"), *bad("", "a/b", "x" * 101, HUGE, NOT_UTF8)]
 PRIORITIES_ = [*good("high", "low", "MEDIUM"), *bad("", "urgent", "0", HUGE, NOT_UTF8)]
 MAX_RETRIES = [*good("0", "3"), *bad("100000"), *BAD_NUMBERS]
+UNIQUE_KEYS = [
+    *good("k", "report:2026-12-07", "\u043a\u043b\u044e\u0447"),
+    *bad("", "   ", "x" * 201, "a\tb", "a\x7fb", HUGE, NOT_UTF8),
+]
+UNIQUE_FOR = [*good("10m", "1s", "1d"), *bad("0s", "0", "1.5s", "500ms", "4000d"), *BAD_DURATIONS]
 STATUSES = [*good("pending", "failed", "in_progress"), *bad("", "PENDING?", "done", NOT_UTF8)]
 TYPES = [*good(*EVENT_TYPES[:3]), *bad("", "job_exploded", NOT_UTF8, HUGE)]
 PAYLOADS = [
@@ -271,6 +276,14 @@ def migrate_options(draw: st.DrawFn, flags: list[str]) -> tuple[list[str], bool]
     return [*flags, role, text], False
 
 
+def unique_options_fit(args: list[str]) -> bool:
+    """--unique-for is the scope of a --unique-key, and a key goes with --payload only
+    (one key for every line of a --file would enqueue the first line alone)."""
+    if "--unique-for" in args and "--unique-key" not in args:
+        return False
+    return not ("--unique-key" in args and "--file" in args)
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     command = draw(st.sampled_from(GENERATED))
@@ -313,6 +326,8 @@ def cases(draw: st.DrawFn) -> Case:
                     "--max-retries": MAX_RETRIES,
                     "--queue": QUEUES,
                     "--app": APPS,
+                    "--unique-key": UNIQUE_KEYS,
+                    "--unique-for": UNIQUE_FOR,
                 }
             )
         )
@@ -324,7 +339,7 @@ def cases(draw: st.DrawFn) -> Case:
                 text, ok = draw(values(pool))
                 args += [name, text]
                 valid = combine(valid, ok)
-        if source in ("both", "neither"):
+        if source in ("both", "neither") or not unique_options_fit(args):
             valid = False
         flags = [*flags, *args]
     elif command in ("show", "history"):

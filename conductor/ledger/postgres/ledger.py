@@ -43,7 +43,7 @@ from conductor.ledger.base import (
     admissions,
     claim_alone,
 )
-from conductor.ledger.postgres import bulk, intake, picks, rebuild
+from conductor.ledger.postgres import bulk, intake, keys, picks, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
 
@@ -116,16 +116,10 @@ class PostgresLedger:
             return [Admitted(job_id=rec.job_id, recorded=rec) for rec in self.append(events)]
 
         def attempt(conn: Conn) -> tuple[unique.Admission, list[RecordedEvent]]:
-            # Each key's advisory lock first (sorted, so two batches never wait for each
-            # other in a cycle; taken before the chain lock, which is never held while
-            # waiting for one), then the look-ups, which run after the locks and so see
-            # every commit of an earlier holder of them (READ COMMITTED takes a snapshot
-            # per statement). Their answers come back before ids are drawn, so a
-            # duplicate spends no id; then the chain lock, the head and the writes.
-            for lock in sorted({self._link.target.key_lock(key) for key, _ in looks}):
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
-            found = [(look, conn.execute(*sql.unique_holder("%s", look))) for look in looks]
-            admission = unique.admit(events, {look: _first_id(cur) for look, cur in found})
+            # The keys' locks and look-ups first; their answers come back before ids are
+            # drawn (a duplicate spends none), then the chain lock, the head, the writes.
+            holders = keys.holders(conn, self._link.target, looks)
+            admission = unique.admit(events, holders)
             wanted = len(admission.accepted)
             fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
             head = self._lock_chain(conn) if wanted else None
@@ -406,11 +400,6 @@ class PostgresLedger:
 
     def close(self) -> None:
         self._link.close()
-
-
-def _first_id(cursor: psycopg.Cursor[Any]) -> int | None:
-    row = cursor.fetchone()
-    return None if row is None else int(row[0])
 
 
 def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:

@@ -12,6 +12,7 @@ import psycopg
 
 from conductor.ledger.postgres.connection import parse
 from conductor.ledger.postgres.schema import DESCRIPTIONS, SCHEMA_VERSION
+from conductor.ledger.sqlite import schema as sqlite_schema
 from tests.conftest import CONDUCTOR, run_cli
 from tests.engine.conftest import wait_until
 
@@ -127,8 +128,10 @@ def test_migrate_on_sqlite_shows_the_user_version_and_applies(tmp_path: Path) ->
     assert not db.exists()
     applied = run_cli("migrate", "--apply", db=db)
     assert applied.code == 0, applied.stderr
-    assert "applied 1 migration: 1" in applied.stdout
-    assert "schema version: 1 (this conductor: 1)" in applied.stdout
+    latest = sqlite_schema.SCHEMA_VERSION
+    numbers = ", ".join(str(n) for n in range(1, latest + 1))
+    assert f"applied {latest} migrations: {numbers}" in applied.stdout
+    assert f"schema version: {latest} (this conductor: {latest})" in applied.stdout
     assert run_cli("migrate", db=db).stdout.rstrip().endswith("up to date")
 
 

@@ -101,6 +101,13 @@ def _row(job_id: int, new: NewEvent) -> tuple[Any, ...]:
     event = new.event
     if not isinstance(event, JobEnqueued) or new.job_id is not None:
         raise ValueError("intake takes new jobs' enqueued events only")
+    if event.unique_key is not None:
+        # Checked only under the log's write serialisation (`Ledger.enqueue`); the client
+        # refuses such a job before this, in words of its own.
+        raise InvalidInput(
+            f"cannot enqueue a job with unique key {event.unique_key!r} on your own "
+            "connection; expected a plain enqueue for a unique job"
+        )
     # Due now (run_at is the enqueue stamp) is stored as NULL: due when it enters the
     # log, since that is when a worker can first see it.
     run_at = None if event.run_at == new.at else event.run_at

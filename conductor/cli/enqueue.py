@@ -169,7 +169,8 @@ def enqueue(
 
     Any task name is accepted: whether a worker knows it is decided when it runs. On a
     terminal, a --file of 10,000 lines or more shows its progress on stderr (not with
-    --json).
+    --json). With --unique-key, a duplicate prints the id of the job holding the key and
+    a note on stderr, exits 0, and adds nothing ("duplicate": true with --json).
     """
     if (payload is None) == (file is None):
         raise click.UsageError("give exactly one of --payload JSON or --file PATH")

@@ -34,6 +34,7 @@ from conductor.domain.config import (
 )
 from conductor.domain.errors import InvalidInput
 from conductor.domain.payloads import Payload, parse_payload
+from conductor.domain.reports import Enqueued
 
 if TYPE_CHECKING:
     from conductor.cli.progress import Tracker
@@ -219,17 +220,34 @@ def enqueue(
                 unique_for=unique_for,
             )
     ids = [one.id for one in done]
+    keyed = any(one.unique_key is not None for one in done)
     if as_json:
         shown: dict[str, object] = {"ids": ids}
-        if unique_key is not None:
-            shown.update(duplicate=done[0].duplicate, unique_key=unique_key)
+        if keyed and len(done) == 1:
+            shown.update(duplicate=done[0].duplicate, unique_key=done[0].unique_key)
+        elif keyed:
+            shown["duplicate"] = [one.duplicate for one in done]
         echo(json.dumps(shown))
     elif len(ids) == 1:
         echo(str(ids[0]))
         if done[0].duplicate:
-            note(f"duplicate: job {ids[0]} holds unique key {unique_key!r}; nothing was enqueued")
+            note(
+                f"duplicate: job {ids[0]} holds unique key {done[0].unique_key!r}; "
+                "nothing was enqueued"
+            )
     else:
-        echo(f"enqueued {len(ids)} jobs: {ids[0]}-{ids[-1]}")
+        echo(_summary(done))
+
+
+def _summary(done: list[Enqueued]) -> str:
+    """`enqueue --file`'s line: the new jobs' ids, and how many lines were duplicates
+    (their tasks' unique keys, with --app, were held)."""
+    new = [one.id for one in done if not one.duplicate]
+    made = f"enqueued {len(new)} jobs" + (f": {new[0]}-{new[-1]}" if new else "")
+    duplicates = len(done) - len(new)
+    if not duplicates:
+        return made
+    return f"{made}; {duplicates} duplicates of jobs holding their unique keys"
 
 
 def _parse_at(text: str) -> dt.datetime:

@@ -81,6 +81,30 @@ def test_json_output_without_a_key_is_unchanged(db: str) -> None:
     assert json.loads(result.stdout).keys() == {"ids"}
 
 
+def test_file_lines_of_a_task_with_a_default_key_are_each_checked(db: str, tmp_path: Path) -> None:
+    (tmp_path / "digest_tasks.py").write_text(
+        "from conductor import task\n\n\n"
+        '@task("digest", unique_key=lambda payload: "digest:" + payload["user"])\n'
+        "def digest(user: str) -> None: ...\n"
+    )
+    lines = [f'{{"task": "digest", "user": "{user}"}}' for user in ("ann", "bob", "ann")]
+    (tmp_path / "digests.jsonl").write_text("\n".join(lines) + "\n")
+    args = ("enqueue", "--app", "digest_tasks", "--file", "digests.jsonl")
+    first = run_cli(*args, "--json", db=db, cwd=tmp_path)
+    assert first.code == 0, first.stderr
+    ids = json.loads(first.stdout)["ids"]
+    assert json.loads(first.stdout) == {"ids": ids, "duplicate": [False, False, True]}
+    assert ids[2] == ids[0]
+    again = run_cli(*args, db=db, cwd=tmp_path)
+    assert (again.code, again.stdout) == (
+        0,
+        "enqueued 0 jobs; 3 duplicates of jobs holding their unique keys\n",
+    )
+    # Without --app the task's key is unknown here: plain jobs.
+    plain = run_cli("enqueue", "--file", str(tmp_path / "digests.jsonl"), db=db)
+    assert plain.stdout.startswith("enqueued 3 jobs: "), plain.stdout
+
+
 def test_the_key_is_free_again_once_a_worker_has_completed_its_job(db: str, tmp_path: Path) -> None:
     first = run_cli("enqueue", "--payload", PAYLOAD, "--unique-key", "once", db=db).stdout
     drain = WorkerProcesses(db, tmp_path).start("--burst")  # type: ignore[arg-type]

@@ -247,6 +247,8 @@ def _summary(done: list[Enqueued]) -> str:
     duplicates = len(done) - len(new)
     if not duplicates:
         return made
+    if duplicates == 1:
+        return f"{made}; 1 duplicate of a job holding its unique key"
     return f"{made}; {duplicates} duplicates of jobs holding their unique keys"
 
 

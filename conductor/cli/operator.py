@@ -240,13 +240,16 @@ def _report(report: ActionReport, past: str, as_json: bool) -> None:
             f"dry run: {len(report.done)} job{'s' * (len(report.done) != 1)} would be {past}, "
             f"{len(report.refused)} refused; nothing changed"
         )
-    else:
+    elif report.done:
         for job_id in report.done:
             echo(f"job {job_id} {past}")
         echo(
             f"batch {report.batch}: {len(report.done)} {past}, {len(report.refused)} refused, "
             f"by {report.by}: {report.reason}"
         )
+    elif not report.refused:
+        echo("no job matched the filters; nothing changed")
+    # A batch that moved nothing wrote no event to find it by: no batch line for it.
     for error in report.refused.values():
         sys.stderr.write(f"error: {error}\n")
     if not report.ok:

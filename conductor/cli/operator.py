@@ -14,6 +14,7 @@ Each command is one batch: every event it appends carries the batch id, the oper
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -182,17 +183,25 @@ def _run(
     db: str | None,
 ) -> None:
     lower, upper = _checked(action, job_ids, statuses, tasks, queues, since, until, by)
-    with (
-        open_app(db, create=False) as app,
-        progress.tracked(quiet=as_json, size=None, threshold=progress.MIN_JOBS) as tracker,
-    ):
-        shown = [0]
+    verb = "cancelling" if action == "cancel" else "retrying"
+    with open_app(db, create=False) as app, contextlib.ExitStack() as drawn:
+        shown: list[Any] = []
 
         def advance(done: int, total: int) -> None:
-            if not shown[0]:
-                tracker.stage(f"{action} (dry run)" if dry_run else action, total)
-            tracker.advance(done - shown[0])
-            shown[0] = done
+            # Drawn once the snapshot's size is known, and only if it is big enough.
+            if not shown:
+                tracker = drawn.enter_context(
+                    progress.tracked(quiet=as_json, size=total, threshold=progress.MIN_JOBS)
+                )
+                tracker.stage(
+                    f"{'checking' if dry_run else verb} {total:,} jobs"
+                    + (" (dry run)" if dry_run else ""),
+                    total,
+                )
+                shown[:] = [tracker, 0]
+            tracker, before = shown
+            tracker.advance(done - before)
+            shown[1] = done
 
         act = app.cancel_where if action == "cancel" else app.retry_where
         report = act(

@@ -116,7 +116,12 @@ def new_batch(now: dt.datetime, token: str) -> str:
     digits, lowercase hex and dashes, so a search of the stored JSON for it is exact."""
     if not re.fullmatch(r"[0-9a-f]{6}", token):
         raise ValueError(f"batch token {token!r} is not six lowercase hex digits")
-    return f"{now.astimezone(dt.UTC):%Y%m%d-%H%M%S}-{token}"
+    utc = now.astimezone(dt.UTC)
+    # Not strftime's %Y, which leaves years before 1000 unpadded on some platforms.
+    return (
+        f"{utc.year:04d}{utc.month:02d}{utc.day:02d}-"
+        f"{utc.hour:02d}{utc.minute:02d}{utc.second:02d}-{token}"
+    )
 
 
 def check_batch(text: str) -> str:

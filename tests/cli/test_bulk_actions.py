@@ -218,3 +218,21 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     before = state(db)
     assert_one_line_error(run_cli(*args, db=db), code=2, mentions=mentions)
     assert state(db) == before
+
+
+def test_a_big_filtered_action_shows_progress_on_a_terminal_and_nothing_when_piped(
+    db: str,
+) -> None:
+    from conductor.cli import progress
+    from tests.cli.test_progress import on_terminal
+
+    size = progress.MIN_JOBS
+    jobs(db, [("imp", "q", "failed", ago(5))] * size + [("imp", "r", "failed", ago(5))] * size)
+    run = on_terminal("retry", "--queue", "q", "--by", "alice", db=db)  # type: ignore[arg-type]
+    assert run.code == 0, run
+    assert f"retrying {size:,} jobs" in run.stderr
+    assert f"{size:,}/{size:,}" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stdout.splitlines()[-1].endswith(f": {size} requeued, 0 refused, by alice: requeued")
+    piped = run_cli("retry", "--queue", "r", "--by", "alice", db=db)
+    assert (piped.code, piped.stderr) == (0, ""), piped

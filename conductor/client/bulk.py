@@ -198,18 +198,16 @@ class BulkActions:
         }
         moved: dict[int, Target] = {}
         candidates = [job_id for job_id in wanted if job_id not in errors]
-        if action == "cancel":
-
-            def event(row: JobRow) -> NewEvent:
-                return decide.cancel(row, by=by, reason=reason, batch=batch, now=now)
-
-        else:
-
-            def event(row: JobRow) -> NewEvent:
-                return decide.requeue(row, by=by, reason=reason, batch=batch, now=now)
+        # When the chunk being decided was: each chunk's events carry its own time, so a
+        # long action's stamps keep rising with the log (see `ledger.base.RECENT_MARGIN`).
+        stamped = [now]
 
         def one(row: JobRow) -> NewEvent:
-            new = event(row)  # the action's own refusal first: it names what it needs
+            # The action's own refusal first: it names the statuses the action needs.
+            if action == "cancel":
+                new = decide.cancel(row, by=by, reason=reason, batch=batch, now=stamped[0])
+            else:
+                new = decide.requeue(row, by=by, reason=reason, batch=batch, now=stamped[0])
             why = None if selection is None else selection.mismatch(row)
             if why is not None:
                 raise NotSelected(row["id"], why)
@@ -217,6 +215,7 @@ class BulkActions:
 
         for start in range(0, len(candidates), CHUNK):
             chunk = candidates[start : start + CHUNK]
+            stamped[0] = self.clock.now()
             decided: list[tuple[dict[int, JobRow], dict[int, ConductorError]]] = []
 
             def decide_chunk(

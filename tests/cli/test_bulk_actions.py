@@ -236,3 +236,24 @@ def test_a_big_filtered_action_shows_progress_on_a_terminal_and_nothing_when_pip
     assert run.stdout.splitlines()[-1].endswith(f": {size} requeued, 0 refused, by alice: requeued")
     piped = run_cli("retry", "--queue", "r", "--by", "alice", db=db)
     assert (piped.code, piped.stderr) == (0, ""), piped
+
+
+def test_each_chunk_is_stamped_when_it_is_decided_so_a_long_action_keeps_the_log_in_time(
+    db: str,
+) -> None:
+    from conductor import ManualClock
+    from conductor.client.bulk import CHUNK
+
+    wanted = jobs(db, [("imp", "q", "failed", ago(5))] * (CHUNK + 3))
+    clock = ManualClock(NOW)
+    with Conductor(settings=Settings(db=db), clock=clock) as app:
+        report = app.retry_where(
+            by="ops", statuses=["failed"], progress=lambda done, total: clock.advance(120)
+        )
+        trail = app.batch_events(report.batch)
+    assert report.done == tuple(wanted)
+    stamps = {rec.job_id: rec.at for rec in trail}
+    first, second = {stamps[i] for i in wanted[:CHUNK]}, {stamps[i] for i in wanted[CHUNK:]}
+    assert len(first) == len(second) == 1
+    assert first.pop() < second.pop()
+    assert report.batch.startswith(NOW.strftime("%Y%m%d-%H%M%S"))

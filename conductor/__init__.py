@@ -25,11 +25,12 @@ if TYPE_CHECKING:
         InvalidTransition,
         LedgerError,
         NotAConductorDatabase,
+        NotSelected,
         SchemaTooNew,
         UnknownJob,
     )
     from conductor.domain.registry import Registry, task
-    from conductor.domain.reports import ActionReport, Enqueued, Stats, StatusCounts
+    from conductor.domain.reports import ActionReport, Enqueued, Stats, StatusCounts, Target
     from conductor.domain.states import JobState
 
 __all__ = [
@@ -48,12 +49,14 @@ __all__ = [
     "LedgerError",
     "ManualClock",
     "NotAConductorDatabase",
+    "NotSelected",
     "Registry",
     "SchemaTooNew",
     "Settings",
     "Stats",
     "StatusCounts",
     "SystemClock",
+    "Target",
     "UnknownJob",
     "current_job",
     "task",
@@ -75,12 +78,14 @@ _MODULES: dict[str, str] = {
     "LedgerError": "conductor.domain.errors",
     "ManualClock": "conductor.domain.clock",
     "NotAConductorDatabase": "conductor.domain.errors",
+    "NotSelected": "conductor.domain.errors",
     "Registry": "conductor.domain.registry",
     "SchemaTooNew": "conductor.domain.errors",
     "Settings": "conductor.domain.config",
     "Stats": "conductor.domain.reports",
     "StatusCounts": "conductor.domain.reports",
     "SystemClock": "conductor.domain.clock",
+    "Target": "conductor.domain.reports",
     "UnknownJob": "conductor.domain.errors",
     "current_job": "conductor.domain.context",
     "task": "conductor.domain.registry",

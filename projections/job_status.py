@@ -176,11 +176,24 @@ def _failed(row: JobRow, seq: int, at: str, status: str, /, *, attempt: int, rea
     row["last_error"] = reason
 
 
-def _cancelled(row: JobRow, seq: int, at: str, status: str, /, *, by: str, reason: str) -> None:
+def _cancelled(
+    row: JobRow, seq: int, at: str, status: str, /, *, by: str, reason: str, batch: str | None
+) -> None:
     _release_lease(row, seq, at, status)
 
 
-def _requeued(row: JobRow, seq: int, at: str, status: str, /, *, by: str, run_at: str) -> None:
+def _requeued(
+    row: JobRow,
+    seq: int,
+    at: str,
+    status: str,
+    /,
+    *,
+    by: str,
+    run_at: str,
+    reason: str,
+    batch: str | None,
+) -> None:
     _release_lease(row, seq, at, status)
     row["retries"] = 0
     row["run_at"] = run_at

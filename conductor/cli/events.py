@@ -30,8 +30,10 @@ from conductor.cli.render import (
     widths,
 )
 from conductor.client import Conductor
+from conductor.domain.bulk import check_batch
 from conductor.domain.clock import stamp
 from conductor.domain.config import PRIORITY_NAMES, parse_time
+from conductor.domain.errors import InvalidInput
 from conductor.domain.events import EVENT_TYPES, JobEnqueued, RecordedEvent
 from conductor.ledger.base import EventFilter
 
@@ -79,6 +81,11 @@ def event_details(rec: RecordedEvent) -> str:
 @click.option("--since", metavar="TIME", help="At or after: ISO-8601, or an age like 1h, 30m.")
 @click.option("--until", metavar="TIME", help="Before: ISO-8601, or an age like 10m.")
 @click.option(
+    "--batch",
+    metavar="ID",
+    help="Only the events of this operator action (the batch id cancel or retry printed).",
+)
+@click.option(
     "--limit",
     type=Whole(0, None),
     callback=bindable,
@@ -101,6 +108,7 @@ def events(
     task: str | None,
     since: str | None,
     until: str | None,
+    batch: str | None,
     limit: int,
     follow: bool,
     as_json: bool,
@@ -114,6 +122,10 @@ def events(
     now = dt.datetime.now(dt.UTC)
     lower = None if since is None else parse_time(since, now, "--since")
     upper = None if until is None else parse_time(until, now, "--until")
+    try:
+        wanted = None if batch is None else check_batch(batch)
+    except InvalidInput as e:
+        raise click.BadParameter(str(e), param_hint="'--batch'") from None
     if follow:
         from conductor.observe import live
 
@@ -123,6 +135,7 @@ def events(
             task=task,
             since=None if lower is None else stamp(lower),
             until=None if upper is None else stamp(upper),
+            batch=wanted,
         )
         with live.until_stopped(), open_app(db, create=False) as app:
             _follow_events(app, where, limit=limit_or_none(limit), as_json=as_json)
@@ -134,6 +147,7 @@ def events(
             task=task,
             since=lower,
             until=upper,
+            batch=wanted,
             limit=limit_or_none(limit),
         )
     if as_json:

@@ -1,4 +1,5 @@
-"""Progress for long commands (bulk enqueue, replay, audit verify, bench) on a terminal.
+"""Progress for long commands (bulk enqueue, cancel and retry, replay, audit verify, bench)
+on a terminal.
 
 A command that works for seconds in silence looks hung. When stderr is a terminal and the
 work is big enough to take a while, a `rich.progress` display is drawn there; piped, with
@@ -17,6 +18,8 @@ from typing import Any, Final
 
 MIN_LINES: Final = 10_000
 """Payload lines from which `enqueue --file` shows progress: about a second of work."""
+MIN_JOBS: Final = 2_000
+"""Jobs from which a filtered `cancel` or `retry` shows progress: a few transactions."""
 MIN_EVENTS: Final = 50_000
 """Events from which `replay` and `audit verify` show progress: about half a second."""
 

@@ -8,23 +8,23 @@ do a program can do too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
+from conductor.client.bulk import MAX_ID, BulkActions
 from conductor.client.enqueuing import Enqueuing, PayloadInput
-from conductor.domain import decisions as decide
+from conductor.domain.bulk import check_batch
 from conductor.domain.clock import Clock, SystemClock, stamp
 from conductor.domain.config import Settings
-from conductor.domain.errors import ConductorError, InvalidInput, ReadOnlyDatabase, UnknownJob
-from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, NewEvent, RecordedEvent
+from conductor.domain.errors import InvalidInput, ReadOnlyDatabase, UnknownJob
+from conductor.domain.events import EVENT_TYPES, JobAttemptFailed, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.domain.reports import ActionReport, Stats
+from conductor.domain.reports import Stats
 from conductor.domain.states import JobState
 from conductor.ledger.base import EventFilter, JobFilter, Ledger, RowDifference
 from conductor.ledger.chain import ChainReport
 from conductor.ledger.open import open_ledger
-from conductor.observe import observed
 
 if TYPE_CHECKING:
     from projections.history import HistoryEntry
@@ -34,16 +34,16 @@ if TYPE_CHECKING:
 # are used: a read command pays at start-up for every module it imports.
 
 STATUSES: Final = tuple(state.value for state in JobState)
-MAX_ID: Final = 2**63 - 1
-"""SQLite's largest integer: no id or limit beyond it can exist."""
 
 __all__ = ["Conductor", "PayloadInput"]
 
 
-class Conductor(Enqueuing):
+class Conductor(Enqueuing, BulkActions):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
-    Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`.
+    Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`;
+    operator actions (cancel, retry, by id or filter, and their audit trail) are
+    `BulkActions` (conductor/client/bulk.py).
 
     `create=False` opens an existing database only (read commands never create one).
     """
@@ -79,86 +79,6 @@ class Conductor(Enqueuing):
         from conductor.ledger import wakeup
 
         wakeup.notify(self.settings.db)
-
-    # -- operator actions --------------------------------------------------------------
-    def cancel(self, job_id: int, *, by: str = "operator", reason: str = "cancelled") -> None:
-        """Cancel a pending or in-progress job (a running handler sees it at its next check).
-
-        Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
-        be cancelled."""
-        _raise_refused(self.cancel_many((job_id,), by=by, reason=reason))
-
-    def retry(self, job_id: int, *, by: str = "operator") -> None:
-        """Send a failed or cancelled job back to pending, due now, with a fresh retry budget.
-
-        Raises `UnknownJob`, or `InvalidTransition` naming the job's state when it cannot
-        be retried."""
-        _raise_refused(self.retry_many((job_id,), by=by))
-
-    def cancel_many(
-        self, job_ids: Iterable[int], *, by: str = "operator", reason: str = "cancelled"
-    ) -> ActionReport:
-        """Cancel each job, as `kill 3 4 5` or `docker rm` do: a job that cannot be
-        cancelled (unknown, or already finished) is reported and the others still are."""
-        now = self.clock.now()
-        report, recorded, rows = self._act(
-            job_ids, lambda row: decide.cancel(row, by=by, reason=reason, now=now)
-        )
-        if not recorded:
-            return report
-        observed.count_appended(
-            recorded,
-            {rec.job_id: (rows[rec.job_id]["queue"], rows[rec.job_id]["task"]) for rec in recorded},
-        )
-        if observed.may_be("trace"):
-            from conductor.observe import tracing
-
-            for rec in recorded:
-                row = rows[rec.job_id]
-                tracing.marker(
-                    "cancelled",
-                    queue=row["queue"],
-                    job_id=rec.job_id,
-                    traceparent=row["trace"],
-                    attributes=tracing.event_attributes(rec),
-                )
-        return report
-
-    def retry_many(self, job_ids: Iterable[int], *, by: str = "operator") -> ActionReport:
-        """Retry each job; one that cannot be retried is reported, the others are."""
-        now = self.clock.now()
-        return self._act(job_ids, lambda row: decide.requeue(row, by=by, now=now))[0]
-
-    def _act(
-        self, job_ids: Iterable[int], decide_one: Callable[[JobRow], NewEvent]
-    ) -> tuple[ActionReport, list[RecordedEvent], dict[int, JobRow]]:
-        """Decide each job's event on its current row under the write lock
-        (`Ledger.transact`) and append those that can move in one commit, with one
-        wake-up: ids that cannot are refused with the reason, each id once, in the order
-        given. Returns the report, what was recorded and the rows it was decided on."""
-        wanted = list(dict.fromkeys(job_ids))
-        errors: dict[int, ConductorError] = {
-            job_id: UnknownJob(job_id) for job_id in wanted if not 1 <= job_id <= MAX_ID
-        }
-        acted: dict[int, JobRow] = {}
-
-        def decide_all(rows: Mapping[int, JobRow]) -> list[NewEvent]:
-            events, moved, refused = decide.on_each(rows, candidates, decide_one)
-            acted.update(moved)
-            errors.update(refused)
-            return events
-
-        recorded: list[RecordedEvent] = []
-        candidates = [job_id for job_id in wanted if job_id not in errors]
-        if candidates:
-            recorded, _ = self.ledger.transact(candidates, decide_all)
-        if recorded:
-            self._notify()
-        report = ActionReport(
-            done=tuple(job_id for job_id in wanted if job_id in acted),
-            refused={job_id: errors[job_id] for job_id in wanted if job_id in errors},
-        )
-        return report, recorded, acted
 
     # -- queries -----------------------------------------------------------------------
     def job(self, job_id: int) -> JobRow:
@@ -231,9 +151,11 @@ class Conductor(Enqueuing):
         task: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
+        batch: str | None = None,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """Audit-trail query over the log; with `limit`, the newest `limit` matches."""
+        """Audit-trail query over the log; with `limit`, the newest `limit` matches. With
+        `batch`, only the events of that operator action (`conductor cancel`/`retry`)."""
         wanted = tuple(types)
         for name in wanted:
             if name not in EVENT_TYPES:
@@ -247,6 +169,7 @@ class Conductor(Enqueuing):
                 task=task,
                 since=None if since is None else stamp(since),
                 until=None if until is None else stamp(until),
+                batch=None if batch is None else check_batch(batch),
             ),
             limit=limit,
         )
@@ -263,9 +186,3 @@ class Conductor(Enqueuing):
     def audit(self) -> ChainReport:
         """Walk the hash chain; the report names the first bad seq, if any."""
         return self.ledger.verify_chain()
-
-
-def _raise_refused(report: ActionReport) -> None:
-    """The single-job actions raise what the many-job ones report."""
-    for error in report.refused.values():
-        raise error

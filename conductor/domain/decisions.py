@@ -16,7 +16,13 @@ import attrs
 from conductor.domain.backoff import Backoff
 from conductor.domain.clock import stamp
 from conductor.domain.config import check_max_retries, check_queue
-from conductor.domain.errors import ConductorError, InvalidInput, InvalidTransition, UnknownJob
+from conductor.domain.errors import (
+    ConductorError,
+    InvalidInput,
+    InvalidTransition,
+    NotSelected,
+    UnknownJob,
+)
 from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
@@ -129,7 +135,8 @@ def on_each(
 ) -> tuple[list[NewEvent], dict[int, JobRow], dict[int, ConductorError]]:
     """An operator's action on several jobs, each decided on its current row: the events
     of those that can move, their rows, and why each other one is refused (`UnknownJob`,
-    or `InvalidTransition` in the operator's words)."""
+    `InvalidTransition` in the operator's words, or `NotSelected` when the job no longer
+    matches the filters that chose it)."""
     events: list[NewEvent] = []
     moved: dict[int, JobRow] = {}
     refused: dict[int, ConductorError] = {}
@@ -140,24 +147,31 @@ def on_each(
             continue
         try:
             events.append(action(row))
-        except InvalidTransition as e:
+        except (InvalidTransition, NotSelected) as e:
             refused[job_id] = e
             continue
         moved[job_id] = row
     return events, moved, refused
 
 
-def cancel(row: JobRow, *, by: str, reason: str, now: dt.datetime) -> NewEvent:
-    """Cancel a pending or in-progress job."""
+def cancel(row: JobRow, *, by: str, reason: str, batch: str, now: dt.datetime) -> NewEvent:
+    """Cancel a pending or in-progress job, as part of operator action `batch`."""
     _operator_move(row, JobCancelled.TYPE)
-    return NewEvent(job_id=row["id"], at=stamp(now), event=JobCancelled(by=by, reason=reason))
+    return NewEvent(
+        job_id=row["id"], at=stamp(now), event=JobCancelled(by=by, reason=reason, batch=batch)
+    )
 
 
-def requeue(row: JobRow, *, by: str, now: dt.datetime) -> NewEvent:
-    """Send a failed or cancelled job back to pending, due now, with a fresh retry budget."""
+def requeue(row: JobRow, *, by: str, reason: str, batch: str, now: dt.datetime) -> NewEvent:
+    """Send a failed or cancelled job back to pending, due now, with a fresh retry budget,
+    as part of operator action `batch`."""
     _operator_move(row, JobRequeued.TYPE)
     at = stamp(now)
-    return NewEvent(job_id=row["id"], at=at, event=JobRequeued(by=by, run_at=at))
+    return NewEvent(
+        job_id=row["id"],
+        at=at,
+        event=JobRequeued(by=by, run_at=at, reason=reason, batch=batch),
+    )
 
 
 # -- attempts: outcomes, heartbeats, rescues, releases ---------------------------------

@@ -53,6 +53,15 @@ class InvalidTransition(ConductorError):
         self.event_type = event_type
 
 
+class NotSelected(ConductorError):
+    """A job an operator's filtered action would have acted on no longer matches the
+    filters (it changed since it was selected), or a job named by id never did."""
+
+    def __init__(self, job_id: int, why: str) -> None:
+        super().__init__(f"job {job_id} {why}")
+        self.job_id = job_id
+
+
 class LedgerError(ConductorError):
     """The ledger could not be opened, read or written."""
 

@@ -226,25 +226,37 @@ class JobFailed(_Event):
 
 @attrs.frozen(kw_only=True)
 class JobCancelled(_Event):
-    """Someone cancelled the job; it is never retried unless an operator requeues it."""
+    """Someone cancelled the job; it is never retried unless an operator requeues it.
+
+    Version 2 added `batch`: every job one command (or API call) cancels carries the same
+    batch id, so the audit trail groups them (`conductor batch ID`)."""
 
     TYPE: ClassVar[str] = "cancelled"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     by: str
-    """Who asked: `operator` from the CLI, or the API caller's label."""
+    """Who asked: the OS user (or `--by`) from the CLI, or the API caller's label."""
     reason: str
+    batch: str | None
+    """The action's batch id; None in version 1 events, written before batches existed."""
 
 
 @attrs.frozen(kw_only=True)
 class JobRequeued(_Event):
-    """An operator sent a failed or cancelled job back to pending with a fresh retry budget."""
+    """An operator sent a failed or cancelled job back to pending with a fresh retry budget.
+
+    Version 2 added `reason` and `batch`, as `cancelled` has them: why, and which one
+    action (of possibly thousands of jobs) this requeue was part of."""
 
     TYPE: ClassVar[str] = "requeued"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     by: str
     run_at: Timestamp
+    reason: str
+    """Free text; `requeued` when none was given (and in version 1 events)."""
+    batch: str | None
+    """The action's batch id; None in version 1 events, written before batches existed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -338,12 +350,27 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _cancelled_v1(fields: dict[str, Any]) -> dict[str, Any]:
+    # Cancelled before batches existed: no batch to name.
+    return {**fields, "batch": None}
+
+
+def _requeued_v1(fields: dict[str, Any]) -> dict[str, Any]:
+    # Requeued before reasons and batches: the reason an operator gives none today.
+    return {**fields, "reason": JobRequeued.TYPE, "batch": None}
+
+
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     (JobEnqueued.TYPE, 1): _enqueued_v1_to_v2,
+    (JobCancelled.TYPE, 1): _cancelled_v1,
+    (JobRequeued.TYPE, 1): _requeued_v1,
 }
 """(type, stored version) -> function turning that version's data into version + 1's.
 
-A shape change adds an entry here instead of reinterpreting old rows."""
+`decode_event` chains them on read, so projections only ever see current events; the
+stored rows (and their hashes) are never touched."""
 
 
 def decode_event(event_type: str, version: int, data: str) -> Event:

@@ -55,12 +55,32 @@ class StatusCounts:
 
 
 @attrs.frozen(kw_only=True)
+class Target:
+    """A job an operator action moved (or, in a dry run, would move), as it was then."""
+
+    id: int
+    task: str
+    queue: str
+    status: str
+    """Its status when the action was decided, before the move."""
+
+
+@attrs.frozen(kw_only=True)
 class ActionReport:
-    """What `cancel_many` or `retry_many` did: the jobs acted on, in the order given, and
-    each refused job with the error saying why (`UnknownJob` or `InvalidTransition`)."""
+    """What an operator action did (`cancel_many`, `retry_where`, ...): the jobs acted on,
+    in the order given (or in id order for filters), and each refused job with the error
+    saying why (`UnknownJob`, `InvalidTransition` or `NotSelected`)."""
 
     done: tuple[int, ...]
     refused: dict[int, ConductorError]
+    batch: str = ""
+    """The batch id every event of this action carries (one per call)."""
+    by: str = ""
+    reason: str = ""
+    dry_run: bool = False
+    """Nothing was appended: `done` is what the action would have moved."""
+    targets: dict[int, Target] = attrs.field(factory=dict)
+    """Each job of `done`, as it was when the action was decided on it."""
 
     @property
     def ok(self) -> bool:

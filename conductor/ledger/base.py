@@ -30,6 +30,7 @@ from typing import Final, Protocol
 import attrs
 
 from conductor.domain import unique
+from conductor.domain.bulk import Selection
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger.chain import ChainReport
@@ -110,6 +111,10 @@ class EventFilter:
     until: str | None = None
     """Exclusive upper bound on `at`."""
     after_seq: int = 0
+    batch: str | None = None
+    """Only the `cancelled` and `requeued` events of this operator action (a batch id as
+    `conductor.domain.bulk.new_batch` makes them). Found by scanning the log: seconds per
+    few million events."""
 
 
 @attrs.frozen(kw_only=True)
@@ -238,6 +243,11 @@ class Ledger(Protocol):
 
     def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
         """Jobs matching `where` in id order; with `limit`, the newest `limit` of them."""
+        ...
+
+    def select(self, where: Selection, *, after: int, limit: int) -> list[JobRow]:
+        """Up to `limit` jobs matching `where` with ids above `after`, in id order: one
+        page of the snapshot a bulk operator action takes of the jobs it will act on."""
         ...
 
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:

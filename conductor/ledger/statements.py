@@ -12,8 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from conductor.domain.bulk import Selection
 from conductor.domain.clock import stamp, unstamp
-from conductor.domain.events import JobClaimed, RecordedEvent, decode_event
+from conductor.domain.codec import canonical_json
+from conductor.domain.events import (
+    JobCancelled,
+    JobClaimed,
+    JobRequeued,
+    RecordedEvent,
+    decode_event,
+)
 from conductor.domain.job_row import JobRow
 from conductor.domain.unique import ACTIVE_STATUSES, Look
 from conductor.ledger.base import (
@@ -165,6 +173,17 @@ def read_events(mark: str, where: EventFilter, *, limit: int | None) -> tuple[st
     if where.until is not None:
         clauses.append(f"at < {mark}")
         params.append(where.until)
+    if where.batch is not None:
+        # The stored data is canonical JSON, so the batch is there as `"batch":"ID"`
+        # exactly; batch ids hold no LIKE wildcards and no letters whose case differs.
+        clauses.append(f"type IN ({mark}, {mark}) AND data LIKE {mark}")
+        params.extend(
+            (
+                JobCancelled.TYPE,
+                JobRequeued.TYPE,
+                f"%{canonical_json({'batch': where.batch})[1:-1]}%",
+            )
+        )
     sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
     if limit is None:
         return sql + " ORDER BY seq", params, False
@@ -186,6 +205,28 @@ def list_jobs(mark: str, where: JobFilter, *, limit: int | None) -> tuple[str, l
     if limit is None:
         return sql + " ORDER BY id", params, False
     return sql + f" ORDER BY id DESC LIMIT {mark}", [*params, limit], True
+
+
+def select_jobs(mark: str, where: Selection, *, after: int, limit: int) -> tuple[str, list[Any]]:
+    """(statement, parameters) for `Ledger.select`: a keyset page in id order."""
+    clauses = [f"id > {mark}"]
+    params: list[Any] = [after]
+    for column, values in (
+        ("status", where.statuses),
+        ("task", where.tasks),
+        ("queue", where.queues),
+    ):
+        if values:
+            clauses.append(f"{column} IN ({marks(mark, len(values))})")
+            params.extend(values)
+    if where.since is not None:
+        clauses.append(f"updated_at >= {mark}")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append(f"updated_at < {mark}")
+        params.append(where.until)
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT {mark}"
+    return sql, [*params, limit]
 
 
 def preceding(mark: str, types: int) -> str:

@@ -4,6 +4,7 @@ refused with one clear line where they make no sense."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,16 @@ def last_event(db: Path, job_id: int) -> Any:
 
 def test_cancel_moves_a_pending_job_to_cancelled_and_records_who(db_path: Path) -> None:
     seed(db_path, "send_email")
-    result = run_cli("cancel", "1", db=db_path)
-    assert (result.code, result.stdout, result.stderr) == (0, "job 1 cancelled\n", "")
+    result = run_cli("cancel", "1", "--by", "alice", db=db_path)
+    assert (result.code, result.stderr) == (0, ""), result
+    first, summary = result.stdout.splitlines()
+    assert first == "job 1 cancelled"
+    batch = re.fullmatch(r"batch (\S+): 1 cancelled, 0 refused, by alice: cancelled", summary)
+    assert batch is not None, summary
     assert job(db_path, 1)["status"] == "cancelled"
     event = last_event(db_path, 1)
-    assert (event["seq"], event["type"], event["data"]["by"]) == (2, "cancelled", "operator")
+    assert (event["seq"], event["type"], event["version"]) == (2, "cancelled", 2)
+    assert event["data"] == {"by": "alice", "reason": "cancelled", "batch": batch[1]}
 
 
 def test_cancel_also_stops_an_in_progress_job(db_path: Path) -> None:
@@ -45,7 +51,9 @@ def test_retry_sends_a_cancelled_job_back_to_pending(db_path: Path) -> None:
     seed(db_path, "send_email")
     assert run_cli("cancel", "1", db=db_path).code == 0
     result = run_cli("retry", "1", db=db_path)
-    assert (result.code, result.stdout, result.stderr) == (0, "job 1 requeued\n", "")
+    assert (result.code, result.stderr) == (0, ""), result
+    assert result.stdout.splitlines()[0] == "job 1 requeued"
+    assert result.stdout.splitlines()[1].startswith("batch ")
     row = job(db_path, 1)
     assert row["status"] == "pending"
     assert row["run_at"] == row["updated_at"]

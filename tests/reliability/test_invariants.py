@@ -49,7 +49,7 @@ def test_an_attempt_without_an_outcome_is_caught_unless_it_is_still_running() ->
 def test_a_cancel_ends_the_running_attempt_and_a_stale_result_needs_a_lost_attempt() -> None:
     cancelled = records(
         started(1),
-        JobCancelled(by="operator", reason="x"),
+        JobCancelled(by="operator", reason="x", batch="20261207-100000-abcdef"),
         JobResultIgnored(attempt=1, outcome="completed", reason="stale"),
     )
     assert invariants._attempt_problems(cancelled, {1: "cancelled"}) == []

@@ -123,16 +123,28 @@ def test_start_numbers_the_next_attempt_and_sets_the_lease() -> None:
 
 
 def test_cancel_and_requeue_follow_the_transition_table() -> None:
-    assert isinstance(job.cancel(row("pending"), by="op", reason="r", now=NOW).event, JobCancelled)
     assert isinstance(
-        job.cancel(row("in_progress"), by="op", reason="r", now=NOW).event, JobCancelled
+        job.cancel(
+            row("pending"), by="op", reason="r", batch="20261207-100000-abcdef", now=NOW
+        ).event,
+        JobCancelled,
+    )
+    assert isinstance(
+        job.cancel(
+            row("in_progress"), by="op", reason="r", batch="20261207-100000-abcdef", now=NOW
+        ).event,
+        JobCancelled,
     )
     with pytest.raises(InvalidTransition):
-        job.cancel(row("completed"), by="op", reason="r", now=NOW)
-    requeued = job.requeue(row("failed"), by="op", now=NOW)
-    assert requeued.event == JobRequeued(by="op", run_at=stamp(NOW))
+        job.cancel(row("completed"), by="op", reason="r", batch="20261207-100000-abcdef", now=NOW)
+    requeued = job.requeue(
+        row("failed"), by="op", reason="r", batch="20261207-100000-abcdef", now=NOW
+    )
+    assert requeued.event == JobRequeued(
+        by="op", run_at=stamp(NOW), reason="r", batch="20261207-100000-abcdef"
+    )
     with pytest.raises(InvalidTransition):
-        job.requeue(row("pending"), by="op", now=NOW)
+        job.requeue(row("pending"), by="op", reason="r", batch="20261207-100000-abcdef", now=NOW)
 
 
 def test_an_interrupted_handler_of_a_given_back_attempt_is_recorded_as_interrupted() -> None:

@@ -88,8 +88,8 @@ def test_requeue_resets_the_retry_budget_but_attempts_keep_counting() -> None:
                 JobStarted(attempt=1, worker="w", lease_expires_at="L"),
                 JobAttemptFailed(attempt=1, error_type="E", message="m", traceback=""),
                 JobRetryScheduled(attempt=1, run_at="R2"),
-                JobCancelled(by="op", reason="r"),
-                JobRequeued(by="op", run_at="R3"),
+                JobCancelled(by="op", reason="r", batch="20261207-100000-abcdef"),
+                JobRequeued(by="op", run_at="R3", reason="r", batch="20261207-100000-abcdef"),
             ],
             start=1,
         )
@@ -123,7 +123,9 @@ def test_the_fold_refuses_illegal_sequences() -> None:
     )
     done = job_status.apply(started, rec(3, JobCompleted(attempt=1)))
     with pytest.raises(InvalidTransition):
-        job_status.apply(done, rec(4, JobCancelled(by="op", reason="r")))
+        job_status.apply(
+            done, rec(4, JobCancelled(by="op", reason="r", batch="20261207-100000-abcdef"))
+        )
     with pytest.raises(InvalidTransition):
         job_status.apply(None, rec(1, JobCompleted(attempt=1)))
 

@@ -159,7 +159,9 @@ def test_outcomes_of_other_attempts_and_cut_short_attempts_have_no_run_time() ->
     log = Log()
     log.enqueued(1, ago(50))
     log.started(1, ago(49))
-    log.add(1, ago(45), JobCancelled(by="operator", reason="cancelled"))
+    log.add(
+        1, ago(45), JobCancelled(by="operator", reason="cancelled", batch="20261207-100000-abcdef")
+    )
     log.add(1, ago(40), JobResultIgnored(attempt=1, outcome="completed", reason="cancelled"))
     log.enqueued(2, ago(30))
     log.started(2, ago(29), attempt=2)

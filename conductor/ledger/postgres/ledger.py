@@ -26,6 +26,7 @@ import psycopg
 
 from conductor.domain import decisions as decide
 from conductor.domain import unique
+from conductor.domain.bulk import Selection
 from conductor.domain.config import Settings
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
@@ -299,6 +300,11 @@ class PostgresLedger:
         if newest_first:
             found.reverse()
         return [sql.job_row(values) for values in found]
+
+    def select(self, where: Selection, *, after: int, limit: int) -> list[JobRow]:
+        query, params = sql.select_jobs("%s", where, after=after, limit=limit)
+        with self._link.connection() as conn:
+            return [sql.job_row(values) for values in conn.execute(query, params)]
 
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         if not queues:

@@ -16,6 +16,7 @@ from typing import Final
 
 from conductor.domain import decisions as decide
 from conductor.domain import unique
+from conductor.domain.bulk import Selection
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidInput
@@ -246,6 +247,11 @@ class SqliteLedger:
         if newest_first:
             found.reverse()
         return [sql.job_row(values) for values in found]
+
+    def select(self, where: Selection, *, after: int, limit: int) -> list[JobRow]:
+        query, params = sql.select_jobs("?", where, after=after, limit=limit)
+        with self._link.translate():
+            return [sql.job_row(values) for values in self._conn.execute(query, params)]
 
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         earliest: str | None = None

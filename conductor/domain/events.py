@@ -157,12 +157,28 @@ class JobRunStarted(_Event):
 
 @attrs.frozen(kw_only=True)
 class JobCompleted(_Event):
-    """The attempt's handler returned; the job is done for good."""
+    """The attempt's handler returned; the job is done for good.
+
+    Version 2 (issue 15) added `result`; version-1 data is upcast to `result` None.
+    """
 
     TYPE: ClassVar[str] = "completed"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     attempt: int
+    result: str | None = None
+    """The handler's return value as canonical JSON text, spliced into `data` as a value
+    (as `enqueued`'s payload is); None (stored `null`) when it returned None."""
+
+    def encode(self) -> str:
+        return f'{{"attempt":{self.attempt},"result":{self.result or "null"}}}'
+
+    @classmethod
+    def decode_fields(cls, data: str) -> dict[str, Any]:
+        # `attempt` is an integer and comes first, so the first `,"result":` is the splice.
+        cut = data.index(',"result":')
+        result = data[cut + 10 : -1]
+        return {"attempt": loads(data[:cut] + "}")["attempt"], "result": _or_none(result)}
 
 
 @attrs.frozen(kw_only=True)
@@ -315,12 +331,19 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
 }
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
 
+
+def _or_none(text: str) -> str | None:
+    return None if text == "null" else text
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {}
+UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
+    # `completed` 1 -> 2: results arrived; what conductor stored before kept none.
+    ("completed", 1): lambda fields: {**fields, "result": None},
+}
 """(type, stored version) -> function turning that version's data into version + 1's.
 
-Empty while every type is at version 1; the first shape change adds an entry here instead
-of reinterpreting old rows."""
+A shape change adds an entry here instead of reinterpreting old rows."""
 
 
 def decode_event(event_type: str, version: int, data: str) -> Event:
@@ -345,6 +368,8 @@ def decode_event(event_type: str, version: int, data: str) -> Event:
         version += 1
     if event_type == JobEnqueued.TYPE:
         fields["payload"] = canonical_json(fields["payload"])
+    elif fields.get("result") is not None:
+        fields["result"] = canonical_json(fields["result"])
     return cls(**fields)
 
 

@@ -160,6 +160,9 @@ class WorkerConfig:
     lease: dt.timedelta = dt.timedelta(seconds=30)
     grace: dt.timedelta = dt.timedelta(seconds=30)
     burst: bool = False
+    horizon: dt.timedelta | None = None
+    """Burst mode only: keep going while a pending job (a retry waiting out its backoff, a
+    delayed job) falls due within this long; None stops once nothing is due now."""
     poll_interval: float = 1.0
     """Fallback poll for jobs that no wake-up signal announced (seconds)."""
     maintenance_interval: float = 1.0
@@ -176,3 +179,5 @@ class WorkerConfig:
             check_queue(queue)
         if self.lease < dt.timedelta(seconds=1):
             raise InvalidInput(f"invalid lease {self.lease}: expected at least 1s")
+        if self.horizon is not None and not self.burst:
+            raise InvalidInput("invalid horizon: it only applies with burst; expected --burst")

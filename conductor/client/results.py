@@ -24,12 +24,12 @@ from conductor.domain import results
 from conductor.domain.errors import JobCancelledError, JobFailedError, ResultTimeout
 from conductor.domain.events import JobAttemptFailed, JobCancelled, JobCompleted, JobFailed
 from conductor.domain.states import TERMINAL_STATES, JobState
-from conductor.ledger import wakeup
 from conductor.ledger.base import EventFilter, Ledger
 
 if TYPE_CHECKING:
     from conductor.domain.config import Settings
     from conductor.domain.job_row import JobRow
+    from conductor.ledger.wakeup import Waiter
 
 POLL_FALLBACK: Final = 1.0
 """Seconds between looks while waiting, whatever the wake-ups do (a PostgreSQL listening
@@ -103,7 +103,7 @@ class Results:
         `result`) has passed: never raises for a failed, cancelled or unfinished job."""
         seconds = _seconds(timeout)
         deadline = None if seconds is None else time.monotonic() + seconds
-        waiter: wakeup.Waiter | None = None
+        waiter: Waiter | None = None
         try:
             while True:
                 row = self.job(job_id)
@@ -176,7 +176,10 @@ def _seconds(timeout: float | dt.timedelta | None) -> float | None:
     return None if timeout is None else max(float(timeout), 0.0)
 
 
-def _listen(db: str) -> wakeup.Waiter:
+def _listen(db: str) -> Waiter:
+    # Imported here: `conductor jobs` and `stats` import the client, not the wake-ups.
+    from conductor.ledger import wakeup
+
     try:
         return wakeup.finished_listener(db)
     except OSError:

@@ -144,6 +144,7 @@ class ResultTimeout(ConductorError, TimeoutError):
     """`Conductor.result` waited its timeout and the job has not finished (it may still)."""
 
     def __init__(self, job_id: int, status: str, waited: float) -> None:
-        super().__init__(f"job {job_id} is {status} after waiting {waited:g}s; no result yet")
+        after = f" after waiting {waited:g}s" if waited else ""
+        super().__init__(f"job {job_id} is {status}{after}; no result yet")
         self.job_id = job_id
         self.status = status

@@ -171,7 +171,8 @@ class JobCompleted(_Event):
     (as `enqueued`'s payload is); None (stored `null`) when it returned None."""
 
     def encode(self) -> str:
-        return f'{{"attempt":{self.attempt},"result":{self.result or "null"}}}'
+        result = "null" if self.result is None else self.result
+        return f'{{"attempt":{self.attempt},"result":{result}}}'
 
     @classmethod
     def decode_fields(cls, data: str) -> dict[str, Any]:

@@ -51,10 +51,11 @@ def result(
 ) -> None:
     """Print a finished job's result: its return value as JSON (exit 0).
 
-    A failed job's result is its error (exit 1: the type and message, the traceback with
-    --traceback or --json); a cancelled job has none (exit 1). A job that has not finished,
-    after --wait if given, exits 3. --json prints an object with the id, the status and
-    the result or the error, whatever the status.
+    A failed job's result is its error (exit 1: the type and message on stderr, the
+    traceback too with --traceback or --json); a cancelled job has none (exit 1). A job
+    that has not finished, after --wait if given, exits 3. --json prints an object with
+    the id, the status and the result or the error, whatever the status (and the same
+    line on stderr and exit code).
     """
     timeout = 0.0 if wait is None else parse_duration(wait, "--wait").total_seconds()
     with open_app(db, create=False) as app:
@@ -65,13 +66,11 @@ def result(
     elif outcome.error is None and outcome.finished:
         echo(to_json(value))
     if outcome.error is not None:
-        if as_json:
-            raise click.exceptions.Exit(1)
-        if show_traceback and isinstance(outcome.error, JobFailedError) and outcome.error.traceback:
-            sys.stderr.write(outcome.error.traceback.rstrip() + "\n")
-        raise outcome.error
+        error = outcome.error
+        if show_traceback and isinstance(error, JobFailedError) and error.traceback:
+            sys.stderr.write(error.traceback.rstrip() + "\n")
+        raise error  # one line on stderr, exit 1 (after the JSON, with --json)
     if not outcome.finished:
-        if not as_json:
-            waited = f" after waiting {wait}" if wait is not None else ""
-            sys.stderr.write(f"job {job_id} is {outcome.status}{waited}; no result yet\n")
+        waited = f" after waiting {wait}" if wait is not None else ""
+        sys.stderr.write(f"error: job {job_id} is {outcome.status}{waited}; no result yet\n")
         raise click.exceptions.Exit(EXIT_NOT_FINISHED)

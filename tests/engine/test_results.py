@@ -158,6 +158,7 @@ def test_a_failed_job_reports_its_error_through_the_api_and_the_cli(db: str) -> 
     assert with_traceback.stderr.startswith("Traceback (most recent call last):")
     as_json = run_cli("result", str(job_id), "--json", db=db)
     assert as_json.code == 1
+    assert as_json.stderr == shown.stderr
     error = json.loads(as_json.stdout)["error"]
     assert (error["type"], error["message"]) == ("TaskFailedError", "boom")
     assert "raise TaskFailedError(message)" in error["traceback"]
@@ -184,9 +185,10 @@ def test_an_unfinished_job_times_out_and_the_cli_exits_3(db: str) -> None:
             app.result(job_id)  # no timeout: looks once
     at_once = run_cli("result", str(job_id), db=db)
     assert (at_once.code, at_once.stdout) == (3, "")
-    assert at_once.stderr == f"job {job_id} is pending; no result yet\n"
+    assert at_once.stderr == f"error: job {job_id} is pending; no result yet\n"
     waited = run_cli("result", str(job_id), "--wait", "100ms", "--json", db=db)
     assert waited.code == 3
+    assert waited.stderr == f"error: job {job_id} is pending after waiting 100ms; no result yet\n"
     assert json.loads(waited.stdout) == {"id": job_id, "status": "pending", "result": None}
 
 

@@ -116,7 +116,8 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
 def demo(db: str | None) -> None:
     """Run a realistic mix of jobs in-process with live progress, then show them.
 
-    Enqueues the demo jobs, runs a worker until every one has finished, and prints
+    Enqueues the demo jobs, runs a burst worker with a one-minute horizon (as `worker
+    --burst --horizon 1m`: retries included) until every one has finished, and prints
     `conductor jobs` and `conductor stats`. The database must hold no jobs yet: a demo
     never mixes its jobs with others (give a new --db to run it again).
     """

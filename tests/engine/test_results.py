@@ -4,6 +4,7 @@ failures, cancellations and jobs that have not finished - on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -22,11 +23,12 @@ from conductor import (
 )
 from conductor.client import results as client_results
 from conductor.domain.config import Settings
+from conductor.domain.registry import Registry
 from conductor.ledger import wakeup
 from conductor.ledger.open import is_postgres
 from tests import result_tasks
 from tests.conftest import run_cli
-from tests.engine.conftest import WorkerProcesses, wait_until
+from tests.engine.conftest import Start, WorkerProcesses, wait_until
 from tests.gated_tasks import app_env
 
 VALUES: list[Any] = [
@@ -245,3 +247,26 @@ def test_a_waiting_result_wakes_when_a_worker_process_finishes_the_job(
     assert not waiter.is_alive(), "the waiter was not woken"
     assert answers == [[7]]
     assert result_waiters(db) == 0  # its socket or session is gone
+
+
+def test_async_handlers_and_handlers_with_a_timeout_return_their_results_too(
+    db: str, registry: Registry, start_engine: Start
+) -> None:
+    @registry.task("async_give")
+    async def async_give(value: int) -> dict[str, int]:
+        await asyncio.sleep(0)
+        return {"async": value}
+
+    @registry.task("timed_give", timeout=60)
+    def timed_give(value: int) -> list[int]:
+        return [value, value]
+
+    with open_app(db) as app:
+        first, second = app.enqueue_many(
+            [{"task": "async_give", "value": 1}, {"task": "timed_give", "value": 2}]
+        )
+    running = start_engine(burst=True)
+    running.thread.join(120)
+    assert running.result == [0]
+    assert running.app.result(first) == {"async": 1}
+    assert running.app.result(second) == [2, 2]

@@ -22,6 +22,7 @@ from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobClaimed,
+    JobCompleted,
     JobEnqueued,
     JobFailed,
     JobLeaseExtended,
@@ -100,7 +101,18 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
         return {"by": ev.by, "reason": ev.reason}
     if isinstance(ev, JobRequeued):
         return {"by": ev.by, "run_at": ev.run_at}
+    if isinstance(ev, JobCompleted) and ev.result is not None:
+        return {"attempt": ev.attempt, "result": glance(ev.result)}
     return {"attempt": ev.attempt}
+
+
+RESULT_GLANCE: Final = 60
+"""Characters of a result a timeline shows; `conductor result ID` prints all of it."""
+
+
+def glance(text: str) -> str:
+    """A result's JSON text, cut to `RESULT_GLANCE` characters (`...` marks the cut)."""
+    return text if len(text) <= RESULT_GLANCE else text[: RESULT_GLANCE - 3] + "..."
 
 
 def apply(entries: tuple[HistoryEntry, ...] | None, rec: RecordedEvent) -> tuple[HistoryEntry, ...]:

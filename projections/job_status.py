@@ -140,7 +140,10 @@ def _run_started(row: JobRow, seq: int, at: str, status: str, /, *, attempt: int
     row["last_seq"] = seq
 
 
-def _completed(row: JobRow, seq: int, at: str, status: str, /, *, attempt: int) -> None:
+def _completed(
+    row: JobRow, seq: int, at: str, status: str, /, *, attempt: int, result: str | None = None
+) -> None:
+    # The result stays in the event: `conductor result` reads it from the log.
     _release_lease(row, seq, at, status)
 
 

@@ -23,6 +23,7 @@ COMMANDS: Final = {
     "jobs": "conductor.cli.listings:jobs",
     "show": "conductor.cli.listings:show",
     "history": "conductor.cli.listings:history",
+    "result": "conductor.cli.results:result",
     "events": "conductor.cli.events:events",
     "stats": "conductor.cli.stats:stats",
     "top": "conductor.cli.stats:top",

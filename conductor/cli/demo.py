@@ -64,8 +64,14 @@ def _refuse_used(app: Conductor) -> None:
         )
 
 
+HORIZON: Final = dt.timedelta(minutes=1)
+"""The demo's worker runs in burst mode with this horizon: it keeps going while a retry
+or a delayed job falls due within it, so every demo job finishes (the flaky job's five
+retries back off for about 15 s at most) and then the worker stops by itself."""
+
+
 def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
-    """Enqueue the demo jobs, run a worker until every one of them is finished."""
+    """Enqueue the demo jobs, run a burst worker with a horizon until the work runs out."""
     # Imported here: `conductor --help` loads this module to list the command.
     from conductor.engine.runtime import Engine
     from conductor.observe import logs
@@ -76,7 +82,8 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
         _refuse_used(app)
         ids = enqueue(app)
         out.write(f"enqueued {len(ids)} demo jobs into {settings.db}; running them...\n")
-        engine = Engine(settings, WorkerConfig(concurrency=4, poll_interval=0.5))
+        config = WorkerConfig(concurrency=4, poll_interval=0.5, burst=True, horizon=HORIZON)
+        engine = Engine(settings, config)
         engine.start()
         runner = threading.Thread(target=engine.run, daemon=True)
         runner.start()
@@ -85,6 +92,7 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
         deadline = time.monotonic() + TIMEOUT
         try:
             while True:
+                drained = not runner.is_alive()  # looked at first: the last line is current
                 done, counts = _progress(app, ids)
                 line = f"[{done}/{len(ids)} finished] " + "  ".join(
                     f"{status} {n}" for status, n in sorted(counts.items())
@@ -93,7 +101,7 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
                     out.write(("\r\033[K" if live else "") + line + ("" if live else "\n"))
                     out.flush()
                     shown = line
-                if done == len(ids) or time.monotonic() > deadline:
+                if drained or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
         finally:
@@ -108,7 +116,8 @@ def run(settings: Settings, out: TextIO = sys.stderr) -> list[int]:
 def demo(db: str | None) -> None:
     """Run a realistic mix of jobs in-process with live progress, then show them.
 
-    Enqueues the demo jobs, runs a worker until every one has finished, and prints
+    Enqueues the demo jobs, runs a burst worker with a one-minute horizon (as `worker
+    --burst --horizon 1m`: retries included) until every one has finished, and prints
     `conductor jobs` and `conductor stats`. The database must hold no jobs yet: a demo
     never mixes its jobs with others (give a new --db to run it again).
     """

@@ -95,15 +95,18 @@ def jobs(
 @json_option
 @db_option
 def show(job_id: int, as_json: bool, db: str | None) -> None:
-    """Show one job: payload, status, attempts, and each failure with its traceback."""
+    """Show one job: payload, status, attempts, its result once completed, and each
+    failure with its traceback."""
     with open_app(db, create=False) as app:
         row = app.job(job_id)
         failures = app.failures(job_id)
+        done = app.outcome(job_id) if row["status"] == "completed" else None
     if as_json:
         echo(
             to_json(
                 {
                     **job_json(row),
+                    **({"result": done.value} if done is not None else {}),
                     "failures": [
                         {"seq": rec.seq, "at": rec.at, **json.loads(ev.encode())}
                         for rec, ev in failures
@@ -136,6 +139,9 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
         lines.append(f"  Unique key:  {row['unique_key']} ({scope})")
     lines.append("  Payload:")
     lines.extend("    " + line for line in to_json(json.loads(row["payload"])).splitlines())
+    if done is not None:
+        lines.append("  Result:")
+        lines.extend("    " + line for line in to_json(done.value).splitlines())
     for rec, ev in failures:
         lines.append(
             f"  Attempt {ev.attempt} failed at {when(rec.at)}: {ev.error_type}: {ev.message}"

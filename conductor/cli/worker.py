@@ -81,6 +81,12 @@ def _queues(given: tuple[str, ...]) -> tuple[str, ...]:
     "--burst", is_flag=True, help="Exit 0 once no job is due, in flight, or held by a live lease."
 )
 @click.option(
+    "--horizon",
+    metavar="DURATION",
+    help="With --burst: also wait for jobs due within DURATION (retries in their backoff, "
+    "delayed jobs), e.g. 1m: run everything that will be due soon, then exit.",
+)
+@click.option(
     "--grace",
     default="30s",
     show_default=True,
@@ -138,6 +144,7 @@ def worker(
     old_queues: tuple[str, ...],
     apps: tuple[str, ...],
     burst: bool,
+    horizon: str | None,
     grace: str,
     lease: str,
     prefetch: int | None,
@@ -156,6 +163,8 @@ def worker(
     from conductor.engine.runtime import run_worker
     from conductor.observe import logs
 
+    if horizon is not None and not burst:
+        raise click.UsageError("--horizon only applies with --burst; expected --burst --horizon")
     config = WorkerConfig(
         concurrency=concurrency,
         queues=_queues((*queues, *old_queues)),
@@ -163,6 +172,7 @@ def worker(
         lease=parse_duration(lease, "--lease"),
         grace=parse_duration(grace, "--grace"),
         burst=burst,
+        horizon=None if horizon is None else parse_duration(horizon, "--horizon"),
         poll_interval=max(parse_duration(poll, "--poll").total_seconds(), 0.001),
     )
     settings = Settings.from_env(db)

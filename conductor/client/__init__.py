@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from conductor.client.bulk import MAX_ID, BulkActions
 from conductor.client.enqueuing import Enqueuing, PayloadInput
+from conductor.client.results import Results
 from conductor.domain.bulk import check_batch
 from conductor.domain.clock import Clock, SystemClock, stamp
 from conductor.domain.config import Settings
@@ -38,7 +39,7 @@ STATUSES: Final = tuple(state.value for state in JobState)
 __all__ = ["Conductor", "PayloadInput"]
 
 
-class Conductor(Enqueuing, BulkActions):
+class Conductor(Enqueuing, BulkActions, Results):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
     Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`;
@@ -46,6 +47,8 @@ class Conductor(Enqueuing, BulkActions):
     `BulkActions` (conductor/client/bulk.py).
 
     `create=False` opens an existing database only (read commands never create one).
+    Capabilities past enqueue, operator actions and queries come from the mixins it
+    inherits: `Results` (`result`, `outcome`).
     """
 
     def __init__(

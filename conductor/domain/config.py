@@ -16,6 +16,7 @@ from typing import Final, Literal
 import attrs
 
 from conductor.domain.errors import InvalidInput
+from conductor.domain.results import DEFAULT_MAX_RESULT_BYTES
 
 DEFAULT_DB: Final = "conductor.db"
 DEFAULT_QUEUE: Final = "default"
@@ -106,6 +107,9 @@ class Settings:
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """Seconds a writer waits for another writer's lock before giving up."""
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    """The most UTF-8 bytes of JSON a task's return value may take; a larger one fails its
+    attempt (`conductor.domain.results` says why the default is 64 KiB)."""
 
     @classmethod
     def from_env(cls, db: str | None = None) -> Settings:
@@ -116,6 +120,9 @@ class Settings:
             raise InvalidInput(f"invalid CONDUCTOR_SYNCHRONOUS {sync!r}: expected FULL or NORMAL")
         busy = _positive_float(env.get("CONDUCTOR_BUSY_TIMEOUT"), "CONDUCTOR_BUSY_TIMEOUT")
         cap = _positive_float(env.get("CONDUCTOR_MAX_PAYLOAD_BYTES"), "CONDUCTOR_MAX_PAYLOAD_BYTES")
+        result_cap = _positive_float(
+            env.get("CONDUCTOR_MAX_RESULT_BYTES"), "CONDUCTOR_MAX_RESULT_BYTES"
+        )
         location = db if db is not None else env.get("CONDUCTOR_DB") or DEFAULT_DB
         if not location.strip():
             raise InvalidInput("invalid database '': expected a file path or a postgresql:// URL")
@@ -124,6 +131,7 @@ class Settings:
             synchronous="FULL" if sync == "FULL" else "NORMAL",
             busy_timeout=DEFAULT_BUSY_TIMEOUT if busy is None else busy,
             max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES if cap is None else int(cap),
+            max_result_bytes=DEFAULT_MAX_RESULT_BYTES if result_cap is None else int(result_cap),
         )
 
 
@@ -152,6 +160,9 @@ class WorkerConfig:
     lease: dt.timedelta = dt.timedelta(seconds=30)
     grace: dt.timedelta = dt.timedelta(seconds=30)
     burst: bool = False
+    horizon: dt.timedelta | None = None
+    """Burst mode only: keep going while a pending job (a retry waiting out its backoff, a
+    delayed job) falls due within this long; None stops once nothing is due now."""
     poll_interval: float = 1.0
     """Fallback poll for jobs that no wake-up signal announced (seconds)."""
     maintenance_interval: float = 1.0
@@ -168,3 +179,5 @@ class WorkerConfig:
             check_queue(queue)
         if self.lease < dt.timedelta(seconds=1):
             raise InvalidInput(f"invalid lease {self.lease}: expected at least 1s")
+        if self.horizon is not None and not self.burst:
+            raise InvalidInput("invalid horizon: it only applies with burst; expected --burst")

@@ -203,6 +203,8 @@ class Outcome:
     interrupted: bool = False
     """The handler returned (or raised) after being told its attempt was cancelled, timed
     out or given back: what it reports is not a finished run."""
+    result: str | None = None
+    """The handler's return value as canonical JSON text (None when it returned None)."""
 
     @property
     def ok(self) -> bool:
@@ -265,7 +267,7 @@ def settle(row: JobRow | None, outcome: Outcome, *, now: dt.datetime) -> list[Ne
                 job_id=job_id,
                 at=at,
                 trace=outcome.trace,
-                event=JobCompleted(attempt=outcome.attempt),
+                event=JobCompleted(attempt=outcome.attempt, result=outcome.result),
             )
         ]
     failed = NewEvent(

@@ -102,3 +102,58 @@ class CorruptDatabase(LedgerError):
 class DatabaseUnavailable(LedgerError):
     """The database server cannot be reached, or closed the connection (restart, failover,
     network partition). Transient: a worker retries, reconnecting, until it answers."""
+
+
+class ResultNotJSON(ConductorError):
+    """A handler returned a value JSON cannot hold: the attempt fails, not retried (the
+    same code returns the same kind of value again)."""
+
+
+class ResultTooLarge(ConductorError):
+    """A handler's return value is over the result cap (`Settings.max_result_bytes`): the
+    attempt fails, not retried."""
+
+
+class JobFailedError(ConductorError):
+    """`Conductor.result` of a job that failed: it carries the job's last error."""
+
+    def __init__(
+        self,
+        job_id: int,
+        reason: str,
+        *,
+        error_type: str | None = None,
+        message: str = "",
+        traceback: str = "",
+    ) -> None:
+        super().__init__(f"job {job_id} failed: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.error_type = error_type
+        """The last attempt's exception type name; None when no attempt raised (a lost
+        lease with no retries left)."""
+        self.message = message
+        self.traceback = traceback
+
+
+class JobCancelledError(ConductorError):
+    """`Conductor.result` of a job that was cancelled: it has no result."""
+
+    def __init__(self, job_id: int, by: str = "", reason: str = "") -> None:
+        why = f" by {by}" if by else ""
+        # `cancelled` is the reason recorded when none was given: it says nothing more.
+        said = f": {reason}" if reason and reason != "cancelled" else ""
+        super().__init__(f"job {job_id} was cancelled{why}{said}")
+        self.job_id = job_id
+        self.by = by
+        self.reason = reason
+
+
+class ResultTimeout(ConductorError, TimeoutError):
+    """`Conductor.result` waited its timeout and the job has not finished (it may still)."""
+
+    def __init__(self, job_id: int, status: str, waited: float) -> None:
+        after = f" after waiting {waited:g}s" if waited else ""
+        super().__init__(f"job {job_id} is {status}{after}; no result yet")
+        self.job_id = job_id
+        self.status = status

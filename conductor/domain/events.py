@@ -179,12 +179,29 @@ class JobRunStarted(_Event):
 
 @attrs.frozen(kw_only=True)
 class JobCompleted(_Event):
-    """The attempt's handler returned; the job is done for good."""
+    """The attempt's handler returned; the job is done for good.
+
+    Version 2 (issue 15) added `result`; version-1 data is upcast to `result` None.
+    """
 
     TYPE: ClassVar[str] = "completed"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     attempt: int
+    result: str | None = None
+    """The handler's return value as canonical JSON text, spliced into `data` as a value
+    (as `enqueued`'s payload is); None (stored `null`) when it returned None."""
+
+    def encode(self) -> str:
+        result = "null" if self.result is None else self.result
+        return f'{{"attempt":{self.attempt},"result":{result}}}'
+
+    @classmethod
+    def decode_fields(cls, data: str) -> dict[str, Any]:
+        # `attempt` is an integer and comes first, so the first `,"result":` is the splice.
+        cut = data.index(',"result":')
+        result = data[cut + 10 : -1]
+        return {"attempt": loads(data[:cut] + "}")["attempt"], "result": _or_none(result)}
 
 
 @attrs.frozen(kw_only=True)
@@ -349,6 +366,11 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
 }
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
 
+
+def _or_none(text: str) -> str | None:
+    return None if text == "null" else text
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -366,6 +388,8 @@ UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     (JobEnqueued.TYPE, 1): _enqueued_v1_to_v2,
     (JobCancelled.TYPE, 1): _cancelled_v1,
     (JobRequeued.TYPE, 1): _requeued_v1,
+    # `completed` 1 -> 2: results arrived; what conductor stored before kept none.
+    (JobCompleted.TYPE, 1): lambda fields: {**fields, "result": None},
 }
 """(type, stored version) -> function turning that version's data into version + 1's.
 
@@ -395,6 +419,8 @@ def decode_event(event_type: str, version: int, data: str) -> Event:
         version += 1
     if event_type == JobEnqueued.TYPE:
         fields["payload"] = canonical_json(fields["payload"])
+    elif fields.get("result") is not None:
+        fields["result"] = canonical_json(fields["result"])
     return cls(**fields)
 
 

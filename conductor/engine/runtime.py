@@ -149,7 +149,9 @@ class Engine:
                 break
             assert isinstance(result, TickResult)
             if result.drained:
-                logs.note("burst: nothing due, in flight or leased; stopping")
+                horizon = self.config.horizon
+                within = "" if horizon is None else f" within {horizon.total_seconds():g}s"
+                logs.note(f"burst: nothing due{within}, in flight or leased; stopping")
                 break
             woken = self._listener.wait(result.sleep)
         if self.fatal is not None:

@@ -31,6 +31,9 @@ every enqueue also wakes the workers, and a maintenance read on each of them (20
 second in a steady stream) sat in the Writer's inbox ahead of the claim for the job."""
 
 
+_NOW: Final = dt.timedelta(0)
+
+
 class Scheduler(CoreActor):
     use_daemon_thread = True
 
@@ -106,7 +109,8 @@ class Scheduler(CoreActor):
         return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now))
 
     def _drained(self, due_now: bool, now: dt.datetime) -> bool:
-        """Burst mode's exit test: nothing due, in flight here, or held by any lease."""
+        """Burst mode's exit test: nothing due (within the horizon, if there is one), in
+        flight here, or held by any lease."""
         if not self._config.burst or due_now:
             return False
         status = self._queue.ask(QueueState())
@@ -125,4 +129,4 @@ class Scheduler(CoreActor):
         # Looked at again: a rescue or release since `due_now` (the Maintain above may
         # have rescued a dead process's jobs) leaves jobs due and no longer held.
         earliest = self._ledger.next_due(self._config.queues)
-        return earliest is None or unstamp(earliest) > now
+        return earliest is None or unstamp(earliest) > now + (self._config.horizon or _NOW)

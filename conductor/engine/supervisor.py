@@ -99,7 +99,13 @@ class Supervisor(ThreadActor):
 
     def _start_worker(self, slot: str) -> pykka.ActorRef[Any]:
         return Worker.start(
-            slot, self._queue, self.actor_ref, self._registry, self._waiting, self._clock
+            slot,
+            self._queue,
+            self.actor_ref,
+            self._registry,
+            self._waiting,
+            self._clock,
+            self._settings.max_result_bytes,
         )
 
     def on_receive(self, message: Any) -> Any:

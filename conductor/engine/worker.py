@@ -26,9 +26,10 @@ from typing import Any
 import attrs
 import pykka
 
-from conductor.domain import context
+from conductor.domain import context, results
 from conductor.domain.clock import Clock
 from conductor.domain.decisions import Outcome
+from conductor.domain.errors import ResultNotJSON, ResultTooLarge
 from conductor.domain.registry import Registry, TaskSpec
 from conductor.engine.inbox import ThreadActor
 from conductor.engine.messages import (
@@ -84,21 +85,30 @@ LateSink = Callable[[Outcome], None]
 """Where the eventual outcome of a timed-out attempt goes (recorded as `result_ignored`)."""
 
 
-def execute(dispatch: Dispatch, registry: Registry, late: LateSink | None = None) -> Outcome:
+def execute(
+    dispatch: Dispatch,
+    registry: Registry,
+    late: LateSink | None = None,
+    result_cap: int = results.DEFAULT_MAX_RESULT_BYTES,
+) -> Outcome:
     """Run one attempt, inside its `process` span when tracing is on, and describe what
-    happened. The span stays open in the Outcome until the Writer has committed it."""
+    happened. The span stays open in the Outcome until the Writer has committed it. The
+    handler's return value travels in the Outcome as JSON text of at most `result_cap`
+    bytes (`conductor.domain.results`); one that does not fit fails the attempt."""
     job = dispatch.job
     span = tracing.start_process(
         job_id=job.id, queue=job.queue, task=job.task, attempt=job.attempt, traceparent=job.trace
     )
     with tracing.current(span):
-        outcome = _execute(dispatch, registry, late)
+        outcome = _execute(dispatch, registry, late, result_cap)
     if span is None:
         return outcome
     return attrs.evolve(outcome, span=span, trace=tracing.traceparent_of(span))
 
 
-def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> Outcome:
+def _execute(
+    dispatch: Dispatch, registry: Registry, late: LateSink | None, result_cap: int
+) -> Outcome:
     job = dispatch.job
     started = time.perf_counter()
     spec = registry.get(job.task)
@@ -121,14 +131,20 @@ def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> O
     token = context.bind(job_context)
     try:
         if spec.timeout is None:
-            _call(spec, arguments)
+            value = _call(spec, arguments)
         else:
-            _run_with_timeout(spec, arguments, dispatch, job_context, started, late)
+            value = _run_with_timeout(spec, arguments, dispatch, job_context, started, late)
     # BaseException too: a handler calling sys.exit() fails its attempt, not the worker.
     except BaseException as e:  # noqa: BLE001
         return _failure(job, e, started, backoff=spec.backoff, interrupted=job_context.interrupted)
     finally:
         context.unbind(token)
+    try:
+        # None (most handlers) costs one comparison: no encoding, nothing stored.
+        result = None if value is None else results.encode(value, result_cap)
+    except (ResultNotJSON, ResultTooLarge) as e:
+        # Not retried: the same code returns the same kind of value again.
+        return _failure(job, e, started, retryable=False, interrupted=job_context.interrupted)
     return Outcome(
         job_id=job.id,
         attempt=job.attempt,
@@ -136,13 +152,15 @@ def _execute(dispatch: Dispatch, registry: Registry, late: LateSink | None) -> O
         duration=time.perf_counter() - started,
         backoff=spec.backoff,
         interrupted=job_context.interrupted,
+        result=result,
     )
 
 
-def _call(spec: TaskSpec, arguments: dict[str, Any]) -> None:
+def _call(spec: TaskSpec, arguments: dict[str, Any]) -> Any:
     result = spec.function(**arguments)
     if inspect.iscoroutine(result):
-        asyncio.run(result)  # an `async def` task runs to completion on its own loop
+        return asyncio.run(result)  # an `async def` task runs to completion on its own loop
+    return result
 
 
 def _run_with_timeout(
@@ -152,7 +170,7 @@ def _run_with_timeout(
     job_context: context.JobContext,
     started: float,
     late: LateSink | None,
-) -> None:
+) -> Any:
     """Run the handler in its own thread and stop waiting after the task's timeout.
 
     Python cannot kill a thread: on timeout the attempt fails and its slot is freed, the
@@ -162,13 +180,14 @@ def _run_with_timeout(
     """
     assert spec.timeout is not None
     errors: list[BaseException] = []
+    values: list[Any] = []
     run = contextvars.copy_context().run
     timed_out = threading.Event()
     job = dispatch.job
 
     def target() -> None:
         try:
-            run(_call, spec, arguments)
+            values.append(run(_call, spec, arguments))
         except BaseException as e:  # noqa: BLE001 - re-raised in the worker below
             errors.append(e)
         if timed_out.is_set() and late is not None:
@@ -190,6 +209,7 @@ def _run_with_timeout(
         raise TimeoutError(f"timeout after {_format_seconds(spec.timeout.total_seconds())}")
     if errors:
         raise errors[0]
+    return values[0]
 
 
 class Worker(ThreadActor):
@@ -205,9 +225,11 @@ class Worker(ThreadActor):
         registry: Registry,
         waiting: deque[Dispatch],
         clock: Clock,
+        result_cap: int = results.DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         """`waiting` is the Queue's buffer of claimed jobs, shared (see `queue.py`)."""
         super().__init__()
+        self._result_cap = result_cap
         self._clock = clock
         self.slot = slot
         self._waiting = waiting
@@ -225,7 +247,7 @@ class Worker(ThreadActor):
             job = message.dispatch.job
             # The `run_started` fact, stamped now: the Writer commits it with the next batch.
             self._queue.tell(Began(job_id=job.id, attempt=job.attempt, at=self._clock.now()))
-            outcome = execute(message.dispatch, self._registry, self._late)
+            outcome = execute(message.dispatch, self._registry, self._late, self._result_cap)
             self._current = None
             try:
                 took: Dispatch | None = self._waiting.popleft()

@@ -46,6 +46,15 @@ PRIORITY_LEVELS: Final = (0, 1, 2)
 """Claims and `next_due` seek once per level: high, medium, low."""
 CHUNK: Final = 500
 """Bound parameters per IN (...) list."""
+FINISHING: Final = frozenset({"completed", "failed", "cancelled"})
+"""Event types that finish a job: a commit holding one wakes result waiters
+(`conductor.ledger.wakeup.finished_listener`)."""
+
+
+def finishes(recorded: Sequence[RecordedEvent]) -> bool:
+    """Whether a commit of `recorded` finished any job."""
+    return any(rec.event.TYPE in FINISHING for rec in recorded)
+
 
 _ACTIVE: Final = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 UNIQUE_INDEXES: Final = (

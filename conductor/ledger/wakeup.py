@@ -12,20 +12,32 @@ On PostgreSQL the commit itself notifies (`NOTIFY conductor`, delivered to every
 `notify` does nothing there and `listener` returns a session that LISTENs
 (`conductor.ledger.postgres.listen`). Callers ask `listener(db)` and `notify(db)` and never
 need to know which backend serves `db`.
+
+A second kind of wake-up tells whoever waits for a job's result (`conductor result
+--wait`, `Conductor.result(timeout=...)`) that jobs finished: on SQLite the ledger sends a
+datagram to each socket in the database's `finished` directory after a commit that
+completed, failed or cancelled a job (`announce_finished`, nothing to do while nobody
+waits); on PostgreSQL such a commit notifies channel `conductor_finished`, which only
+waiters listen to, so workers are not woken by it. `finished_listener(db)` is their side.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import os
-import socket
-import tempfile
-from pathlib import Path
 from typing import Protocol
 
+from conductor.ledger import sockets
 from conductor.ledger.open import is_postgres
+from conductor.ledger.sockets import Listener, directory
+
+__all__ = [
+    "Listener",
+    "Waiter",
+    "directory",
+    "finished_listener",
+    "listener",
+    "listening",
+    "notify",
+]
 
 
 class Waiter(Protocol):
@@ -52,20 +64,15 @@ def listener(db: str) -> Waiter:
     return Listener(db)
 
 
-def directory(db: str) -> Path:
-    """The wake-up directory of database `db` (a path or file: URI)."""
-    location = db.removeprefix("file:").split("?", 1)[0]
-    # A relative path means a different file after a chdir: the working directory is
-    # part of the key.
-    return _directory(location, "" if os.path.isabs(location) else os.getcwd())
+def finished_listener(db: str) -> Waiter:
+    """What a result waiter sleeps on: woken after commits that finished jobs (LISTEN
+    `conductor_finished` on PostgreSQL, a socket in the `finished` directory on SQLite,
+    which raises `OSError` where one cannot be bound)."""
+    if is_postgres(db):
+        from conductor.ledger.postgres.listen import PostgresListener
 
-
-@functools.lru_cache(maxsize=64)
-def _directory(location: str, cwd: str) -> Path:
-    """Cached: every enqueue notifies, and resolving the path (an lstat per component)
-    and hashing it cost about a tenth of a millisecond on the pickup path."""
-    key = hashlib.sha256(os.path.realpath(os.path.join(cwd, location)).encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"conductor-wake-{os.getuid()}-{key}"
+        return PostgresListener(db, waiting_for_results=True)
+    return Listener(db, kind="finished")
 
 
 def listening(db: str) -> bool:
@@ -91,59 +98,4 @@ def notify(db: str, *, by_commit: bool = True) -> int:
         from conductor.ledger.postgres.listen import announce
 
         return announce(db)
-    folder = directory(db)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return 0
-    reached = 0
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-        sender.setblocking(False)
-        for name in names:
-            path = folder / name
-            try:
-                sender.sendto(b"w", str(path))
-                reached += 1
-            except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(OSError):
-                    path.unlink()  # its process is gone
-            except (BlockingIOError, OSError):
-                reached += 1  # a full buffer means it has wake-ups pending already
-    return reached
-
-
-class Listener:
-    """One process's socket; `wait` returns early when a wake-up arrives."""
-
-    def __init__(self, db: str) -> None:
-        folder = directory(db)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        self.path = folder / f"{os.getpid()}-{id(self):x}.sock"
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(str(self.path))
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds; True if woken. Drains queued wake-ups."""
-        self._socket.settimeout(max(timeout, 0.0))
-        try:
-            self._socket.recv(64)
-        except (TimeoutError, BlockingIOError):
-            return False
-        self._socket.setblocking(False)
-        with contextlib.suppress(BlockingIOError, OSError):
-            while self._socket.recv(64):
-                pass
-        return True
-
-    def wake(self) -> None:
-        """Wake this listener from another thread of the same process."""
-        with (
-            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
-            contextlib.suppress(OSError),
-        ):
-            sender.sendto(b"w", str(self.path))
-
-    def close(self) -> None:
-        self._socket.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+    return sockets.send_all(directory(db))

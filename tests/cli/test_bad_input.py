@@ -240,7 +240,7 @@ def test_a_unique_key_with_a_file_is_a_usage_error(target: Path, tmp_path: Path)
 
 
 # -- job ids ---------------------------------------------------------------------------
-@pytest.mark.parametrize("command", ["show", "history", "cancel", "retry"])
+@pytest.mark.parametrize("command", ["show", "history", "cancel", "retry", "result"])
 def test_an_unknown_job_id_is_refused(tmp_path: Path, command: str) -> None:
     db = tmp_path / "conductor.db"
     seed(db, "a", "b")
@@ -249,7 +249,14 @@ def test_an_unknown_job_id_is_refused(tmp_path: Path, command: str) -> None:
 
 @pytest.mark.parametrize(
     ("command", "job_id"),
-    [("show", "0"), ("history", "1.5"), ("cancel", "one"), ("retry", "99999999999999999999")],
+    [
+        ("show", "0"),
+        ("history", "1.5"),
+        ("cancel", "one"),
+        ("retry", "99999999999999999999"),
+        ("result", "0"),
+        ("result", "\uff11"),
+    ],
 )
 def test_a_job_id_that_is_not_a_positive_integer_is_a_usage_error(
     tmp_path: Path, command: str, job_id: str
@@ -355,6 +362,8 @@ def test_a_db_from_a_newer_schema_is_refused(tmp_path: Path, command: tuple[str,
         ("show", "1"),
         ("cancel", "1"),
         ("retry", "1"),
+        ("result", "1"),
+        ("result", "1", "--wait", "1s"),
         ("replay",),
         ("replay", "--verify"),
         ("audit", "verify"),
@@ -505,3 +514,34 @@ def test_prefetch_auto_and_a_number_are_both_accepted(tmp_path: Path) -> None:
         assert result.code == 0, result.stderr
         shown = run_cli("show", str(job_id), "--json", db=db)
         assert '"status": "completed"' in shown.stdout
+
+
+@pytest.mark.parametrize("wait", ["forever", "-5s", "1y", "4000d", ""])
+def test_a_result_wait_that_is_not_a_duration_is_refused(tmp_path: Path, wait: str) -> None:
+    db = tmp_path / "conductor.db"
+    seed(db, "noop")
+    refused(db, "result", "1", "--wait", wait, mentions=["invalid --wait", "expected"])
+
+
+def test_result_without_an_id_or_with_two_is_a_usage_error(tmp_path: Path) -> None:
+    db = tmp_path / "conductor.db"
+    seed(db, "noop", "noop")
+    refused(db, "result", code=2, mentions=["ID"])
+    refused(db, "result", "1", "2", code=2, mentions=["unexpected extra argument"])
+    refused(db, "result", "1", "--json=yes", code=2, mentions=["--json"])
+
+
+def test_a_horizon_without_burst_is_a_usage_error(target: Path) -> None:
+    refused(target, "worker", "--horizon", "1m", code=2, mentions=["--horizon", "--burst"])
+
+
+@pytest.mark.parametrize("horizon", ["soon", "-1m", "4000d"])
+def test_a_horizon_that_is_not_a_duration_is_refused(target: Path, horizon: str) -> None:
+    refused(
+        target,
+        "worker",
+        "--burst",
+        "--horizon",
+        horizon,
+        mentions=["invalid --horizon", "expected"],
+    )

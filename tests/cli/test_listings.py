@@ -175,7 +175,7 @@ def test_events_json_uses_the_stored_names(db: Path) -> None:
     assert first["data"]["task"] == "send_email"
     assert first["data"]["payload"] == {"task": "send_email", "email": "grace@example.com"}
     assert [e["type"] for e in events] == ["enqueued", "started", "completed"]
-    assert events[2]["data"] == {"attempt": 1}
+    assert events[2]["data"] == {"attempt": 1, "result": None}
 
 
 def test_events_lists_the_whole_log_in_seq_order(db: Path) -> None:

@@ -461,7 +461,7 @@ def test_events_follow_json_streams_one_object_per_line_through_a_pipe(
         (4, 1, "completed"),
         (5, 3, "enqueued"),
     ]
-    assert events[2]["data"] == {"attempt": 1}
+    assert events[2]["data"] == {"attempt": 1, "result": None}
 
 
 # -- history trace ids -----------------------------------------------------------------

@@ -384,3 +384,53 @@ def test_preceding_finds_each_jobs_newest_event_of_the_types_before_a_seq(ledger
     assert found[1] == ledger.read(EventFilter(after_seq=4))[0]
     assert ledger.preceding({1: 6}, types=("completed",)) == {}
     assert ledger.preceding({}, types=("claimed",)) == {}
+
+
+def test_a_completed_result_is_stored_as_json_in_the_event_and_read_back_as_text(
+    ledger: Ledger,
+) -> None:
+    first, second = enqueue(ledger, count=2)
+    ledger.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)
+    run(ledger, first, second)
+    ledger.append(
+        [
+            NewEvent(job_id=first, at=at(5), event=JobCompleted(attempt=1, result='{"n":[1,2]}')),
+            NewEvent(job_id=second, at=at(5), event=JobCompleted(attempt=1)),
+        ]
+    )
+    stored = {
+        row[1]: row for row in ledger.stored_events(after=0, limit=100) if row[2] == "completed"
+    }
+    assert (stored[first][3], stored[first][5]) == (2, '{"attempt":1,"result":{"n":[1,2]}}')
+    assert stored[second][5] == '{"attempt":1,"result":null}'
+    completed = ledger.read(EventFilter(types=("completed",)))
+    assert [rec.event for rec in completed] == [
+        JobCompleted(attempt=1, result='{"n":[1,2]}'),
+        JobCompleted(attempt=1, result=None),
+    ]
+    assert ledger.verify_chain().ok
+    assert ledger.diff_projections() == []
+
+
+def test_a_version_1_completed_event_still_verifies_replays_and_reads_as_no_result(
+    ledger: Ledger,
+) -> None:
+    """Ledgers written before results hold `completed` version 1 (`{"attempt":1}`): they
+    are never rewritten, and are read through the upcaster."""
+    from conductor.ledger.chain import event_hash
+
+    (job_id,) = enqueue(ledger)
+    ledger.claim(worker="w", queues=["default"], limit=1, now=T0, lease=LEASE)
+    run(ledger, job_id)
+    head = ledger.stored_events(after=0, limit=100)[-1]
+    seq, prev_hash = int(head[0]) + 1, str(head[8])
+    data = '{"attempt":1}'
+    digest = event_hash(prev_hash, seq, job_id, "completed", 1, at(5), data, None)
+    ledger.import_events([(seq, job_id, "completed", 1, at(5), data, None, prev_hash, digest)])
+    assert ledger.rebuild_projections() == seq
+    assert ledger.verify_chain().ok
+    assert ledger.diff_projections() == []
+    assert ledger.job(job_id)["status"] == "completed"  # type: ignore[index]
+    (completed,) = ledger.read(EventFilter(types=("completed",)))
+    assert completed.event == JobCompleted(attempt=1, result=None)
+    assert ledger.stored_events(after=seq - 1, limit=1)[0][3:6] == (1, at(5), data)

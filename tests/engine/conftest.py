@@ -18,7 +18,7 @@ import pykka
 import pytest
 
 from conductor import Conductor
-from conductor.domain.clock import stamp
+from conductor.domain.clock import Clock, stamp
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.events import JobClaimed, NewEvent
 from conductor.domain.registry import Registry
@@ -146,7 +146,7 @@ def registry() -> Registry:
 def start_engine(db: str, registry: Registry) -> Iterator[Callable[..., RunningEngine]]:
     running: list[RunningEngine] = []
 
-    def start(**options: Any) -> RunningEngine:
+    def start(*, clock: Clock | None = None, **options: Any) -> RunningEngine:
         defaults: dict[str, Any] = {
             "concurrency": 4,
             "poll_interval": 0.2,
@@ -155,12 +155,12 @@ def start_engine(db: str, registry: Registry) -> Iterator[Callable[..., RunningE
         }
         config = WorkerConfig(**{**defaults, **options})
         settings = Settings(db=db)
-        engine = Engine(settings, config, registry=registry)
+        engine = Engine(settings, config, registry=registry, clock=clock)
         engine.start()
         result: list[int] = []
         thread = threading.Thread(target=lambda: result.append(engine.run()), daemon=True)
         thread.start()
-        handle = RunningEngine(engine, Conductor(settings=settings), thread, result)
+        handle = RunningEngine(engine, Conductor(settings=settings, clock=clock), thread, result)
         running.append(handle)
         return handle
 

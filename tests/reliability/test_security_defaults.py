@@ -27,11 +27,14 @@ def test_database_files_and_the_wake_up_directory_are_private(db_path: Path) -> 
             part = Path(f"{db_path}{suffix}")
             assert stat.S_IMODE(part.stat().st_mode) == 0o600, part
         listener = wakeup.Listener(str(db_path))
+        waiter = wakeup.finished_listener(str(db_path))
         try:
-            folder = wakeup.directory(str(db_path))
-            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+            for kind in ("wake", "finished"):
+                folder = wakeup.directory(str(db_path), kind)
+                assert stat.S_IMODE(folder.stat().st_mode) == 0o700, kind
         finally:
             listener.close()
+            waiter.close()
 
 
 def test_payload_contents_never_reach_the_worker_logs(tmp_path: Path) -> None:

@@ -70,3 +70,23 @@ def test_settings_come_from_arguments_then_environment(monkeypatch: pytest.Monke
 def test_the_default_durability_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONDUCTOR_SYNCHRONOUS", raising=False)
     assert Settings.from_env().synchronous == "FULL"
+
+
+def test_the_result_cap_defaults_to_64_kib_and_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONDUCTOR_MAX_RESULT_BYTES", raising=False)
+    assert Settings.from_env().max_result_bytes == 64 * 1024
+    monkeypatch.setenv("CONDUCTOR_MAX_RESULT_BYTES", "1000")
+    assert Settings.from_env().max_result_bytes == 1000
+    monkeypatch.setenv("CONDUCTOR_MAX_RESULT_BYTES", "lots")
+    with pytest.raises(InvalidInput, match="CONDUCTOR_MAX_RESULT_BYTES 'lots'"):
+        Settings.from_env()
+
+
+def test_a_horizon_needs_burst_mode() -> None:
+    from conductor.domain.config import WorkerConfig
+
+    assert WorkerConfig(burst=True, horizon=dt.timedelta(minutes=1)).horizon is not None
+    with pytest.raises(InvalidInput, match="only applies with burst"):
+        WorkerConfig(horizon=dt.timedelta(minutes=1))

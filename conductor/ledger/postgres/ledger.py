@@ -72,6 +72,9 @@ _CHAIN_PAGE: Final = (
 _STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
 WAKE_CHANNEL: Final = "conductor"
 """The NOTIFY channel; the payload is the schema, so one database can hold several."""
+FINISHED_CHANNEL: Final = "conductor_finished"
+"""The NOTIFY channel of commits that finished jobs, for result waiters only (workers do
+not listen to it, so a drain's completions wake none of them); payload the schema."""
 _WAKING: Final = frozenset(
     {"enqueued", "retry_scheduled", "rescued", "released", "requeued", "cancelled"}
 )
@@ -180,6 +183,8 @@ class PostgresLedger:
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         if any(rec.event.TYPE in _WAKING for rec in recorded):
             conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
+        if sql.finishes(recorded):
+            conn.execute("SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, self.schema))
         return recorded
 
     # -- claim -------------------------------------------------------------------------

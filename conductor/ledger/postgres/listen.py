@@ -34,7 +34,7 @@ from conductor.domain.config import Settings
 from conductor.domain.errors import LedgerError
 from conductor.ledger.postgres.connection import PostgresConnection, parse
 from conductor.ledger.postgres.errors import translating
-from conductor.ledger.postgres.ledger import WAKE_CHANNEL
+from conductor.ledger.postgres.ledger import FINISHED_CHANNEL, WAKE_CHANNEL
 
 RECONNECT_FIRST: Final = 0.1
 RECONNECT_MOST: Final = 5.0
@@ -97,8 +97,17 @@ class PostgresListener:
     notification for it arrives or `wake` is called. Same interface as
     `conductor.ledger.wakeup.Listener`."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, *, waiting_for_results: bool = False) -> None:
+        """`waiting_for_results`: listen for commits that finished jobs
+        (`conductor_finished`) instead of for work, under an `application_name` of its
+        own (`conductor result <schema>`), so a waiter never counts as a listening worker."""
         self._target = parse(db)
+        self._channel = FINISHED_CHANNEL if waiting_for_results else WAKE_CHANNEL
+        self._name = (
+            f"conductor result {self._target.schema}"[:63]
+            if waiting_for_results
+            else application_name(self._target.schema)
+        )
         self._payload = self._target.schema.encode()
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
@@ -125,11 +134,11 @@ class PostgresListener:
             self._target.conninfo,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name=application_name(self._target.schema),
+            application_name=self._name,
             **_KEEPALIVES,
         )
         try:
-            conn.execute(f"LISTEN {WAKE_CHANNEL}")
+            conn.execute(f"LISTEN {self._channel}")
         except BaseException:
             conn.close()
             raise

@@ -22,7 +22,7 @@ from conductor.domain.config import Settings
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.ledger import append, chain
+from conductor.ledger import append, chain, sockets
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
     Admitted,
@@ -79,7 +79,15 @@ class SqliteLedger:
         if not events:
             return []
         with self._link.translate(), self._link.transaction():
-            return self._append(events, known={})
+            recorded = self._append(events, known={})
+        self._announce(recorded)
+        return recorded
+
+    def _announce(self, recorded: Sequence[RecordedEvent]) -> None:
+        """After a commit that finished jobs, wake this host's result waiters (what the
+        commit's NOTIFY does on PostgreSQL)."""
+        if sql.finishes(recorded):
+            sockets.announce_finished(self.location)
 
     def enqueue(self, events: Sequence[NewEvent]) -> list[Admitted]:
         looks = unique.checks(events)
@@ -151,6 +159,7 @@ class SqliteLedger:
             stored = self._append([*events, *starts], known=known) if events or starts else []
             recorded = stored[: len(events)]
             claimed = sql.claimed(picked, stored[len(events) :])
+        self._announce(recorded)
         return recorded, claimed
 
     def claim(

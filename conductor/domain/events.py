@@ -15,8 +15,7 @@ and spliced into `data` as an object, so it is never re-encoded on the hot path.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, get_args
 
 import attrs
 
@@ -118,11 +117,6 @@ class JobEnqueued(_Event):
         fields.setdefault("unique_key", None)
         fields.setdefault("unique_for", None)
         return fields
-
-
-def _enqueued_v1_to_v2(fields: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 had no unique keys: every job it recorded was enqueued without one."""
-    return {**fields, "unique_key": None, "unique_for": None}
 
 
 @attrs.frozen(kw_only=True)
@@ -345,56 +339,13 @@ Event = (
     | JobResultIgnored
 )
 
-EVENT_CLASSES: Final[dict[str, type[Event]]] = {
-    cls.TYPE: cls
-    for cls in (
-        JobEnqueued,
-        JobStarted,
-        JobClaimed,
-        JobRunStarted,
-        JobCompleted,
-        JobAttemptFailed,
-        JobRetryScheduled,
-        JobFailed,
-        JobCancelled,
-        JobRequeued,
-        JobRescued,
-        JobLeaseExtended,
-        JobReleased,
-        JobResultIgnored,
-    )
-}
+EVENT_CLASSES: Final[dict[str, type[Event]]] = {cls.TYPE: cls for cls in get_args(Event)}
+"""Every event class by its stored type name, in the order of the `Event` union."""
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
 
 
 def _or_none(text: str) -> str | None:
     return None if text == "null" else text
-
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def _cancelled_v1(fields: dict[str, Any]) -> dict[str, Any]:
-    # Cancelled before batches existed: no batch to name.
-    return {**fields, "batch": None}
-
-
-def _requeued_v1(fields: dict[str, Any]) -> dict[str, Any]:
-    # Requeued before reasons and batches: the reason an operator gives none today.
-    return {**fields, "reason": JobRequeued.TYPE, "batch": None}
-
-
-UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
-    (JobEnqueued.TYPE, 1): _enqueued_v1_to_v2,
-    (JobCancelled.TYPE, 1): _cancelled_v1,
-    (JobRequeued.TYPE, 1): _requeued_v1,
-    # `completed` 1 -> 2: results arrived; what conductor stored before kept none.
-    (JobCompleted.TYPE, 1): lambda fields: {**fields, "result": None},
-}
-"""(type, stored version) -> function turning that version's data into version + 1's.
-
-`decode_event` chains them on read, so projections only ever see current events; the
-stored rows (and their hashes) are never touched."""
 
 
 def decode_event(event_type: str, version: int, data: str) -> Event:
@@ -413,6 +364,8 @@ def decode_event(event_type: str, version: int, data: str) -> Event:
             f"stored event type {event_type!r} version {version} is newer than this "
             f"conductor understands (up to {cls.VERSION}); expected an upgraded conductor"
         )
+    from conductor.domain.upcasters import UPCASTERS  # only old rows pay for the import
+
     fields = json.loads(data)
     while version < cls.VERSION:
         fields = UPCASTERS[(event_type, version)](fields)

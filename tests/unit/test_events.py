@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor.domain import events
+from conductor.domain import events, upcasters
 from conductor.domain.errors import UnreadableEvent
 from conductor.domain.events import (
     EVENT_CLASSES,
@@ -135,7 +135,7 @@ def test_an_enqueued_event_without_a_key_stores_no_unique_fields() -> None:
 
 def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events.JobCompleted, "VERSION", 2)
-    monkeypatch.setitem(events.UPCASTERS, ("completed", 1), lambda d: {"attempt": d["n"]})
+    monkeypatch.setitem(upcasters.UPCASTERS, ("completed", 1), lambda d: {"attempt": d["n"]})
     assert decode_event("completed", 1, '{"n": 4}') == events.JobCompleted(attempt=4)
 
 

@@ -28,9 +28,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Final
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
-
 from conductor.domain.errors import InvalidInput
+
+# croniter is imported where it is used: `conductor enqueue` imports the task registry,
+# which imports this module, and pays at start-up for what it imports.
 
 UTC: Final = dt.UTC
 _TICK: Final = dt.timedelta(microseconds=1)
@@ -67,6 +68,8 @@ def check_expression(text: str) -> str:
                 f"invalid cron expression {text!r}: the {name} field {field!r} is hashed or "
                 "random, which workers would not agree on; expected fixed values"
             )
+    from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+
     try:
         croniter(expression, dt.datetime(2000, 1, 1)).get_next(dt.datetime)
     except CroniterBadDateError:
@@ -138,6 +141,8 @@ def slots_after(
 
     Walks wall times from the wall clock at `after`: wall times map to instants in
     non-decreasing order, and no earlier wall time maps past `after`."""
+    from croniter import croniter
+
     walk = croniter(expression, _wall(after, tz))
     last = after
     while True:
@@ -158,6 +163,8 @@ def latest_slot(expression: str, tz: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.
     Walks back from the latest wall time that can map to `now` or earlier: in the second
     pass of a repeated hour that is past the wall clock (every wall time of the repeated
     hour fired in the first pass, before `now`)."""
+    from croniter import croniter
+
     local = now.astimezone(tz)
     start = local.replace(tzinfo=None, fold=0)
     if local.fold:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         SchemaTooNew,
         UnknownJob,
     )
-    from conductor.domain.registry import Registry, task
+    from conductor.domain.registry import Registry, periodic, task
     from conductor.domain.reports import ActionReport, Stats, StatusCounts
     from conductor.domain.states import JobState
 
@@ -55,6 +55,7 @@ __all__ = [
     "SystemClock",
     "UnknownJob",
     "current_job",
+    "periodic",
     "task",
 ]
 
@@ -81,6 +82,7 @@ _MODULES: dict[str, str] = {
     "SystemClock": "conductor.domain.clock",
     "UnknownJob": "conductor.domain.errors",
     "current_job": "conductor.domain.context",
+    "periodic": "conductor.domain.registry",
     "task": "conductor.domain.registry",
 }
 """Where each name in `__all__` is defined."""

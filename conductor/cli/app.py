@@ -29,6 +29,7 @@ COMMANDS: Final = {
     "metrics": "conductor.cli.stats:metrics_once",
     "cancel": "conductor.cli.operator:cancel",
     "retry": "conductor.cli.operator:retry",
+    "cron": "conductor.cli.cron:cron",
     "replay": "conductor.cli.maintenance:replay",
     "audit": "conductor.cli.maintenance:audit",
     "migrate": "conductor.cli.migrate:migrate",

@@ -38,9 +38,9 @@ def by_option(function: click.decorators.FC) -> click.decorators.FC:
 
 
 def reason_option(function: click.decorators.FC) -> click.decorators.FC:
-    return click.option(
-        "--reason", default="", callback=utf8, help="Why, recorded in the event."
-    )(function)
+    return click.option("--reason", default="", callback=utf8, help="Why, recorded in the event.")(
+        function
+    )
 
 
 def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:

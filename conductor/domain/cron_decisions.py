@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from conductor.domain import decisions, schedules
+from conductor.domain import cron, decisions, schedules
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.control_events import OPERATIONS
 from conductor.domain.events import NewEvent
@@ -27,7 +27,9 @@ from conductor.domain.schedule_events import (
     ScheduleResumed,
 )
 
-OPERATOR_EVENTS: Final = {
+OPERATOR_EVENTS: Final[
+    dict[str, type[SchedulePaused] | type[ScheduleResumed] | type[ScheduleRemoved]]
+] = {
     "pause": SchedulePaused,
     "resume": ScheduleResumed,
     "remove": ScheduleRemoved,
@@ -82,7 +84,7 @@ def due(state: Mapping[str, Any], now: dt.datetime) -> list[schedules.Fire]:
         return []
     return schedules.due(
         state["expression"],
-        schedules.cron.zone(state["zone"]),
+        cron.zone(state["zone"]),
         after=unstamp(state["after"]),
         now=now,
         missed=state["missed"],

@@ -82,7 +82,9 @@ def declare(
     declared = []
     for name, definition in sorted(definitions.items()):
         for _ in range(DECLARE_TRIES):
-            event = decide.declare(name, definition, ledger.controls(KIND).get(name), by=by, now=now)
+            event = decide.declare(
+                name, definition, ledger.controls(KIND).get(name), by=by, now=now
+            )
             if event is None:
                 break
             try:
@@ -92,6 +94,8 @@ def declare(
             except ControlRefused:
                 continue
             declared.append(name)
-            logs.note(f"schedule {name} declared from code: {definition.expression} ({definition.zone})")
+            logs.note(
+                f"schedule {name} declared from code: {definition.expression} ({definition.zone})"
+            )
             break
     return declared

@@ -33,7 +33,9 @@ def hours(n: float) -> dt.datetime:
 
 
 def add(ledger: Ledger, name: str = "hourly", definition: schedules.Definition = HOURLY) -> None:
-    event = decide.declare(name, definition, ledger.controls("schedule").get(name), by="ops", now=T0)
+    event = decide.declare(
+        name, definition, ledger.controls("schedule").get(name), by="ops", now=T0
+    )
     assert event is not None
     ledger.append([event])
 
@@ -105,7 +107,9 @@ def test_a_fire_decided_on_an_older_definition_is_refused(ledger: Ledger) -> Non
     add(ledger)
     stale = fire_events(ledger, hours(1))
     changed = schedules.define(**{**HOURLY.fields(), "queue": "other"})
-    event = decide.declare("hourly", changed, ledger.controls("schedule")["hourly"], by="ops", now=T0)
+    event = decide.declare(
+        "hourly", changed, ledger.controls("schedule")["hourly"], by="ops", now=T0
+    )
     assert event is not None
     ledger.append([event])
     with pytest.raises(ControlRefused, match="revision"):
@@ -151,7 +155,10 @@ def test_an_identical_declaration_is_refused_as_no_change_and_a_different_add_as
     assert taken is not None
     with pytest.raises(ControlRefused, match="already exists"):
         ledger.append([taken])
-    assert decide.declare("hourly", HOURLY, ledger.controls("schedule")["hourly"], by="x", now=T0) is None
+    assert (
+        decide.declare("hourly", HOURLY, ledger.controls("schedule")["hourly"], by="x", now=T0)
+        is None
+    )
     assert len(ledger.read(EventFilter())) == 1
 
 

@@ -47,8 +47,14 @@ class Workers:
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"cron-worker-{len(self.processes)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.engine.cron_worker", self.db, str(self.clock.path)]
-                + list(extra),
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.engine.cron_worker",
+                    self.db,
+                    str(self.clock.path),
+                    *extra,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -127,7 +133,8 @@ def test_several_worker_processes_racing_fire_exactly_one_job_per_slot(
             expected |= {("every", slot), ("all", slot), ("from-code", slot)}
             if n % 2 == 0:
                 expected.add(("even", slot))
-            wait_until(lambda: expected <= set(fires(app)), what=f"the slots of minute {n}")
+            wanted = set(expected)
+            wait_until(lambda: wanted <= set(fires(app)), what=f"the slots of minute {n}")  # noqa: B023
         # Ten minutes pass unseen: 12:14 is on time for all; `all` catches up the four newest
         # of the missed slots before it, the others (policy `latest`) skip them.
         workers.clock.set(minute(14, 30))
@@ -162,7 +169,11 @@ def test_a_worker_killed_mid_slot_leaves_the_slot_fired_exactly_once(
         victim.kill()
         victim.wait(60)
         slot = stamp(minute(1, 0))
-        assert fires(app) == (collections.Counter({("minutely", slot): 1}) if stage == "committed" else collections.Counter())
+        assert fires(app) == (
+            collections.Counter({("minutely", slot): 1})
+            if stage == "committed"
+            else collections.Counter()
+        )
         workers.start()
         wait_until(lambda: fires(app)[("minutely", slot)], what="the slot, fired by the survivor")
         workers.clock.set(minute(2))

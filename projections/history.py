@@ -22,6 +22,7 @@ from conductor.domain.events import (
     JobAttemptFailed,
     JobCancelled,
     JobClaimed,
+    JobCompleted,
     JobEnqueued,
     JobFailed,
     JobLeaseExtended,
@@ -30,6 +31,7 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
+    JobRunStarted,
     JobStarted,
     RecordedEvent,
 )
@@ -100,7 +102,9 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
         return {"by": ev.by, "reason": ev.reason}
     if isinstance(ev, JobRequeued):
         return {"by": ev.by, "run_at": ev.run_at}
-    return {"attempt": ev.attempt}
+    if isinstance(ev, JobRunStarted | JobCompleted):
+        return {"attempt": ev.attempt}
+    return ev.fields()  # an operations event: never in a job's history
 
 
 def apply(entries: tuple[HistoryEntry, ...] | None, rec: RecordedEvent) -> tuple[HistoryEntry, ...]:

@@ -93,3 +93,14 @@ class CorruptDatabase(LedgerError):
 class DatabaseUnavailable(LedgerError):
     """The database server cannot be reached, or closed the connection (restart, failover,
     network partition). Transient: a worker retries, reconnecting, until it answers."""
+
+
+class ControlRefused(ConductorError):
+    """The ledger refused an operations-stream event (about a queue or a schedule): the
+    fold of its subject's controls row found it illegal, and the whole append stored
+    nothing."""
+
+
+class ControlUnchanged(ControlRefused):
+    """An operator asked for what already holds (pause a paused queue, set a limit to its
+    current value): refused so the log records changes only, and reported as no change."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import LedgerError
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
@@ -29,7 +30,8 @@ def number(
     empty log), ids to new jobs (`new_job_ids(n)` hands out n of them, asked at most once),
     and chain each to the one before.
 
-    Returns the rows to insert, the recorded events and the ids of existing jobs touched.
+    Returns the rows to insert, the recorded events and the ids of existing jobs touched
+    (the operations stream's job id 0 is not a job: its events fold into `controls`).
     """
     seq, prev_hash = head if head is not None else (0, chain.GENESIS)
     fresh: list[int] = []
@@ -47,7 +49,7 @@ def number(
             if not isinstance(event, JobEnqueued):
                 raise ValueError(f"{event.TYPE} event needs a job_id")
             job_id = fresh.pop()
-        else:
+        elif job_id != OPERATIONS:
             touched.add(job_id)
         seq += 1
         data = event.encode()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor.domain import events
+from conductor.domain import control_events, events
 from conductor.domain.errors import UnreadableEvent
 from conductor.domain.events import (
     EVENT_CLASSES,
@@ -31,6 +31,13 @@ SAMPLES = [
     events.JobLeaseExtended(attempt=1, lease_expires_at="x"),
     events.JobReleased(attempt=1, reason="worker shutting down"),
     events.JobResultIgnored(attempt=1, outcome="completed", reason="job was rescued"),
+    control_events.QueuePaused(queue="q", by="alice", reason="incident 42"),
+    control_events.QueueResumed(queue="q", by="alice", reason=""),
+    control_events.QueueLimitSet(
+        queue="q", by="bob", reason="", limit="rate", value=100, per="minute"
+    ),
+    control_events.QueueLimitCleared(queue="q", by="bob", reason="", limit="concurrency"),
+    control_events.QueueRateSpent(queue="q", by="h:1:w", claims=3),
 ]
 
 
@@ -67,6 +74,17 @@ def test_the_stored_type_names_are_the_ones_users_filter_on() -> None:
         "lease_extended",
         "released",
         "result_ignored",
+        "queue_paused",
+        "queue_resumed",
+        "queue_limit_set",
+        "queue_limit_cleared",
+        "queue_rate_spent",
+    }
+
+
+def test_job_event_types_are_every_type_but_the_operations_streams() -> None:
+    assert set(events.JOB_EVENT_TYPES) == set(EVENT_CLASSES) - {
+        cls.TYPE for cls in control_events.CONTROL_EVENT_CLASSES
     }
 
 

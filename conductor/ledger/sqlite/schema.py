@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 APPLICATION_ID: Final = 0x434E4454  # "CNDT"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _V1: Final = (
     """
@@ -76,8 +76,26 @@ _V1: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+_V2: Final = (
+    # The operations stream's read model (projections/controls.py): one row per controlled
+    # queue or schedule, its state a canonical JSON object folded from its events.
+    """
+    CREATE TABLE controls (
+        kind       TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        state      TEXT    NOT NULL,
+        updated_at TEXT    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
-DESCRIPTIONS: Final[tuple[str, ...]] = ("events (append-only, hash-chained), jobs, counters, meta",)
+DESCRIPTIONS: Final[tuple[str, ...]] = (
+    "events (append-only, hash-chained), jobs, counters, meta",
+    "controls: the operations stream's read model (queue controls, schedules)",
+)
 """One line per migration, for `conductor migrate`."""

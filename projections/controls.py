@@ -29,6 +29,8 @@ from conductor.domain.control_events import (
     QueueResumed,
 )
 from conductor.domain.errors import ControlRefused, ControlUnchanged
+from conductor.domain.schedule_events import SCHEDULE_EVENT_CLASSES
+from projections.schedule_folds import SCHEDULE_FOLDS
 
 name: Final = "controls"
 
@@ -50,7 +52,9 @@ class ControlRow(TypedDict):
 
 FOLDS: Final[dict[str, Fold]] = {}
 """Event type -> its fold. Every operations-stream type has one."""
-_KINDS: Final[dict[str, str]] = {cls.TYPE: cls.KIND for cls in CONTROL_EVENT_CLASSES}
+_KINDS: Final[dict[str, str]] = {
+    cls.TYPE: cls.KIND for cls in (*CONTROL_EVENT_CLASSES, *SCHEDULE_EVENT_CLASSES)
+}
 
 
 def folds(cls: type[ControlEvent]) -> Callable[[Fold], Fold]:
@@ -202,3 +206,6 @@ def _rate_spent(state: State | None, fields: Mapping[str, Any], at: str) -> tupl
         )
     new["spent"] += claims
     return "queue", queue, new
+
+
+FOLDS.update(SCHEDULE_FOLDS)  # the schedules' folds live beside: projections/schedule_folds.py

@@ -104,3 +104,13 @@ class ControlRefused(ConductorError):
 class ControlUnchanged(ControlRefused):
     """An operator asked for what already holds (pause a paused queue, set a limit to its
     current value): refused so the log records changes only, and reported as no change."""
+
+
+class UnknownSchedule(ControlRefused):
+    """No schedule has the given name (or it was removed)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no schedule named {name!r}; expected a name shown by `conductor cron list`"
+        )
+        self.name = name

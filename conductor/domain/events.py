@@ -32,6 +32,14 @@ from conductor.domain.control_events import (
 )
 from conductor.domain.errors import UnreadableEvent
 from conductor.domain.event_base import EventBase as _Event
+from conductor.domain.schedule_events import (
+    ScheduleAdded,
+    ScheduleChanged,
+    ScheduleFired,
+    SchedulePaused,
+    ScheduleRemoved,
+    ScheduleResumed,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -269,6 +277,12 @@ Event = (
     | QueueLimitSet
     | QueueLimitCleared
     | QueueRateSpent
+    | ScheduleAdded
+    | ScheduleChanged
+    | SchedulePaused
+    | ScheduleResumed
+    | ScheduleRemoved
+    | ScheduleFired
 )
 
 EVENT_CLASSES: Final[dict[str, type[Event]]] = {
@@ -293,6 +307,12 @@ EVENT_CLASSES: Final[dict[str, type[Event]]] = {
         QueueLimitSet,
         QueueLimitCleared,
         QueueRateSpent,
+        ScheduleAdded,
+        ScheduleChanged,
+        SchedulePaused,
+        ScheduleResumed,
+        ScheduleRemoved,
+        ScheduleFired,
     )
 }
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)

@@ -117,7 +117,9 @@ def test_pause_resume_and_remove_are_events_naming_who_acted(db: str) -> None:
 
 def test_a_taken_name_is_refused_unless_replaced(db: str) -> None:
     add(db, "nightly", "--schedule", "0 3 * * *")
-    taken = run_cli("cron", "add", "nightly", "--schedule", "0 4 * * *", "--payload", PAYLOAD, db=db)
+    taken = run_cli(
+        "cron", "add", "nightly", "--schedule", "0 4 * * *", "--payload", PAYLOAD, db=db
+    )
     assert_one_line_error(taken, code=1, mentions=["'nightly' already exists", "--replace"])
     same = run_cli("cron", "add", "nightly", "--schedule", "0 3 * * *", "--payload", PAYLOAD, db=db)
     assert_one_line_error(same, code=1, mentions=["nothing changed"])

@@ -17,7 +17,7 @@ from typing import Final
 import attrs
 
 from conductor.domain import cron_decisions as decide
-from conductor.domain.errors import ControlRefused, ControlUnchanged
+from conductor.domain.errors import ControlRefused, ControlUnchanged, InvalidInput
 from conductor.domain.schedules import Definition
 from conductor.ledger.base import Ledger
 from conductor.observe import logs
@@ -44,6 +44,8 @@ class Cron:
     def __init__(self, ledger: Ledger, *, by: str) -> None:
         self._ledger = ledger
         self._by = by
+        self._broken: set[tuple[str, int]] = set()
+        """(schedule, revision) whose slots cannot be computed here, warned about once."""
 
     def run_once(self, now: dt.datetime) -> Round:
         states = self._ledger.controls(KIND)
@@ -51,7 +53,15 @@ class Cron:
             return Round()
         fired = lost = 0
         for name, state in sorted(states.items()):
-            fires = decide.due(state, now)
+            try:
+                fires = decide.due(state, now)
+            except InvalidInput as e:
+                # Stored by a process that could compute it: e.g. a zone this host's tz
+                # database lacks. Other hosts may fire it; this one says so once.
+                if (name, state["revision"]) not in self._broken:
+                    self._broken.add((name, state["revision"]))
+                    logs.note(f"schedule {name}: cannot compute its slots here: {e}", warning=True)
+                continue
             if not fires:
                 continue
             try:

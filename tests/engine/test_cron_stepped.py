@@ -223,3 +223,27 @@ def test_a_running_engine_fires_the_slot_and_runs_its_job(db: str) -> None:
         engine.request_stop()
         thread.join(30)
         pykka.ActorRegistry.stop_all()
+
+
+def test_a_schedule_whose_slots_cannot_be_computed_here_is_skipped_not_fatal(
+    app: Conductor,
+) -> None:
+    app.add_schedule("good", schedule="* * * * *", payload={"task": "noop"}, by="ops")
+    app.add_schedule("odd", schedule="* * * * *", payload={"task": "noop"}, by="ops")
+    states = app.ledger.controls("schedule")
+    # As if another host, with a newer time zone database, had stored it.
+    states["odd"] = {**states["odd"], "zone": "Mars/Olympus_Mons"}
+
+    class Seen:
+        def __init__(self, ledger: object) -> None:
+            self.ledger = ledger
+
+        def controls(self, kind: str) -> dict[str, dict[str, object]]:
+            return states
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.ledger, name)
+
+    cron = Cron(Seen(app.ledger), by="w1")  # type: ignore[arg-type]
+    assert cron.run_once(utc(2026, 3, 28, 12, 1, 1)).fired == 1
+    assert [event.schedule for event in fired(app)] == ["good"]

@@ -4,9 +4,10 @@ It never sleeps itself: the runtime's loop sleeps on the wake-up socket for as l
 `Tick` says and sends a `Tick` when the time is up or a wake-up arrives. Each `Tick` is
 `run_once(now)`: wake the Queue when a job is due, ask the Writer for maintenance when its
 interval has passed (or something woke us, e.g. a `conductor cancel`, at most every
-`WOKEN_MAINTENANCE_GAP`), and in burst mode say whether the work has run out. Tests step
-it by sending `Tick`s with a chosen `now`. While the database is unreachable a `Tick`
-looks again after the poll interval (the outage is logged once, by `outage.py`).
+`WOKEN_MAINTENANCE_GAP`), fire the due slots of cron schedules once per maintenance
+interval (`conductor.engine.cron`), and in burst mode say whether the work has run out.
+Tests step it by sending `Tick`s with a chosen `now`. While the database is unreachable a
+`Tick` looks again after the poll interval (the outage is logged once, by `outage.py`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         SchemaTooNew,
         UnknownJob,
     )
-    from conductor.domain.registry import Registry, task
+    from conductor.domain.registry import Registry, periodic, task
     from conductor.domain.reports import ActionReport, Enqueued, Stats, StatusCounts, Target
     from conductor.domain.states import JobState
 
@@ -69,6 +69,7 @@ __all__ = [
     "Target",
     "UnknownJob",
     "current_job",
+    "periodic",
     "task",
 ]
 
@@ -103,6 +104,7 @@ _MODULES: dict[str, str] = {
     "Target": "conductor.domain.reports",
     "UnknownJob": "conductor.domain.errors",
     "current_job": "conductor.domain.context",
+    "periodic": "conductor.domain.registry",
     "task": "conductor.domain.registry",
 }
 """Where each name in `__all__` is defined."""

@@ -31,6 +31,7 @@ from conductor.domain.events import (
     JobRescued,
     JobResultIgnored,
     JobRetryScheduled,
+    JobRunStarted,
     JobStarted,
     RecordedEvent,
 )
@@ -103,7 +104,9 @@ def facts(rec: RecordedEvent) -> dict[str, object]:
         return {"by": ev.by, "run_at": ev.run_at}
     if isinstance(ev, JobCompleted) and ev.result is not None:
         return {"attempt": ev.attempt, "result": glance(ev.result)}
-    return {"attempt": ev.attempt}
+    if isinstance(ev, JobRunStarted | JobCompleted):
+        return {"attempt": ev.attempt}
+    return ev.fields()  # an operations event: never in a job's history
 
 
 RESULT_GLANCE: Final = 60

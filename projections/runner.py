@@ -14,10 +14,13 @@ from typing import Any
 
 import attrs
 
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import InvalidTransition
 from conductor.domain.events import EVENT_CLASSES, RecordedEvent, decode_event
 from conductor.domain.job_row import JobRow
-from projections import counters, job_status
+from projections import controls, counters, job_status
+from projections.controls import ControlRow
+from projections.controls import Key as ControlKey
 from projections.counters import Bucket
 
 StoredEvent = tuple[int, int, str, int, str, str, str | None]
@@ -32,19 +35,42 @@ class BatchEffect:
     """The final row of every job the batch touched."""
     counter_deltas: Counter[Bucket]
     """How each (queue, task, status) count moves; zero entries are dropped."""
+    controls: dict[ControlKey, ControlRow] = attrs.Factory(dict)
+    """The final `controls` row of every subject the batch's operations events touched."""
 
 
-def apply_batch(current: Mapping[int, JobRow], events: Sequence[RecordedEvent]) -> BatchEffect:
-    """Fold `events` (seq order) over the current rows of the jobs they touch.
+def control_keys(events: Iterable[RecordedEvent]) -> set[ControlKey]:
+    """The (kind, name) of the `controls` rows a batch folds into: what a backend loads
+    (under its lock) before `apply_batch`."""
+    return {
+        controls.subject(rec.event.TYPE, rec.event.fields())
+        for rec in events
+        if rec.job_id == OPERATIONS
+    }
 
-    Jobs absent from `current` are new. Raises `InvalidTransition` on an illegal event,
-    before anything is written.
+
+def apply_batch(
+    current: Mapping[int, JobRow],
+    events: Sequence[RecordedEvent],
+    current_controls: Mapping[ControlKey, ControlRow] | None = None,
+) -> BatchEffect:
+    """Fold `events` (seq order) over the current rows of the jobs they touch, and the
+    operations stream's events (job id 0) over `current_controls`, the rows of the
+    subjects they name (`control_keys`).
+
+    Jobs absent from `current` are new, and so are subjects absent from `current_controls`.
+    Raises `InvalidTransition` on an illegal job event, or the refusal a control fold
+    raises, before anything is written.
     """
     rows: dict[int, JobRow] = {}
     deltas: Counter[Bucket] = Counter()
     last_type: dict[int, str] = {}
+    changed: dict[ControlKey, ControlRow] = {}
     for rec in events:
         job_id = rec.job_id
+        if job_id == OPERATIONS:
+            _fold_control(changed, current_controls or {}, rec)
+            continue
         row = rows.get(job_id)
         if row is None:
             before = current.get(job_id)
@@ -69,7 +95,24 @@ def apply_batch(current: Mapping[int, JobRow], events: Sequence[RecordedEvent]) 
                 "attempt_failed without retry_scheduled or failed after it",
                 expected="it appended together with its retry_scheduled or failed",
             )
-    return BatchEffect(rows=rows, counter_deltas=Counter({k: n for k, n in deltas.items() if n}))
+    return BatchEffect(
+        rows=rows,
+        counter_deltas=Counter({k: n for k, n in deltas.items() if n}),
+        controls=changed,
+    )
+
+
+def _fold_control(
+    changed: dict[ControlKey, ControlRow],
+    current: Mapping[ControlKey, ControlRow],
+    rec: RecordedEvent,
+) -> None:
+    fields = rec.event.fields()
+    key = controls.subject(rec.event.TYPE, fields)
+    if key not in changed and key in current:
+        row = current[key]
+        changed[key] = {**row, "state": dict(row["state"])}
+    controls.advance(changed, rec.seq, rec.at, rec.event.TYPE, fields)
 
 
 def rebuild_rows(events_by_job: Iterable[RecordedEvent]) -> Iterator[JobRow]:
@@ -78,13 +121,17 @@ def rebuild_rows(events_by_job: Iterable[RecordedEvent]) -> Iterator[JobRow]:
     Streaming by job keeps memory to one job's events, so a replay of millions of events
     runs in constant space.
     """
-    for _, events in itertools.groupby(events_by_job, key=lambda rec: rec.job_id):
+    for job_id, events in itertools.groupby(events_by_job, key=lambda rec: rec.job_id):
+        if job_id == OPERATIONS:
+            continue  # the operations stream folds into `controls`, not into a job row
         row = job_status.fold(events)
         if row is not None:
             yield row
 
 
-def rebuild_rows_stored(stored: Iterable[StoredEvent]) -> Iterator[JobRow]:
+def rebuild_rows_stored(
+    stored: Iterable[StoredEvent], into_controls: dict[ControlKey, ControlRow] | None = None
+) -> Iterator[JobRow]:
     """`rebuild_rows` over stored columns, as a replay reads them: the same rows, faster.
 
     Equal by construction. `rebuild_rows` folds each job's events with `job_status.fold`,
@@ -106,6 +153,12 @@ def rebuild_rows_stored(stored: Iterable[StoredEvent]) -> Iterator[JobRow]:
     row: JobRow | None = None
     current: int | None = None
     for job_id, seq, event_type, version, at, data, trace in stored:
+        if job_id == OPERATIONS:
+            if into_controls is None:
+                raise ValueError("the log has operations events: pass into_controls")
+            fields = _stored_fields(event_type, version, data)
+            controls.advance(into_controls, seq, at, event_type, fields)
+            continue
         if job_id != current:
             if row is not None:
                 yield row

@@ -31,6 +31,7 @@ COMMANDS: Final = {
     "cancel": "conductor.cli.operator:cancel",
     "retry": "conductor.cli.operator:retry",
     "batch": "conductor.cli.batch:batch",
+    "cron": "conductor.cli.cron:cron",
     "replay": "conductor.cli.maintenance:replay",
     "audit": "conductor.cli.maintenance:audit",
     "migrate": "conductor.cli.migrate:migrate",

@@ -33,15 +33,25 @@ from conductor.client import Conductor
 from conductor.domain.bulk import check_batch
 from conductor.domain.clock import stamp
 from conductor.domain.config import PRIORITY_NAMES, parse_time
+from conductor.domain.control_events import ControlEvent
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import EVENT_TYPES, JobEnqueued, RecordedEvent
 from conductor.ledger.base import EventFilter
+
+
+def subject(rec: RecordedEvent) -> str | int:
+    """What an event is about, for the Job column: the job's id, or for the operations
+    stream (job id 0) its subject as `kind:name`, e.g. `queue:mail`."""
+    if isinstance(rec.event, ControlEvent):
+        return ":".join(rec.event.subject())
+    return rec.job_id
 
 
 def event_json(rec: RecordedEvent) -> dict[str, Any]:
     return {
         "seq": rec.seq,
         "job_id": rec.job_id,
+        "subject": subject(rec) if isinstance(rec.event, ControlEvent) else None,
         "type": rec.type,
         "version": rec.event.VERSION,
         "at": rec.at,
@@ -156,7 +166,7 @@ def events(
     echo(
         table(
             ("Seq", "Time", "Job", "Event", "Details"),
-            [(rec.seq, when(rec.at), rec.job_id, rec.type, event_details(rec)) for rec in found],
+            [_event_row(rec) for rec in found],
         )
     )
     truncation_note(len(found), limit_or_none(limit), "events")
@@ -168,7 +178,7 @@ _FOLLOW_MIN_WIDTHS = (6, len("2026-11-28 00:33:23.107Z"), 5, max(map(len, EVENT_
 
 
 def _event_row(rec: RecordedEvent) -> tuple[object, ...]:
-    return (rec.seq, when(rec.at), rec.job_id, rec.type, event_details(rec))
+    return (rec.seq, when(rec.at), subject(rec), rec.type, event_details(rec))
 
 
 def _follow_events(app: Conductor, where: EventFilter, *, limit: int | None, as_json: bool) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from conductor.client.bulk import MAX_ID, BulkActions
 from conductor.client.enqueuing import Enqueuing, PayloadInput
 from conductor.client.results import Results
+from conductor.client.schedules import Schedules
 from conductor.domain.bulk import check_batch
 from conductor.domain.clock import Clock, SystemClock, stamp
 from conductor.domain.config import Settings
@@ -39,7 +40,7 @@ STATUSES: Final = tuple(state.value for state in JobState)
 __all__ = ["Conductor", "PayloadInput"]
 
 
-class Conductor(Enqueuing, BulkActions, Results):
+class Conductor(Enqueuing, BulkActions, Results, Schedules):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
     Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`;

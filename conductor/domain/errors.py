@@ -157,3 +157,24 @@ class ResultTimeout(ConductorError, TimeoutError):
         super().__init__(f"job {job_id} is {status}{after}; no result yet")
         self.job_id = job_id
         self.status = status
+
+
+class ControlRefused(ConductorError):
+    """The ledger refused an operations-stream event (about a queue or a schedule): the
+    fold of its subject's controls row found it illegal, and the whole append stored
+    nothing."""
+
+
+class ControlUnchanged(ControlRefused):
+    """An operator asked for what already holds (pause a paused queue, set a limit to its
+    current value): refused so the log records changes only, and reported as no change."""
+
+
+class UnknownSchedule(ControlRefused):
+    """No schedule has the given name (or it was removed)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no schedule named {name!r}; expected a name shown by `conductor cron list`"
+        )
+        self.name = name

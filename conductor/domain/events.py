@@ -21,44 +21,24 @@ import attrs
 
 from conductor.domain.clock import Timestamp
 from conductor.domain.codec import canonical_json, loads
+from conductor.domain.control_events import (
+    ControlEvent,
+    QueueLimitCleared,
+    QueueLimitSet,
+    QueuePaused,
+    QueueRateSpent,
+    QueueResumed,
+)
 from conductor.domain.errors import UnreadableEvent
-
-_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    """An event class's field names, looked up once (`attrs.asdict` walks them per call)."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
-    return names
-
-
-class _Event:
-    """Shared behaviour of event classes: encode to and decode from stored `data`."""
-
-    TYPE: ClassVar[str]
-    VERSION: ClassVar[int]
-
-    def fields(self) -> dict[str, Any]:
-        """The event's fields by name (`attrs.asdict` at half the cost: they are flat)."""
-        return {name: getattr(self, name) for name in _field_names(type(self))}
-
-    def encode(self) -> str:
-        """The stored `data` JSON for this event (its fields are flat: str, int, None)."""
-        return canonical_json(self.fields())
-
-    @classmethod
-    def decode(cls, data: str) -> Any:
-        """Rebuild the event from current-version stored `data`."""
-        return cls(**cls.decode_fields(data))
-
-    @classmethod
-    def decode_fields(cls, data: str) -> dict[str, Any]:
-        """The fields of the event stored as current-version `data`, by name: what `decode`
-        builds the event from, and what a replay folds without building it."""
-        fields: dict[str, Any] = loads(data)
-        return fields
+from conductor.domain.event_base import EventBase as _Event
+from conductor.domain.schedule_events import (
+    ScheduleAdded,
+    ScheduleChanged,
+    ScheduleFired,
+    SchedulePaused,
+    ScheduleRemoved,
+    ScheduleResumed,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -337,11 +317,27 @@ Event = (
     | JobLeaseExtended
     | JobReleased
     | JobResultIgnored
+    | QueuePaused
+    | QueueResumed
+    | QueueLimitSet
+    | QueueLimitCleared
+    | QueueRateSpent
+    | ScheduleAdded
+    | ScheduleChanged
+    | SchedulePaused
+    | ScheduleResumed
+    | ScheduleRemoved
+    | ScheduleFired
 )
 
 EVENT_CLASSES: Final[dict[str, type[Event]]] = {cls.TYPE: cls for cls in get_args(Event)}
 """Every event class by its stored type name, in the order of the `Event` union."""
 EVENT_TYPES: Final = tuple(EVENT_CLASSES)
+JOB_EVENT_TYPES: Final = tuple(
+    name for name, cls in EVENT_CLASSES.items() if not issubclass(cls, ControlEvent)
+)
+"""The types of events about a job (every type the state table knows); the rest are the
+operations stream's, stored with job id 0 (`control_events.OPERATIONS`)."""
 
 
 def _or_none(text: str) -> str | None:

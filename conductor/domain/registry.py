@@ -16,9 +16,20 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from conductor.domain import cron as cron_module
+from conductor.domain import schedules
 from conductor.domain.backoff import Backoff, coerce
-from conductor.domain.config import PRIORITIES, check_max_retries, check_queue
+from conductor.domain.config import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    PRIORITIES,
+    check_max_retries,
+    check_queue,
+)
 from conductor.domain.errors import InvalidInput
+from conductor.domain.payloads import parse_payload
 from conductor.domain.unique import check_key, check_period
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,11 +57,31 @@ class TaskSpec:
     """The key's scope in seconds; None for "while a job with it is pending or running"."""
 
 
+@attrs.frozen(kw_only=True)
+class PeriodicSpec:
+    """A schedule declared in code (`@task(cron=...)` or `periodic(...)`), checked when
+    declared; options left out take the task's defaults when a worker declares it."""
+
+    name: str
+    cron: str
+    tz: str
+    payload: str
+    """The job's payload object as canonical JSON text."""
+    task: str
+    queue: str | None = None
+    priority: str | None = None
+    max_retries: int | None = None
+    missed: str = schedules.DEFAULT_MISSED
+    catch_up_max: int = schedules.DEFAULT_CATCH_UP_MAX
+
+
 class Registry:
-    """Task name -> TaskSpec. One global instance serves `@task`; tests may make their own."""
+    """Task name -> TaskSpec, and the schedules declared in code. One global instance
+    serves `@task` and `periodic`; tests may make their own."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskSpec] = {}
+        self._periodic: dict[str, PeriodicSpec] = {}
 
     def register(self, spec: TaskSpec) -> None:
         existing = self._tasks.get(spec.name)
@@ -82,8 +113,15 @@ class Registry:
         priority: str | None = None,
         unique_key: str | Callable[[dict[str, Any]], str | None] | None = None,
         unique_for: float | dt.timedelta | None = None,
+        cron: str | None = None,
+        tz: str = "UTC",
+        missed: str = schedules.DEFAULT_MISSED,
     ) -> Callable[[F], F]:
-        """Register the decorated function under `name` with these defaults."""
+        """Register the decorated function under `name` with these defaults.
+
+        With `cron` (an expression in the time zone `tz`), the task also runs on that
+        schedule, named after the task, with the payload `{"task": name}`: a worker
+        declares it to the ledger when it starts (docs/tasks.md, "Periodic tasks")."""
         if not name or not isinstance(name, str):
             raise InvalidInput(f"invalid task name {name!r}: expected a non-empty string")
         if priority is not None and priority not in PRIORITIES:
@@ -128,15 +166,94 @@ class Registry:
             "priority": priority,
         }
 
+        if cron is not None:
+            self.periodic(name, cron=cron, payload={"task": name}, tz=tz, missed=missed)
+
         def decorate(function: F) -> F:
             self.register(TaskSpec(name=name, function=function, **spec_options))
             return function
 
         return decorate
 
+    def periodic(
+        self,
+        name: str,
+        *,
+        cron: str,
+        payload: dict[str, Any],
+        tz: str = "UTC",
+        queue: str | None = None,
+        priority: str | None = None,
+        max_retries: int | None = None,
+        missed: str = schedules.DEFAULT_MISSED,
+        catch_up_max: int = schedules.DEFAULT_CATCH_UP_MAX,
+    ) -> None:
+        """Declare a schedule in code: enqueue `payload` at every slot of `cron` in `tz`.
+
+        Checked here, so a bad expression, zone or payload fails the import of the
+        module that declares it, naming what is wrong."""
+        parsed = parse_payload(payload, DEFAULT_MAX_PAYLOAD_BYTES)
+        if priority is not None and priority not in PRIORITIES:
+            raise InvalidInput(f"invalid priority {priority!r}: expected high, medium or low")
+        cron_module.zone(tz)
+        spec = PeriodicSpec(
+            name=schedules.check_name(name),
+            cron=cron_module.check_expression(cron),
+            tz=tz,
+            payload=parsed.text,
+            task=parsed.task,
+            queue=None if queue is None else check_queue(queue),
+            priority=priority,
+            max_retries=None if max_retries is None else check_max_retries(max_retries),
+            missed=schedules.check_missed(missed),
+            catch_up_max=schedules.check_catch_up_max(catch_up_max),
+        )
+        existing = self._periodic.get(name)
+        if existing is not None and existing != spec:
+            raise InvalidInput(
+                f"schedule {name!r} is already declared with another definition; "
+                "expected each schedule name once"
+            )
+        self._periodic[name] = spec
+
+    def schedules(self) -> dict[str, schedules.Definition]:
+        """The schedules declared in code, each with the defaults of its task (when this
+        registry knows it) filled in, as the ledger stores them."""
+        found = {}
+        for name, spec in self._periodic.items():
+            task = self.get(spec.task)
+            found[name] = schedules.Definition(
+                expression=spec.cron,
+                zone=spec.tz,
+                payload=spec.payload,
+                task=spec.task,
+                queue=_pick(spec.queue, task.queue if task else None, DEFAULT_QUEUE),
+                priority=PRIORITIES[
+                    _pick(spec.priority, task.priority if task else None, DEFAULT_PRIORITY)
+                ],
+                max_retries=_pick(
+                    spec.max_retries, task.max_retries if task else None, DEFAULT_MAX_RETRIES
+                ),
+                missed=spec.missed,
+                catch_up_max=spec.catch_up_max,
+            )
+        return found
+
+
+T = TypeVar("T")
+
+
+def _pick(*choices: T | None) -> T:
+    """The first option given: the schedule's, then its task's, then conductor's."""
+    for choice in choices:
+        if choice is not None:
+            return choice
+    raise AssertionError("the last choice is always a default")
+
 
 REGISTRY: Final = Registry()
 task: Final = REGISTRY.task
+periodic: Final = REGISTRY.periodic
 
 
 def load_app(module: str) -> None:

@@ -23,7 +23,7 @@ from conductor.domain.clock import Clock, SystemClock
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import LedgerError
 from conductor.domain.registry import REGISTRY, Registry
-from conductor.engine import signals
+from conductor.engine import cron, signals
 from conductor.engine.messages import (
     Drain,
     Flush,
@@ -89,10 +89,13 @@ class Engine:
 
     def prepare(self) -> None:
         """Create the database (and its schema) before actors open their connections,
-        and refuse one this process cannot write: read-only is not transient."""
+        refuse one this process cannot write (read-only is not transient), and declare
+        the registry's schedules (`@task(cron=...)`, `periodic`)."""
         ledger = self._open_ledger(self.settings)
         try:
             ledger.check_writable()
+            # The schedules declared in code reach the ledger before any slot is fired.
+            cron.declare(ledger, self.registry.schedules(), self.clock.now())
         finally:
             ledger.close()
         self._prepared = True

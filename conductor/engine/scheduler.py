@@ -4,9 +4,10 @@ It never sleeps itself: the runtime's loop sleeps on the wake-up socket for as l
 `Tick` says and sends a `Tick` when the time is up or a wake-up arrives. Each `Tick` is
 `run_once(now)`: wake the Queue when a job is due, ask the Writer for maintenance when its
 interval has passed (or something woke us, e.g. a `conductor cancel`, at most every
-`WOKEN_MAINTENANCE_GAP`), and in burst mode say whether the work has run out. Tests step
-it by sending `Tick`s with a chosen `now`. While the database is unreachable a `Tick`
-looks again after the poll interval (the outage is logged once, by `outage.py`).
+`WOKEN_MAINTENANCE_GAP`), fire the due slots of cron schedules once per maintenance
+interval (`conductor.engine.cron`), and in burst mode say whether the work has run out.
+Tests step it by sending `Tick`s with a chosen `now`. While the database is unreachable a
+`Tick` looks again after the poll interval (the outage is logged once, by `outage.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import pykka
 
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings, WorkerConfig
-from conductor.domain.errors import DatabaseUnavailable
+from conductor.domain.errors import DatabaseUnavailable, LedgerError
 from conductor.domain.states import HELD_STATES
+from conductor.engine import identity
 from conductor.engine.core import CoreActor
+from conductor.engine.cron import Cron
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
+from conductor.ledger import wakeup
 from conductor.ledger.base import JobFilter, Ledger
+from conductor.observe import logs
 
 WOKEN_MAINTENANCE_GAP: Final = dt.timedelta(seconds=0.1)
 """A wake-up may be a cancel, which maintenance passes on to the running handler, so a
@@ -55,9 +60,12 @@ class Scheduler(CoreActor):
         self._ledger: Ledger | None = None
         self._next_maintenance: dt.datetime | None = None
         self._last_maintenance: dt.datetime | None = None
+        self._cron: Cron | None = None
+        self._next_cron: dt.datetime | None = None
 
     def on_start(self) -> None:
         self._ledger = self._open_ledger(self._settings)
+        self._cron = Cron(self._ledger, by=identity.process_id())
 
     def on_stop(self) -> None:
         if self._ledger is not None:
@@ -103,10 +111,30 @@ class Scheduler(CoreActor):
             self._writer.tell(Maintain(now))
             self._last_maintenance = now
             self._next_maintenance = now + interval
+        if self._next_cron is None or not self._next_cron - interval <= now < self._next_cron:
+            # Each maintenance interval, not brought forward by wake-ups (every enqueue
+            # wakes the workers); at once after the clock went back.
+            self._next_cron = now + interval
+            self._fire(now)
         waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
         if upcoming is not None:
             waits.append((unstamp(upcoming) - now).total_seconds())
         return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now))
+
+    def _fire(self, now: dt.datetime) -> None:
+        """Fire the due slots of cron schedules (`conductor.engine.cron`), and wake the
+        workers of this database for the jobs they made."""
+        assert self._cron is not None
+        try:
+            done = self._cron.run_once(now)
+        except DatabaseUnavailable:
+            raise
+        except LedgerError as e:
+            logs.note(f"cron: firing schedules failed, trying again next round: {e}", warning=True)
+            return
+        if done.fired:
+            self._queue.tell(Wake())
+            wakeup.notify(self._settings.db)
 
     def _drained(self, due_now: bool, now: dt.datetime) -> bool:
         """Burst mode's exit test: nothing due (within the horizon, if there is one), in

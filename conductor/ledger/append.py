@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import LedgerError
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
@@ -35,7 +36,8 @@ def number(
     checked in this transaction (`Ledger.enqueue`). No other path may append one, or two
     jobs could hold a key.
 
-    Returns the rows to insert, the recorded events and the ids of existing jobs touched.
+    Returns the rows to insert, the recorded events and the ids of existing jobs touched
+    (the operations stream's job id 0 is not a job: its events fold into `controls`).
     """
     seq, prev_hash = head if head is not None else (0, chain.GENESIS)
     fresh: list[int] = []
@@ -58,7 +60,7 @@ def number(
                     "expected it enqueued through Ledger.enqueue, which checks the key"
                 )
             job_id = fresh.pop()
-        else:
+        elif job_id != OPERATIONS:
             touched.add(job_id)
         seq += 1
         data = event.encode()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
@@ -262,6 +262,11 @@ class Ledger(Protocol):
     def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
         """(queue, task, event type, count) of the stored events of `types`, for every
         non-empty bucket, in that order: how many times each happened, ever."""
+        ...
+
+    def controls(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The `controls` read model's rows of one kind (`queue`, `schedule`): each
+        subject's name -> its state, the fold of its operations-stream events (job id 0)."""
         ...
 
     def last_seq(self) -> int:

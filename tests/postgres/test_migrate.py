@@ -135,6 +135,26 @@ def test_migrate_on_sqlite_shows_the_user_version_and_applies(tmp_path: Path) ->
     assert run_cli("migrate", db=db).stdout.rstrip().endswith("up to date")
 
 
+def test_a_sqlite_file_from_before_the_operations_stream_gains_controls_and_verifies(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    assert run_cli("enqueue", "--payload", '{"task": "noop"}', db=db).code == 0
+    # What a version-1 file looked like: no controls table.
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE controls")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    shown = run_cli("migrate", db=db)
+    assert "schema version: 1 (this conductor: 2)" in shown.stdout
+    assert run_cli("migrate", "--apply", db=db).code == 0
+    assert run_cli("replay", "--verify", db=db).code == 0
+    assert run_cli("audit", "verify", db=db).code == 0
+
+
 def test_roles_are_refused_for_sqlite_and_bad_role_names_in_one_line(
     tmp_path: Path, pg_url: str
 ) -> None:

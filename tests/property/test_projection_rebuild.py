@@ -1,4 +1,5 @@
-"""Properties that hold for every sequence of operations on a real ledger file:
+"""Properties that hold for every sequence of operations on a real ledger file (jobs'
+events interleaved with the operations stream's):
 rebuilt projections equal the live ones, the chain verifies, each job's row is the fold of
 its own events, counters agree with the rows, and refused operations change nothing."""
 
@@ -15,8 +16,17 @@ from hypothesis import strategies as st
 from conductor import Conductor, ManualClock
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
-from conductor.domain.errors import InvalidTransition, UnknownJob
+from conductor.domain.control_events import (
+    OPERATIONS,
+    QueueLimitCleared,
+    QueueLimitSet,
+    QueuePaused,
+    QueueRateSpent,
+    QueueResumed,
+)
+from conductor.domain.errors import ControlRefused, InvalidTransition, UnknownJob
 from conductor.domain.events import (
+    Event,
     JobAttemptFailed,
     JobCompleted,
     JobFailed,
@@ -56,11 +66,37 @@ operation = st.one_of(
     st.tuples(st.just("retry"), st.integers(1, 12)),
     st.tuples(st.just("rescue"), st.integers(1, 12)),
     st.tuples(st.just("tick"), st.integers(1, 120)),
+    st.tuples(st.just("pause"), st.sampled_from(["q1", "q2"])),
+    st.tuples(st.just("resume"), st.sampled_from(["q1", "q2"])),
+    st.tuples(
+        st.just("limit"), st.sampled_from(["q1", "q2"]), st.sampled_from(["concurrency", "rate"])
+    ),
+    st.tuples(st.just("unlimit"), st.sampled_from(["q1", "q2"]), st.just("concurrency")),
+    st.tuples(st.just("spend"), st.sampled_from(["q1", "q2"]), st.integers(1, 3)),
 )
 
 
+def control(op: tuple[object, ...]) -> Event:
+    kind, queue = op[0], str(op[1])
+    if kind == "pause":
+        return QueuePaused(queue=queue, by="p", reason="")
+    if kind == "resume":
+        return QueueResumed(queue=queue, by="p", reason="")
+    if kind == "limit":
+        per = None if op[2] == "concurrency" else "minute"
+        return QueueLimitSet(queue=queue, by="p", reason="", limit=str(op[2]), value=4, per=per)
+    if kind == "unlimit":
+        return QueueLimitCleared(queue=queue, by="p", reason="", limit=str(op[2]))
+    return QueueRateSpent(queue=queue, by="w", claims=int(op[2]))  # type: ignore[call-overload]
+
+
 def snapshot(app: Conductor) -> tuple[object, ...]:
-    return (app.ledger.last_seq(), app.ledger.jobs(JobFilter()), app.ledger.counts())
+    return (
+        app.ledger.last_seq(),
+        app.ledger.jobs(JobFilter()),
+        app.ledger.counts(),
+        app.ledger.controls("queue"),
+    )
 
 
 def run(app: Conductor, clock: ManualClock, op: tuple[object, ...]) -> None:
@@ -89,6 +125,12 @@ def run(app: Conductor, clock: ManualClock, op: tuple[object, ...]) -> None:
         )
     elif kind == "tick":
         clock.advance(int(op[1]))  # type: ignore[call-overload]
+    elif kind in ("pause", "resume", "limit", "unlimit", "spend"):
+        before = snapshot(app)
+        try:
+            app.ledger.append([NewEvent(job_id=OPERATIONS, at=stamp(now), event=control(op))])
+        except ControlRefused:
+            assert snapshot(app) == before
     else:
         job_id = int(op[1])  # type: ignore[call-overload]
         row = app.ledger.job(job_id)
@@ -184,6 +226,7 @@ def test_rebuild_equals_live_and_every_row_is_the_fold_of_its_events(
             assert Counter({(q, t, s): n for q, t, s, n in app.ledger.counts()}) == expected
             assert app.verify_projections() == []
             assert app.audit().ok
-            live = (rows, app.ledger.counts())
+            live = (rows, app.ledger.counts(), app.ledger.controls("queue"))
             app.replay()
-            assert (app.ledger.jobs(JobFilter()), app.ledger.counts()) == live
+            rebuilt = (app.ledger.jobs(JobFilter()), app.ledger.counts())
+            assert (*rebuilt, app.ledger.controls("queue")) == live

@@ -50,7 +50,18 @@ DEEP_OPEN = '{"task": "a", "x": ' + "[" * 100_000
 """100,000-deep JSON, unclosed: closing it too would pass Linux's 128 KiB-per-argument cap."""
 DEEP_CLOSED = '{"task": "a", "x": ' + "[" * 60_000 + "]" * 60_000 + "}"
 
-WRITE_COMMANDS = {"enqueue", "cancel", "retry", "replay"}
+WRITE_COMMANDS = {
+    "enqueue",
+    "cancel",
+    "retry",
+    "replay",
+    "cron add",
+    "cron pause",
+    "cron resume",
+    "cron remove",
+}
+CREATING = {"enqueue", "cron add"}
+"""Commands that create a missing --db."""
 EXCLUDED = {"demo", "bench", "copy"}
 """Not generated: `copy` takes two databases and no --db (tests/postgres/test_copy.py
 checks its refusals)."""
@@ -71,6 +82,11 @@ GENERATED = [
     "worker",
     "migrate",
     "result",
+    "cron add",
+    "cron list",
+    "cron pause",
+    "cron resume",
+    "cron remove",
 ]
 
 SEEDED = "seeded.db"
@@ -237,6 +253,21 @@ FILES_ARG = [
     ),
 ]
 APPS = [*maybe("os", "json"), *bad("", "no_such_module_xyz", HUGE, NOT_UTF8)]
+SCHEDULE_NAMES = [*good("nightly", "a.b:c-d"), *bad("", "a b", "x" * 101, HUGE, NOT_UTF8)]
+EXPRESSIONS = [
+    *good("0 3 * * *", "@daily", "*/5 * * * MON-FRI"),
+    *bad("", "61 * * * *", "* * * *", "0 0 30 2 *", "H * * * *", "R * * * *", HUGE, NOT_UTF8),
+]
+ZONES = [*good("UTC", "Europe/Paris"), *bad("", "Mars/Base", "../etc/passwd", HUGE, NOT_UTF8)]
+CRON_ADD = {
+    "--tz": ZONES,
+    "--queue": QUEUES,
+    "--priority": PRIORITIES_,
+    "--max-retries": MAX_RETRIES,
+    "--missed": [*good("none", "latest", "all"), *bad("", "some", NOT_UTF8)],
+    "--catch-up-max": [*good("1", "10"), *bad("0", "1001"), *BAD_NUMBERS],
+    "--by": [*good("alice"), *maybe("", HUGE), *bad(NOT_UTF8)],
+}
 
 
 @st.composite
@@ -255,7 +286,7 @@ class Case:
 
     @property
     def command(self) -> str:
-        return "audit verify" if self.args[:2] == ("audit", "verify") else self.args[0]
+        return " ".join(self.args[:2]) if self.args[0] in ("audit", "cron") else self.args[0]
 
 
 def combine(*flags: bool | None) -> bool | None:
@@ -281,7 +312,7 @@ def db_valid(command: str, kind: str) -> bool | None:
     if kind == "seeded":
         return True
     if kind in ("missing", "none"):
-        return command == "enqueue"
+        return command in CREATING
     return False
 
 
@@ -330,6 +361,28 @@ def result_options(draw: st.DrawFn, flags: list[str]) -> tuple[list[str], bool |
     text, valid = draw(values(RESULT_IDS))
     args, waited = draw(options({"--wait": [*good("0s", "10ms"), *BAD_DURATIONS]}))
     return [text, *flags, *args], combine(valid, waited)
+
+
+@st.composite
+def cron_options(
+    draw: st.DrawFn, command: str, flags: list[str]
+) -> tuple[str, list[str], bool | None]:
+    """`cron add`, `list`, `pause`, `resume`, `remove`: ("cron", its arguments, valid)."""
+    if command == "cron list":
+        return "cron", ["list", *flags], True
+    name, name_ok = draw(values(SCHEDULE_NAMES))
+    if command != "cron add":
+        # The seeded database holds no schedule: every name is unknown there.
+        return "cron", [command.split()[1], name], False
+    args, valid = draw(options(CRON_ADD))
+    for option, pool in (("--schedule", EXPRESSIONS), ("--payload", PAYLOADS)):
+        if draw(st.integers(0, 9)):  # now and then left out (both are required)
+            text, ok = draw(values(pool))
+            args += [option, text]
+            valid = combine(valid, ok)
+        else:
+            valid = False
+    return "cron", ["add", name, *flags, *args], combine(valid, name_ok)
 
 
 @st.composite
@@ -427,6 +480,8 @@ def cases(draw: st.DrawFn) -> Case:
         command, flags, valid = "audit", ["verify", *flags], True
     elif command == "migrate":
         flags, valid = draw(migrate_options(flags))
+    elif command.startswith("cron "):
+        command, flags, valid = draw(cron_options(command, flags))
     else:  # metrics
         flags, valid = [], True
     case = Case((command, *flags), kind, None)
@@ -527,9 +582,9 @@ def check(case: Case, template: Path) -> None:
         wrote = code == 0 and case.command in WRITE_COMMANDS
         if not wrote or case.db != "seeded":
             assert db_snapshot(where / SEEDED) == before_db, "the database changed"
-        if not (code == 0 and case.command == "enqueue"):
+        if not (code == 0 and case.command in CREATING):
             assert listing(where) == before_files, "files appeared or changed"
-        if case.command != "enqueue":
+        if case.command not in CREATING:
             assert not list(where.glob("new.db*")), "a read command created --db"
     finally:
         shutil.rmtree(where, ignore_errors=True)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conductor.domain import events, upcasters
+from conductor.domain import control_events, events, schedule_events, upcasters
 from conductor.domain.errors import UnreadableEvent
 from conductor.domain.events import (
     EVENT_CLASSES,
@@ -16,6 +16,17 @@ from conductor.domain.events import (
     decode_event,
 )
 
+DEFINITION = {
+    "expression": "0 3 * * *",
+    "zone": "Europe/Paris",
+    "payload": '{"task":"t"}',
+    "task": "t",
+    "queue": "q",
+    "priority": 1,
+    "max_retries": 3,
+    "missed": "latest",
+    "catch_up_max": 10,
+}
 SAMPLES = [
     JobEnqueued(task="t", queue="q", priority=0, max_retries=3, run_at="r", payload='{"task":"t"}'),
     JobStarted(attempt=1, worker="h:1:w", lease_expires_at="x"),
@@ -31,6 +42,29 @@ SAMPLES = [
     events.JobLeaseExtended(attempt=1, lease_expires_at="x"),
     events.JobReleased(attempt=1, reason="worker shutting down"),
     events.JobResultIgnored(attempt=1, outcome="completed", reason="job was rescued"),
+    control_events.QueuePaused(queue="q", by="alice", reason="incident 42"),
+    control_events.QueueResumed(queue="q", by="alice", reason=""),
+    control_events.QueueLimitSet(
+        queue="q", by="bob", reason="", limit="rate", value=100, per="minute"
+    ),
+    control_events.QueueLimitCleared(queue="q", by="bob", reason="", limit="concurrency"),
+    control_events.QueueRateSpent(queue="q", by="h:1:w", claims=3),
+    *(
+        cls(schedule="nightly", by="alice", **DEFINITION)
+        for cls in (schedule_events.ScheduleAdded, schedule_events.ScheduleChanged)
+    ),
+    schedule_events.SchedulePaused(schedule="nightly", by="alice", reason="upgrade"),
+    schedule_events.ScheduleResumed(schedule="nightly", by="alice", reason=""),
+    schedule_events.ScheduleRemoved(schedule="nightly", by="code", reason=""),
+    schedule_events.ScheduleFired(
+        schedule="nightly",
+        by="h:1:w",
+        slot="2026-03-29T01:00:00.000000Z",
+        revision=3,
+        missed="all",
+        late=True,
+        skipped=2,
+    ),
 ]
 
 
@@ -67,6 +101,27 @@ def test_the_stored_type_names_are_the_ones_users_filter_on() -> None:
         "lease_extended",
         "released",
         "result_ignored",
+        "queue_paused",
+        "queue_resumed",
+        "queue_limit_set",
+        "queue_limit_cleared",
+        "queue_rate_spent",
+        "schedule_added",
+        "schedule_changed",
+        "schedule_paused",
+        "schedule_resumed",
+        "schedule_removed",
+        "schedule_fired",
+    }
+
+
+def test_job_event_types_are_every_type_but_the_operations_streams() -> None:
+    assert set(events.JOB_EVENT_TYPES) == set(EVENT_CLASSES) - {
+        cls.TYPE
+        for cls in (
+            *control_events.CONTROL_EVENT_CLASSES,
+            *schedule_events.SCHEDULE_EVENT_CLASSES,
+        )
     }
 
 

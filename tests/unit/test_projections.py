@@ -217,10 +217,10 @@ def test_each_fold_step_takes_exactly_its_event_classes_fields() -> None:
 
     import attrs
 
-    from conductor.domain.events import EVENT_CLASSES
+    from conductor.domain.events import EVENT_CLASSES, JOB_EVENT_TYPES
 
     steps = {**job_status._STEPS, JobEnqueued.TYPE: job_status._new_row}
-    assert set(steps) == set(EVENT_CLASSES)
+    assert set(steps) == set(JOB_EVENT_TYPES)
     for event_type, step in steps.items():
         keyword_only = {
             name

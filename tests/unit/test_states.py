@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from conductor.domain.errors import InvalidTransition
-from conductor.domain.events import EVENT_TYPES
+from conductor.domain.events import JOB_EVENT_TYPES
 from conductor.domain.states import TERMINAL_STATES, TRANSITIONS, JobState, can_apply, next_state
 
 
@@ -16,7 +16,7 @@ def test_enqueued_is_the_only_way_a_job_comes_into_being() -> None:
 def moves_out_of(state: JobState) -> dict[str, JobState]:
     return {
         typ: next_state(1, state, typ)
-        for typ in EVENT_TYPES
+        for typ in JOB_EVENT_TYPES
         if can_apply(state, typ) and next_state(1, state, typ) != state
     }
 
@@ -38,7 +38,7 @@ def test_a_stale_result_is_recorded_in_every_state_and_moves_nothing() -> None:
 
 
 def test_every_transition_uses_a_known_event_type() -> None:
-    assert {typ for (_, typ) in TRANSITIONS} == set(EVENT_TYPES)
+    assert {typ for (_, typ) in TRANSITIONS} == set(JOB_EVENT_TYPES)
 
 
 def test_an_illegal_move_names_the_job_its_state_and_the_attempted_event() -> None:

@@ -28,6 +28,7 @@ from conductor.domain import decisions as decide
 from conductor.domain import unique
 from conductor.domain.bulk import Selection
 from conductor.domain.config import Settings
+from conductor.domain.control_events import OPERATIONS, ControlEvent
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
@@ -47,10 +48,14 @@ from conductor.ledger.base import (
 from conductor.ledger.postgres import bulk, intake, keys, picks, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
+from projections.controls import ControlRow
+from projections.controls import Key as ControlKey
 
 Conn = psycopg.Connection[Any]
 
 _PROJECTED_SEQ: Final = sql.projected_seq("%s")
+_CONTROL_UPSERT: Final = sql.control_upsert("%s")
+_CONTROLS_OF: Final = sql.controls_of("%s")
 _NEXT_DUE_ANY: Final = (
     "SELECT min(due.run_at) FROM unnest(%s::text[]) AS q(queue) "
     f"CROSS JOIN unnest(ARRAY{list(sql.PRIORITY_LEVELS)}) AS p(priority) "
@@ -102,9 +107,16 @@ class PostgresLedger:
             return []
 
         def attempt(conn: Conn) -> list[RecordedEvent]:
-            ids = sorted({new.job_id for new in events if new.job_id is not None})
+            ids = sorted({new.job_id for new in events if new.job_id})
             wanted = sum(1 for new in events if new.job_id is None)
             rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+            # The controls rows an operations event folds into are locked before the
+            # chain lock, in the order claims of limited queues lock them (no lock cycle
+            # with a claimer holding one and waiting for the chain); `_store` reads them
+            # again under the chain lock, which sees a row another append just created.
+            keys = sorted({e.subject() for e in _control_events(events)})
+            if keys:
+                conn.execute(sql.control_rows("%s", len(keys), lock="FOR UPDATE"), _flat(keys))
             fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
             head = self._lock_chain(conn)
             current = _row_map(rows)
@@ -168,7 +180,12 @@ class PostgresLedger:
         if missing:  # not a path the engine takes: it decides on rows it has locked
             current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n], admitted=admitted)
-        effect = runner.apply_batch(current, recorded)
+        subjects = sorted(runner.control_keys(recorded))
+        controls: dict[ControlKey, ControlRow] = {}
+        if subjects:  # read under the chain lock: no other append can fold them meanwhile
+            found = conn.execute(sql.control_rows("%s", len(subjects)), _flat(subjects)).fetchall()
+            controls = {(r["kind"], r["name"]): r for r in map(sql.control_row, found)}
+        effect = runner.apply_batch(current, recorded, controls)
         conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
         inserts, updates = append.row_writes(effect.rows, current)
         if inserts:
@@ -180,6 +197,8 @@ class PostgresLedger:
             conn.execute(bulk.COUNTER_UPSERT, bulk.columns([(*k, n) for k, n in deltas.items()]))
             if any(n < 0 for n in deltas.values()):
                 conn.execute(sql.DROP_ZERO_COUNTERS)
+        for row in effect.controls.values():
+            conn.execute(_CONTROL_UPSERT, sql.control_values(row))
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         if any(rec.event.TYPE in _WAKING for rec in recorded):
             conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
@@ -264,6 +283,8 @@ class PostgresLedger:
         return [sql.recorded(row) for row in rows]
 
     def history(self, job_id: int) -> list[RecordedEvent]:
+        if job_id == OPERATIONS:
+            return []  # the operations stream is not a job
         return self.read(EventFilter(job_id=job_id))
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
@@ -331,6 +352,11 @@ class PostgresLedger:
                 (q, t, e, int(n))
                 for q, t, e, n in conn.execute(sql.event_counts("%s", len(types)), list(types))
             ]
+
+    def controls(self, kind: str) -> dict[str, dict[str, Any]]:
+        with self._link.connection() as conn:
+            found = conn.execute(_CONTROLS_OF, (kind,)).fetchall()
+        return {row["name"]: row["state"] for row in map(sql.control_row, found)}
 
     def last_seq(self) -> int:
         with self._link.connection() as conn:
@@ -411,6 +437,19 @@ class PostgresLedger:
 
     def close(self) -> None:
         self._link.close()
+
+
+def _control_events(events: Sequence[NewEvent]) -> list[ControlEvent]:
+    return [
+        new.event
+        for new in events
+        if new.job_id == OPERATIONS and isinstance(new.event, ControlEvent)
+    ]
+
+
+def _flat(keys: Sequence[tuple[str, str]]) -> list[str]:
+    """(kind, name) pairs as the parameters of `statements.control_rows`."""
+    return [part for key in keys for part in key]
 
 
 def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:

@@ -18,6 +18,8 @@ from conductor.ledger.base import RowDifference
 from conductor.ledger.postgres.connection import PostgresConnection, set_meta
 from projections import base as projections_base
 from projections import runner
+from projections.controls import ControlRow
+from projections.controls import Key as ControlKey
 from projections.counters import Bucket, from_rows
 from projections.job_status import COLUMNS
 
@@ -27,12 +29,19 @@ _PAGE: Final = 5_000
 
 
 def rebuild(link: PostgresConnection) -> int:
-    """Replace `jobs` and `counters` with a fold of the whole log; returns events folded."""
+    """Replace `jobs`, `counters` and `controls` with a fold of the whole log; returns
+    events folded."""
     with link.translate(), link.pool.connection() as conn, conn.transaction():
         link.lock_chain(conn)
         conn.execute("TRUNCATE jobs")
         conn.execute("DELETE FROM counters")
-        folded = _fill(conn, "jobs", "counters")
+        conn.execute("DELETE FROM controls")
+        controls: dict[ControlKey, ControlRow] = {}
+        folded = _fill(conn, "jobs", "counters", controls)
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                sql.control_upsert("%s"), [sql.control_values(row) for row in controls.values()]
+            )
         last = conn.execute(sql.LAST_SEQ).fetchone()
         top = conn.execute(sql.TOP_JOB).fetchone()
         # The next job id follows the highest in the log (a ledger copied in, say).
@@ -55,8 +64,12 @@ def diff(link: PostgresConnection) -> list[RowDifference]:
         conn.execute("CREATE TEMP TABLE rebuilt_jobs (LIKE jobs) ON COMMIT DROP")
         conn.execute("CREATE TEMP TABLE rebuilt_counters (LIKE counters) ON COMMIT DROP")
         conn.execute("CREATE INDEX ON rebuilt_jobs (id)")
-        _fill(conn, "rebuilt_jobs", "rebuilt_counters")
-        return _differences(conn)
+        controls: dict[ControlKey, ControlRow] = {}
+        _fill(conn, "rebuilt_jobs", "rebuilt_counters", controls)
+        live = [sql.control_row(values) for values in conn.execute(sql.CONTROLS).fetchall()]
+        return _differences(conn) + sql.control_differences(
+            {(row["kind"], row["name"]): row for row in live}, controls
+        )
 
 
 def _events_by_job(conn: Conn) -> Iterator[runner.StoredEvent]:
@@ -72,14 +85,17 @@ def _events_by_job(conn: Conn) -> Iterator[runner.StoredEvent]:
         after = (page[-1][0], page[-1][1])
 
 
-def _fill(conn: Conn, jobs_table: str, counters_table: str) -> int:
-    """Fold the whole log into the empty `jobs_table` and `counters_table`; returns the
-    number of events folded."""
+def _fill(
+    conn: Conn, jobs_table: str, counters_table: str, controls: dict[ControlKey, ControlRow]
+) -> int:
+    """Fold the whole log into the empty `jobs_table` and `counters_table`, and the
+    operations stream into `controls` (for the caller to write); returns the number of
+    events folded."""
     counts: Counter[Bucket] = Counter()
     # The fold is read completely before the first COPY: a COPY in progress would
     # block the paging reads on this connection.
     batch: list[Any] = []
-    for row in runner.rebuild_rows_stored(_events_by_job(conn)):
+    for row in runner.rebuild_rows_stored(_events_by_job(conn), controls):
         batch.append(row)
         if len(batch) == _PAGE:
             _copy(conn, jobs_table, batch)

@@ -18,7 +18,7 @@ from typing import Final
 
 from conductor.ledger.statements import UNIQUE_INDEXES
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _V1: Final = (
     """
@@ -116,6 +116,22 @@ _V2: Final = (
 )
 
 _V3: Final = (
+    # The operations stream's read model (projections/controls.py): one row per controlled
+    # queue or schedule, its state a canonical JSON object folded from its events. A claim
+    # of a limited queue locks its row (FOR UPDATE) to count under it.
+    """
+    CREATE TABLE controls (
+        kind       text   NOT NULL,
+        name       text   NOT NULL,
+        state      text   NOT NULL,
+        updated_at text   NOT NULL,
+        last_seq   bigint NOT NULL,
+        PRIMARY KEY (kind, name)
+    )
+    """,
+)
+
+_V4: Final = (
     # Unique jobs (`enqueue --unique-key`): the key and its scope, folded from `enqueued`
     # version 2. Rows of older jobs read NULL, which is what a rebuild folds for them.
     "ALTER TABLE jobs ADD COLUMN unique_key text",
@@ -123,12 +139,13 @@ _V3: Final = (
     *UNIQUE_INDEXES,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
 DESCRIPTIONS: Final[tuple[str, ...]] = (
     "events (append-only, hash-chained), jobs, counters, meta, job id sequence",
     "intake: jobs enqueued in the caller's own transaction, waiting to enter the log",
+    "controls: the operations stream's read model (queue controls, schedules)",
     "jobs.unique_key and unique_for, indexed for the duplicate check of unique jobs",
 )
 """One line per migration, for `conductor migrate`."""
@@ -141,10 +158,10 @@ to be read back from `conductor migrate --print-grants`."""
 def grants(schema: str, role: str) -> tuple[str, ...]:
     """The statements that give `role` exactly what workers and producers need in
     `schema`, and nothing more: events can be read and appended, never changed or
-    removed (no UPDATE, DELETE or TRUNCATE, whatever the triggers); the read models,
-    meta and intake are read and written; job ids are drawn from the sequence; nothing
-    can be created in the schema. Owner's work (migrations, `replay`, which truncates
-    the read models) stays with the owner.
+    removed (no UPDATE, DELETE or TRUNCATE, whatever the triggers); the read models
+    (jobs, counters, controls), meta and intake are read and written; job ids are drawn
+    from the sequence; nothing can be created in the schema. Owner's work (migrations,
+    `replay`, which truncates the read models) stays with the owner.
 
     Everything the role held there is revoked first, so running them again is exact."""
     s, r = f'"{schema}"', f'"{role}"'
@@ -155,6 +172,6 @@ def grants(schema: str, role: str) -> tuple[str, ...]:
         f"GRANT USAGE ON SCHEMA {s} TO {r}",
         f"GRANT SELECT, INSERT ON {s}.events TO {r}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.jobs, {s}.counters, {s}.meta, "
-        f"{s}.intake TO {r}",
+        f"{s}.intake, {s}.controls TO {r}",
         f"GRANT USAGE ON SEQUENCE {s}.job_ids TO {r}",
     )

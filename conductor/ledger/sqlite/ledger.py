@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Final
 
 from conductor.domain import decisions as decide
 from conductor.domain import unique
 from conductor.domain.bulk import Selection
 from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
@@ -39,6 +40,8 @@ from conductor.ledger.base import (
 from conductor.ledger.sqlite import rebuild
 from conductor.ledger.sqlite.connection import SqliteConnection
 from projections import runner
+from projections.controls import ControlRow
+from projections.controls import Key as ControlKey
 from projections.counters import Bucket
 from projections.job_status import COLUMNS
 
@@ -49,6 +52,8 @@ _COUNTER_UPSERT: Final = sql.counter_upsert("?")
 _PROJECTED_SEQ: Final = sql.projected_seq("?")
 _PICK_DUE: Final = sql.pick_due("?")
 _NEXT_DUE: Final = sql.next_due("?")
+_CONTROL_UPSERT: Final = sql.control_upsert("?")
+_CONTROLS_OF: Final = sql.controls_of("?")
 _STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 _RECENT_BATCH: Final = 1_000
 """Rows fetched at a time while `recent` walks back from the newest event."""
@@ -116,7 +121,8 @@ class SqliteLedger:
         )
         missing = [job_id for job_id in touched if job_id not in known]
         current = {**known, **self._rows(missing)} if missing else known
-        effect = runner.apply_batch(current, recorded)
+        keys = runner.control_keys(recorded)
+        effect = runner.apply_batch(current, recorded, self._control_rows(keys))
         conn.executemany(_EVENT_INSERT, stored)
         inserts, updates = append.row_writes(effect.rows, current)
         if inserts:
@@ -124,8 +130,21 @@ class SqliteLedger:
         if updates:
             conn.executemany(_JOB_UPDATE, updates)
         self._write_counters(effect.counter_deltas)
+        if effect.controls:
+            conn.executemany(
+                _CONTROL_UPSERT, [sql.control_values(row) for row in effect.controls.values()]
+            )
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         return recorded
+
+    def _control_rows(self, keys: Collection[ControlKey]) -> dict[ControlKey, ControlRow]:
+        """The stored `controls` rows of `keys` (the write lock is held)."""
+        if not keys:
+            return {}
+        params = [part for key in sorted(keys) for part in key]
+        found = self._conn.execute(sql.control_rows("?", len(keys)), params)
+        rows = [sql.control_row(values) for values in found]
+        return {(row["kind"], row["name"]): row for row in rows}
 
     def _new_job_ids(self, count: int) -> range:
         """The next `count` job ids: after the highest in the log (the write lock is held)."""
@@ -209,6 +228,8 @@ class SqliteLedger:
         return [sql.recorded(row) for row in rows]
 
     def history(self, job_id: int) -> list[RecordedEvent]:
+        if job_id == OPERATIONS:
+            return []  # the operations stream is not a job
         return self.read(EventFilter(job_id=job_id))
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
@@ -290,6 +311,11 @@ class SqliteLedger:
                     sql.event_counts("?", len(types)), list(types)
                 )
             ]
+
+    def controls(self, kind: str) -> dict[str, dict[str, Any]]:
+        with self._link.translate():
+            found = self._conn.execute(_CONTROLS_OF, (kind,)).fetchall()
+        return {row["name"]: row["state"] for row in map(sql.control_row, found)}
 
     def last_seq(self) -> int:
         with self._link.translate():

@@ -13,6 +13,8 @@ from conductor.ledger.base import RowDifference
 from conductor.ledger.sqlite.connection import SqliteConnection
 from projections import base as projections_base
 from projections import runner
+from projections.controls import ControlRow
+from projections.controls import Key as ControlKey
 from projections.counters import Bucket, from_rows
 from projections.job_status import COLUMNS
 
@@ -24,7 +26,8 @@ of 999, and a sixth cheaper than one statement per row."""
 
 
 def rebuild(link: SqliteConnection) -> int:
-    """Replace `jobs` and `counters` with a fold of the whole log; returns events folded."""
+    """Replace `jobs`, `counters` and `controls` with a fold of the whole log; returns
+    events folded."""
     conn = link.raw
     with link.translate(), link.transaction():
         # A bulk load, shaped by measurement (docs/performance.md): the secondary
@@ -37,7 +40,12 @@ def rebuild(link: SqliteConnection) -> int:
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute("DELETE FROM counters")
-        folded, written = _fill(link, "jobs", "counters")
+        conn.execute("DELETE FROM controls")
+        controls: dict[ControlKey, ControlRow] = {}
+        folded, written = _fill(link, "jobs", "counters", controls)
+        conn.executemany(
+            sql.control_upsert("?"), [sql.control_values(row) for row in controls.values()]
+        )
         if conn.execute("SELECT count(*) FROM jobs").fetchone()[0] != written:
             # Rows for jobs the log does not have (added behind conductor's back).
             conn.execute(
@@ -62,8 +70,13 @@ def diff(link: SqliteConnection) -> list[RowDifference]:
         conn.execute("CREATE TEMP TABLE rebuilt_counters AS SELECT * FROM main.counters WHERE 0")
         conn.execute("BEGIN")
         try:
-            _fill(link, "temp.rebuilt_jobs", "temp.rebuilt_counters")
+            controls: dict[ControlKey, ControlRow] = {}
+            _fill(link, "temp.rebuilt_jobs", "temp.rebuilt_counters", controls)
             differences = _differences(link)
+            live = [sql.control_row(values) for values in conn.execute(sql.CONTROLS)]
+            differences += sql.control_differences(
+                {(row["kind"], row["name"]): row for row in live}, controls
+            )
         finally:
             conn.execute("ROLLBACK")
         conn.execute("DROP TABLE temp.rebuilt_jobs")
@@ -82,15 +95,21 @@ def _events_by_job(link: SqliteConnection) -> Iterator[runner.StoredEvent]:
         yield from batch
 
 
-def _fill(link: SqliteConnection, jobs_table: str, counters_table: str) -> tuple[int, int]:
-    """Fold the whole log into `jobs_table` (overwriting rows by id) and the empty
-    `counters_table`; returns (events folded, job rows written)."""
+def _fill(
+    link: SqliteConnection,
+    jobs_table: str,
+    counters_table: str,
+    controls: dict[ControlKey, ControlRow],
+) -> tuple[int, int]:
+    """Fold the whole log into `jobs_table` (overwriting rows by id), the empty
+    `counters_table` and `controls` (the operations stream's rows, for the caller to
+    write); returns (events folded, job rows written)."""
     upsert = sql.job_insert("?", jobs_table, verb="INSERT OR REPLACE")
     many = sql.job_insert("?", jobs_table, rows=_ROWS_PER_INSERT, verb="INSERT OR REPLACE")
     counts: Counter[Bucket] = Counter()
     written = 0
     batch: list[Any] = []
-    for row in runner.rebuild_rows_stored(_events_by_job(link)):
+    for row in runner.rebuild_rows_stored(_events_by_job(link), controls):
         batch.append(row)
         if len(batch) == _FILL_BATCH:
             _write_rows(link, (many, upsert), batch)

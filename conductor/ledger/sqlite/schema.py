@@ -13,7 +13,7 @@ from typing import Final
 from conductor.ledger.statements import UNIQUE_INDEXES
 
 APPLICATION_ID: Final = 0x434E4454  # "CNDT"
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _V1: Final = (
     """
@@ -79,6 +79,21 @@ _V1: Final = (
 )
 
 _V2: Final = (
+    # The operations stream's read model (projections/controls.py): one row per controlled
+    # queue or schedule, its state a canonical JSON object folded from its events.
+    """
+    CREATE TABLE controls (
+        kind       TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        state      TEXT    NOT NULL,
+        updated_at TEXT    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID
+    """,
+)
+
+_V3: Final = (
     # Unique jobs (`enqueue --unique-key`): the key and its scope, folded from `enqueued`
     # version 2. Rows of older jobs read NULL, which is what a rebuild folds for them.
     "ALTER TABLE jobs ADD COLUMN unique_key TEXT",
@@ -86,11 +101,12 @@ _V2: Final = (
     *UNIQUE_INDEXES,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
 DESCRIPTIONS: Final[tuple[str, ...]] = (
     "events (append-only, hash-chained), jobs, counters, meta",
+    "controls: the operations stream's read model (queue controls, schedules)",
     "jobs.unique_key and unique_for, indexed for the duplicate check of unique jobs",
 )
 """One line per migration, for `conductor migrate`."""

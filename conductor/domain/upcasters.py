@@ -1,16 +1,16 @@
 """Upcasters: how data stored by an older version of an event type reads as the current one.
 
 `decode_event` (events.py) chains them on read, so projections only ever see current
-events; the stored rows (and their hashes) are never touched. A shape change adds an entry
-here instead of reinterpreting old rows (docs/events.md, "Versioning and upcasting").
+events; the stored rows (and their hashes) are never touched. A shape change adds an
+entry here instead of reinterpreting old rows (docs/events.md, "Versioning and
+upcasting"). Keyed by type name, not class: events.py imports this module, not the
+other way round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Final
-
-from conductor.domain.events import JobCancelled, JobCompleted, JobEnqueued, JobRequeued
 
 
 def _enqueued_v1_to_v2(fields: dict[str, Any]) -> dict[str, Any]:
@@ -28,15 +28,15 @@ def _cancelled_v1(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _requeued_v1(fields: dict[str, Any]) -> dict[str, Any]:
     # Requeued before reasons and batches: the reason an operator gives none today.
-    return {**fields, "reason": JobRequeued.TYPE, "batch": None}
+    return {**fields, "reason": "requeued", "batch": None}
 
 
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
-    (JobEnqueued.TYPE, 1): _enqueued_v1_to_v2,
-    (JobCancelled.TYPE, 1): _cancelled_v1,
-    (JobRequeued.TYPE, 1): _requeued_v1,
+    ("enqueued", 1): _enqueued_v1_to_v2,
+    ("cancelled", 1): _cancelled_v1,
+    ("requeued", 1): _requeued_v1,
     # `completed` 1 -> 2: results arrived; what conductor stored before kept none.
-    (JobCompleted.TYPE, 1): lambda fields: {**fields, "result": None},
+    ("completed", 1): lambda fields: {**fields, "result": None},
 }
 """(type, stored version) -> function turning that version's data into version + 1's.
 

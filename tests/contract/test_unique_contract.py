@@ -95,7 +95,13 @@ def _claim(ledger: Ledger, now: dt.datetime = T0) -> None:
 def _finish(ledger: Ledger, how: str) -> None:
     at = stamp(T0)
     if how == "cancelled":
-        ledger.append([decide.cancel(_row(ledger), by="test", reason="r", now=T0)])
+        ledger.append(
+            [
+                decide.cancel(
+                    _row(ledger), by="test", reason="r", batch="20261207-100000-abcdef", now=T0
+                )
+            ]
+        )
         return
     _claim(ledger)
     ledger.append([NewEvent(job_id=1, at=at, event=JobRunStarted(attempt=1))])

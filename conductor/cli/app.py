@@ -29,6 +29,8 @@ COMMANDS: Final = {
     "metrics": "conductor.cli.stats:metrics_once",
     "cancel": "conductor.cli.operator:cancel",
     "retry": "conductor.cli.operator:retry",
+    "queues": "conductor.cli.queues:queues",
+    "queue": "conductor.cli.queues:queue",
     "replay": "conductor.cli.maintenance:replay",
     "audit": "conductor.cli.maintenance:audit",
     "migrate": "conductor.cli.migrate:migrate",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from conductor.client.queues import Queues
 from conductor.domain import decisions as decide
 from conductor.domain.clock import Clock, SystemClock, stamp
 from conductor.domain.config import (
@@ -63,7 +64,7 @@ def _no_span() -> Iterator[None]:
     yield None
 
 
-class Conductor:
+class Conductor(Queues):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
     `create=False` opens an existing database only (read commands never create one).

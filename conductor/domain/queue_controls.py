@@ -62,7 +62,13 @@ def parse_rate(text: str) -> tuple[int, str]:
             f"invalid rate {text!r}: expected N/s, N/m or N/h (per second, minute or hour), "
             "e.g. 100/m"
         )
-    return check_limit(int(match.group(1)), f"rate {text!r}: count"), unit
+    count = int(match.group(1))
+    if not 1 <= count <= MAX_LIMIT:
+        raise InvalidInput(
+            f"invalid rate {text!r}: expected a count from 1 to {MAX_LIMIT} per second, "
+            "minute or hour"
+        )
+    return count, unit
 
 
 def describe_rate(rate: int, per: str) -> str:

@@ -110,8 +110,7 @@ def test_a_limit_holds_across_claimers_and_a_change_applies_to_the_next_claim(
     assert claim(second, "q") == jobs[3:4]
     control(first, concurrency("q", None))
     assert claim(second, "q") == jobs[4:]
-    running = [row for row in first.jobs(JobFilter(status="claimed"))]
-    assert len(running) == 6
+    assert len(first.jobs(JobFilter(status="claimed"))) == 6
 
 
 def test_a_rate_limit_caps_claims_per_fixed_window_and_records_them(ledger: Ledger) -> None:

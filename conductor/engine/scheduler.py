@@ -19,6 +19,7 @@ import pykka
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import DatabaseUnavailable
+from conductor.domain.queue_controls import is_paused
 from conductor.domain.states import HELD_STATES
 from conductor.engine.core import CoreActor
 from conductor.engine.messages import Maintain, QueueState, QueueStatus, Tick, TickResult, Wake
@@ -75,7 +76,7 @@ class Scheduler(CoreActor):
 
     def _look(self, now: dt.datetime, *, woken: bool) -> TickResult:
         assert self._ledger is not None
-        queues = self._config.queues
+        queues = self._open_queues()
         earliest = self._ledger.next_due(queues)
         due_now = earliest is not None and unstamp(earliest) <= now
         if due_now:
@@ -103,9 +104,18 @@ class Scheduler(CoreActor):
         waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
         if upcoming is not None:
             waits.append((unstamp(upcoming) - now).total_seconds())
-        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now))
+        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now, queues))
 
-    def _drained(self, due_now: bool, now: dt.datetime) -> bool:
+    def _open_queues(self) -> tuple[str, ...]:
+        """The worker's queues less the paused ones: a paused queue's due jobs neither
+        wake the Queue (its claims would take nothing) nor keep burst mode running."""
+        assert self._ledger is not None
+        controls = self._ledger.controls("queue")
+        if not controls:
+            return self._config.queues
+        return tuple(q for q in self._config.queues if not is_paused(controls.get(q)))
+
+    def _drained(self, due_now: bool, now: dt.datetime, queues: tuple[str, ...]) -> bool:
         """Burst mode's exit test: nothing due, in flight here, or held by any lease."""
         if not self._config.burst or due_now:
             return False
@@ -124,5 +134,5 @@ class Scheduler(CoreActor):
             return False
         # Looked at again: a rescue or release since `due_now` (the Maintain above may
         # have rescued a dead process's jobs) leaves jobs due and no longer held.
-        earliest = self._ledger.next_due(self._config.queues)
+        earliest = self._ledger.next_due(queues)
         return earliest is None or unstamp(earliest) > now

@@ -50,7 +50,15 @@ DEEP_OPEN = '{"task": "a", "x": ' + "[" * 100_000
 """100,000-deep JSON, unclosed: closing it too would pass Linux's 128 KiB-per-argument cap."""
 DEEP_CLOSED = '{"task": "a", "x": ' + "[" * 60_000 + "]" * 60_000 + "}"
 
-WRITE_COMMANDS = {"enqueue", "cancel", "retry", "replay"}
+WRITE_COMMANDS = {
+    "enqueue",
+    "cancel",
+    "retry",
+    "replay",
+    "queue pause",
+    "queue resume",
+    "queue limit",
+}
 EXCLUDED = {"demo", "bench", "copy"}
 """Not generated: `copy` takes two databases and no --db (tests/postgres/test_copy.py
 checks its refusals)."""
@@ -69,6 +77,10 @@ GENERATED = [
     "top",
     "worker",
     "migrate",
+    "queues",
+    "queue pause",
+    "queue resume",
+    "queue limit",
 ]
 
 SEEDED = "seeded.db"
@@ -167,6 +179,15 @@ FILTERS = [
 QUEUES = [*good("default", "reports", "a.b:c-d"), *bad("", "a/b", "x" * 101, HUGE, NOT_UTF8)]
 PRIORITIES_ = [*good("high", "low", "MEDIUM"), *bad("", "urgent", "0", HUGE, NOT_UTF8)]
 MAX_RETRIES = [*good("0", "3"), *bad("100000"), *BAD_NUMBERS]
+OPERATORS = [*good("alice", "ops team"), *bad("", " ", NOT_UTF8)]
+CONCURRENCIES = [
+    *good("1", "2", "none", "1000000"),
+    *bad("", "0", "-1", "1.5", "two", "1000001", "\u0663", HUGE, NOT_UTF8),
+]
+RATES = [
+    *good("100/m", "5/s", "1/hour", "none", "3600/h"),
+    *bad("", "0/m", "10/d", "100", "/m", "-1/s", "1.5/s", "1000001/s", HUGE, NOT_UTF8),
+]
 STATUSES = [*good("pending", "failed", "in_progress"), *bad("", "PENDING?", "done", NOT_UTF8)]
 TYPES = [*good(*EVENT_TYPES[:3]), *bad("", "job_exploded", NOT_UTF8, HUGE)]
 PAYLOADS = [
@@ -230,7 +251,9 @@ class Case:
 
     @property
     def command(self) -> str:
-        return "audit verify" if self.args[:2] == ("audit", "verify") else self.args[0]
+        if self.args[0] in ("audit", "queue") and len(self.args) > 1:
+            return " ".join(self.args[:2])
+        return self.args[0]
 
 
 def combine(*flags: bool | None) -> bool | None:
@@ -269,6 +292,25 @@ def migrate_options(draw: st.DrawFn, flags: list[str]) -> tuple[list[str], bool]
         return flags, True
     text, _ = draw(values([*good("conductor_app"), *bad("", "Bad Role", HUGE, NOT_UTF8)]))
     return [*flags, role, text], False
+
+
+@st.composite
+def subcommand(
+    draw: st.DrawFn, command: str, flags: list[str]
+) -> tuple[str, list[str], bool | None]:
+    """A group's command: `audit verify` (with `flags`), or `queue pause|resume|limit
+    NAME` with some of its options (`limit` needs a limit)."""
+    group, action = command.split()
+    if group == "audit":
+        return group, [action, *flags], True
+    name, valid = draw(values(QUEUES))
+    spec = {"--by": OPERATORS, "--reason": FILTERS}
+    if action == "limit":
+        spec |= {"--concurrency": CONCURRENCIES, "--rate": RATES}
+    args, ok = draw(options(spec))
+    if action == "limit" and "--concurrency" not in args and "--rate" not in args:
+        ok = False
+    return group, [action, name, *args], combine(valid, ok)
 
 
 @st.composite
@@ -360,14 +402,12 @@ def cases(draw: st.DrawFn) -> Case:
     elif command == "replay":
         flags = draw(st.lists(st.just("--verify"), max_size=1))
         valid = True
-    elif command == "audit verify":
-        command = "audit"
-        flags = ["verify", *flags]
-        valid = True
     elif command == "migrate":
         flags, valid = draw(migrate_options(flags))
-    else:  # metrics
-        flags, valid = [], True
+    elif " " in command:  # audit verify, queue pause|resume|limit
+        command, flags, valid = draw(subcommand(command, flags))
+    else:  # metrics, queues
+        flags, valid = (flags if command == "queues" else []), True
     case = Case((command, *flags), kind, None)
     return attrs.evolve(case, valid=combine(valid, db_valid(case.command, kind)))
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conductor import Conductor, Settings
+from conductor.domain.errors import InvalidInput
 from tests.cli.support import assert_one_line_error, refused, seed
 from tests.conftest import run_cli
 
@@ -113,3 +115,41 @@ def test_a_refused_queue_command_leaves_the_file_exactly_as_it_was(tmp_path: Pat
     refused(db, "queue", "limit", "q", "--rate", "5/fortnight", code=2, mentions=["--rate"])
     missing = tmp_path / "absent.db"
     refused(missing, "queue", "pause", "q", code=1, mentions=["no conductor database"])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda app: app.limit_queue("q"), "nothing to change"),
+        (lambda app: app.limit_queue("q", concurrency=0), "invalid concurrency 0"),
+        (lambda app: app.limit_queue("q", concurrency=True), "invalid concurrency"),
+        (lambda app: app.limit_queue("q", rate="5/fortnight"), "invalid rate"),
+        (lambda app: app.limit_queue("q", rate=(5, "day")), "invalid rate period"),
+        (lambda app: app.limit_queue("q", rate=(0, "second")), "invalid rate 0"),
+        (lambda app: app.pause_queue("no spaces"), "invalid queue"),
+        (lambda app: app.pause_queue("q", by=" "), "invalid --by"),
+    ],
+    ids=range(8),
+)
+def test_the_python_api_refuses_bad_input_before_appending_anything(
+    db: str, call: Any, message: str
+) -> None:
+    with Conductor(settings=Settings(db=db)) as app:
+        app.enqueue({"task": "noop"})
+        before = app.ledger.last_seq()
+        with pytest.raises(InvalidInput, match=message):
+            call(app)
+        assert app.ledger.last_seq() == before
+        assert app.ledger.controls("queue") == {}
+
+
+def test_the_python_api_reports_what_changed(db: str) -> None:
+    with Conductor(settings=Settings(db=db)) as app:
+        assert app.pause_queue("q", by="alice") is True
+        assert app.pause_queue("q") is False
+        assert app.limit_queue("q", concurrency=3, rate="10/s") == ["concurrency", "rate"]
+        assert app.limit_queue("q", concurrency=3, rate=None) == ["rate"]
+        assert app.limit_queue("q", concurrency=3) == []
+        assert app.resume_queue("q") is True
+        (summary,) = app.queues()
+        assert (summary.paused, summary.concurrency, summary.rate) == (False, 3, None)

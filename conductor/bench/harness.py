@@ -20,7 +20,7 @@ import attrs
 
 from conductor.client import Conductor
 from conductor.domain.clock import unstamp
-from conductor.domain.config import Settings, WorkerConfig
+from conductor.domain.config import DEFAULT_QUEUE, Settings, WorkerConfig
 from conductor.engine.runtime import Engine
 from conductor.ledger.open import is_postgres
 
@@ -50,6 +50,8 @@ class BenchOptions:
     latency_rate: float = 200.0
     latency_seconds: float = 3.0
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    queue_controls: bool = False
+    """The drain with queue controls configured (`conductor bench --queue-controls`)."""
 
 
 @attrs.define
@@ -142,9 +144,14 @@ def _finished(app: Conductor) -> int:
     return overall.completed + overall.failed
 
 
-def _start_engine(settings: Settings, options: BenchOptions) -> tuple[Engine, threading.Thread]:
+def _start_engine(
+    settings: Settings, options: BenchOptions, queues: tuple[str, ...] = (DEFAULT_QUEUE,)
+) -> tuple[Engine, threading.Thread]:
     config = WorkerConfig(
-        concurrency=options.concurrency, prefetch=options.prefetch, poll_interval=1.0
+        concurrency=options.concurrency,
+        prefetch=options.prefetch,
+        poll_interval=1.0,
+        queues=queues,
     )
     engine = Engine(settings, config)
     engine.start()
@@ -172,21 +179,32 @@ def _worker_process(db: str, options: BenchOptions, *extra: str) -> subprocess.P
     )
 
 
-def _fill(app: Conductor, payload: dict[str, Any], count: int, batch: int = 10_000) -> float:
+def _fill(
+    app: Conductor,
+    payload: dict[str, Any],
+    count: int,
+    batch: int = 10_000,
+    queue: str | None = None,
+) -> float:
     """Enqueue `count` copies of `payload` in batches; returns jobs/s."""
     started = time.perf_counter()
     for first in range(0, count, batch):
-        app.enqueue_many([payload] * min(batch, count - first))
+        app.enqueue_many([payload] * min(batch, count - first), queue=queue)
     return count / (time.perf_counter() - started)
 
 
-def _drain_in_process(settings: Settings, options: BenchOptions, count: int) -> dict[str, Any]:
+def _drain_in_process(
+    settings: Settings,
+    options: BenchOptions,
+    count: int,
+    queues: tuple[str, ...] = (DEFAULT_QUEUE,),
+) -> dict[str, Any]:
     """Start the engine in this process and time it through `count` more finished jobs."""
     with Conductor(settings=settings) as app:
         target = _finished(app) + count
         events_before = app.ledger.last_seq()
         began = time.time()
-        engine, thread = _start_engine(settings, options)
+        engine, thread = _start_engine(settings, options, queues)
         try:
             _wait_until(lambda: _finished(app) >= target, poll=DRAIN_POLL)
             elapsed = _last_settled_at(app) - began

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -32,7 +32,8 @@ from conductor.bench.harness import (
 )
 from conductor.client import Conductor
 from conductor.domain.clock import unstamp
-from conductor.domain.config import Settings
+from conductor.domain.config import DEFAULT_QUEUE, Settings
+from conductor.domain.queue_controls import MAX_LIMIT
 
 
 def measure_enqueue(places: Places, options: BenchOptions) -> dict[str, Any]:
@@ -65,11 +66,25 @@ def _enqueue_file_seconds(places: Places, count: int) -> float:
     return time.perf_counter() - began
 
 
+CONTROLLED: Final = ("limited", "paused")
+"""The queues of a drain with `--queue-controls`: the jobs drain through `limited`, whose
+limits never bind (every claim still counts against them under the claim's lock, and
+records its rate), and the worker also serves `paused`, paused with jobs waiting."""
+
+
 def measure_drain(places: Places, options: BenchOptions) -> dict[str, Any]:
     settings = Settings(db=places.db("drain"))
+    queues: tuple[str, ...] = (DEFAULT_QUEUE,)
     with Conductor(settings=settings) as app:
-        _fill(app, {"task": "noop"}, options.jobs)
-    result = _drain_in_process(settings, options, options.jobs)
+        if options.queue_controls:
+            queues = CONTROLLED
+            app.limit_queue("limited", concurrency=MAX_LIMIT, rate=(MAX_LIMIT, "second"))
+            app.pause_queue("paused")
+            app.enqueue_many([{"task": "noop"}] * 100, queue="paused")
+        _fill(app, {"task": "noop"}, options.jobs, queue=queues[0])
+    result = _drain_in_process(settings, options, options.jobs, queues)
+    if options.queue_controls:
+        result["queue_controls"] = "drained through a limited queue, beside a paused one"
     # A job's whole life is 4 events: enqueued (written before the drain), claimed,
     # run_started, completed.
     result["lifecycle_events_per_s"] = result["jobs_per_s"] * 4

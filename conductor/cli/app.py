@@ -32,6 +32,8 @@ COMMANDS: Final = {
     "retry": "conductor.cli.operator:retry",
     "batch": "conductor.cli.batch:batch",
     "cron": "conductor.cli.cron:cron",
+    "queues": "conductor.cli.queues:queues",
+    "queue": "conductor.cli.queues:queue",
     "replay": "conductor.cli.maintenance:replay",
     "audit": "conductor.cli.maintenance:audit",
     "migrate": "conductor.cli.migrate:migrate",

@@ -79,6 +79,12 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     show_default=True,
     help="Jobs per second in the pickup-latency streams.",
 )
+@click.option(
+    "--queue-controls",
+    is_flag=True,
+    help="Drain through a queue with (generous) concurrency and rate limits, beside a "
+    "paused one: what queue controls cost on the claim path.",
+)
 @db_option
 @json_option
 def bench(
@@ -91,6 +97,7 @@ def bench(
     only: tuple[str, ...],
     stream_seconds: float,
     rate: float,
+    queue_controls: bool,
     as_json: bool,
 ) -> None:
     """Measure the real stack on fresh temporary databases (docs/performance.md).
@@ -137,6 +144,7 @@ def bench(
                 latency_rate=rate,
                 latency_seconds=stream_seconds,
                 scenarios=scenarios,
+                queue_controls=queue_controls,
             ),
             on_scenario=begin,
             db=db,

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
 
 from conductor.domain.clock import Timestamp, stamp, unstamp
+from conductor.domain.control_events import OPERATIONS, QueueRateSpent
 from conductor.domain.errors import InvalidInput
+from conductor.domain.events import NewEvent
+
+R = TypeVar("R")
 
 PERIODS: Final = {"second": 1, "minute": 60, "hour": 3600}
 """Rate periods by name, in seconds."""
@@ -62,7 +69,13 @@ def parse_rate(text: str) -> tuple[int, str]:
             f"invalid rate {text!r}: expected N/s, N/m or N/h (per second, minute or hour), "
             "e.g. 100/m"
         )
-    return check_limit(int(match.group(1)), f"rate {text!r}: count"), unit
+    count = int(match.group(1))
+    if not 1 <= count <= MAX_LIMIT:
+        raise InvalidInput(
+            f"invalid rate {text!r}: expected a count from 1 to {MAX_LIMIT} per second, "
+            "minute or hour"
+        )
+    return count, unit
 
 
 def describe_rate(rate: int, per: str) -> str:
@@ -123,3 +136,74 @@ def room(state: dict[str, Any] | None, running: int, at: Timestamp) -> int | Non
         left = max(0, state["rate"] - spent(state, at))
         allowed = left if allowed is None else min(allowed, left)
     return allowed
+
+
+@attrs.frozen(kw_only=True)
+class Admission:
+    """What a claim may take, decided from its queues' controls under the claim's lock."""
+
+    queues: tuple[str, ...]
+    """The claim's queues it may take from at all (not paused, room left)."""
+    room: dict[str, int]
+    """How many more jobs each limited queue among them may give (unlimited: absent)."""
+
+
+def admit(
+    queues: Sequence[str],
+    controls: Mapping[str, dict[str, Any]],
+    at: Timestamp,
+    running: Callable[[str], int],
+) -> Admission:
+    """Which of `queues` a claim at `at` may take from, and how many from each limited one.
+
+    `controls` holds the states of the queues that have a controls row; `running(queue)`
+    counts a limited queue's attempts claimed or running (asked only for limited ones, so
+    a queue without limits costs nothing)."""
+    open_queues: list[str] = []
+    rooms: dict[str, int] = {}
+    for queue in queues:
+        state = controls.get(queue)
+        if is_paused(state):
+            continue
+        if is_limited(state):
+            left = room(state, running(queue), at)
+            if not left:
+                continue
+            rooms[queue] = left
+        open_queues.append(queue)
+    return Admission(queues=tuple(open_queues), room=rooms)
+
+
+def within(
+    candidates: Iterable[R], wanted: int, rooms: dict[str, int], queue_of: Callable[[R], str]
+) -> list[R]:
+    """The first `wanted` of `candidates` (best first) that their queues have room for;
+    takes the room it uses out of `rooms`."""
+    taken: list[R] = []
+    for candidate in candidates:
+        if len(taken) >= wanted:
+            break
+        queue = queue_of(candidate)
+        left = rooms.get(queue)
+        if left is None:
+            taken.append(candidate)
+        elif left > 0:
+            rooms[queue] = left - 1
+            taken.append(candidate)
+    return taken
+
+
+def rate_spent(
+    queues: Iterable[str], controls: Mapping[str, dict[str, Any]], *, worker: str, at: Timestamp
+) -> list[NewEvent]:
+    """The `queue_rate_spent` events a claim at `at` appends after its `claimed` events:
+    one per rate-limited queue among the claimed jobs' `queues` (one entry per job)."""
+    spent: dict[str, int] = {}
+    for queue in queues:
+        state = controls.get(queue)
+        if state is not None and state["rate"] is not None:
+            spent[queue] = spent.get(queue, 0) + 1
+    return [
+        NewEvent(job_id=OPERATIONS, at=at, event=QueueRateSpent(queue=q, by=worker, claims=n))
+        for q, n in spent.items()
+    ]

@@ -20,6 +20,7 @@ import pykka
 from conductor.domain.clock import stamp, unstamp
 from conductor.domain.config import Settings, WorkerConfig
 from conductor.domain.errors import DatabaseUnavailable, LedgerError
+from conductor.domain.queue_controls import is_paused
 from conductor.domain.states import HELD_STATES
 from conductor.engine import identity
 from conductor.engine.core import CoreActor
@@ -86,7 +87,7 @@ class Scheduler(CoreActor):
 
     def _look(self, now: dt.datetime, *, woken: bool) -> TickResult:
         assert self._ledger is not None
-        queues = self._config.queues
+        queues = self._open_queues()
         earliest = self._ledger.next_due(queues)
         due_now = earliest is not None and unstamp(earliest) <= now
         if due_now:
@@ -119,7 +120,7 @@ class Scheduler(CoreActor):
         waits = [self._config.poll_interval, (self._next_maintenance - now).total_seconds()]
         if upcoming is not None:
             waits.append((unstamp(upcoming) - now).total_seconds())
-        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now))
+        return TickResult(sleep=max(min(waits), 0.0), drained=self._drained(due_now, now, queues))
 
     def _fire(self, now: dt.datetime) -> None:
         """Fire the due slots of cron schedules (`conductor.engine.cron`), and wake the
@@ -136,7 +137,16 @@ class Scheduler(CoreActor):
             self._queue.tell(Wake())
             wakeup.notify(self._settings.db)
 
-    def _drained(self, due_now: bool, now: dt.datetime) -> bool:
+    def _open_queues(self) -> tuple[str, ...]:
+        """The worker's queues less the paused ones: a paused queue's due jobs neither
+        wake the Queue (its claims would take nothing) nor keep burst mode running."""
+        assert self._ledger is not None
+        controls = self._ledger.controls("queue")
+        if not controls:
+            return self._config.queues
+        return tuple(q for q in self._config.queues if not is_paused(controls.get(q)))
+
+    def _drained(self, due_now: bool, now: dt.datetime, queues: tuple[str, ...]) -> bool:
         """Burst mode's exit test: nothing due (within the horizon, if there is one), in
         flight here, or held by any lease."""
         if not self._config.burst or due_now:
@@ -156,5 +166,5 @@ class Scheduler(CoreActor):
             return False
         # Looked at again: a rescue or release since `due_now` (the Maintain above may
         # have rescued a dead process's jobs) leaves jobs due and no longer held.
-        earliest = self._ledger.next_due(self._config.queues)
+        earliest = self._ledger.next_due(queues)
         return earliest is None or unstamp(earliest) > now + (self._config.horizon or _NOW)

@@ -130,6 +130,23 @@ def control_rows(mark: str, keys: int, *, lock: str = "") -> str:
     return f"SELECT {CONTROL_COLUMNS} FROM controls WHERE {wanted} ORDER BY kind, name {lock}"
 
 
+def queue_controls(mark: str, queues: int, *, lock: str = "") -> str:
+    """The `controls` rows (name, state) of `queues` queue names; `lock` is appended."""
+    return (
+        f"SELECT name, state FROM controls WHERE kind = 'queue' "
+        f"AND name IN ({marks(mark, queues)}) ORDER BY name {lock}"
+    )
+
+
+def running_in(mark: str) -> str:
+    """A queue's attempts claimed or running, from the counters (a seek on their key
+    prefix, exact under the claim's lock). Parameter: queue."""
+    return (
+        "SELECT coalesce(sum(n), 0) FROM counters WHERE queue = "
+        f"{mark} AND status IN ('claimed', 'in_progress')"
+    )
+
+
 def controls_of(mark: str) -> str:
     """Every `controls` row of one kind. Parameter: kind."""
     return f"SELECT {CONTROL_COLUMNS} FROM controls WHERE kind = {mark} ORDER BY name"

@@ -17,6 +17,7 @@ from typing import Final
 
 import attrs
 
+from conductor.domain.control_events import CONTROL_EVENT_CLASSES
 from conductor.domain.errors import LedgerError
 from conductor.ledger.base import JobFilter, Ledger
 from conductor.ledger.chain import ChainReport
@@ -94,6 +95,12 @@ def prove(source: Ledger, destination: Ledger, head: ChainReport) -> CopyReport:
             f"{source.location} gained events during the copy (now seq {source.last_seq()}, "
             f"copied to {head.head_seq}); expected its workers and producers stopped - "
             "copy again into an empty destination"
+        )
+    kinds = sorted({cls.KIND for cls in CONTROL_EVENT_CLASSES})
+    if any(destination.controls(kind) != source.controls(kind) for kind in kinds):
+        raise LedgerError(
+            f"{where}: queue or schedule controls differ from the source's; expected the "
+            "same (check the source with `conductor replay --verify`)"
         )
     if sorted(destination.counts()) != sorted(source.counts()):
         raise LedgerError(

@@ -142,8 +142,9 @@ def test_the_ledger_refuses_claims_that_would_overspend_a_rate_window(ledger: Le
 def test_rebuild_and_verify_cover_the_operations_stream(ledger: Ledger) -> None:
     enqueue(ledger, 3, queue="mail")
     ledger.append([op(pause(), 1)])
-    ledger.claim(worker="w", queues=["mail"], limit=2, now=T0, lease=LEASE)
+    assert ledger.claim(worker="w", queues=["mail"], limit=2, now=T0, lease=LEASE) == []
     ledger.append([op(resume(), 2), op(rate("mail", 10), 2)])
+    ledger.claim(worker="w", queues=["mail"], limit=2, now=T0, lease=LEASE)
     ledger.append([NewEvent(job_id=1, at=at(3), event=JobRunStarted(attempt=1))])
     ledger.append([NewEvent(job_id=1, at=at(4), event=JobCompleted(attempt=1))])
     ledger.append([op(QueueRateSpent(queue="mail", by="w", claims=2), 5)])

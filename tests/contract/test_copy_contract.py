@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from conductor.domain.clock import stamp
 from conductor.domain.config import Settings
+from conductor.domain.control_events import OPERATIONS, QueueLimitSet
 from conductor.domain.errors import LedgerError
+from conductor.domain.events import NewEvent
 from conductor.ledger.base import JobFilter, Ledger
 from conductor.ledger.open import open_ledger
 from tests.contract.test_ledger_contract import LEASE, T0, enqueue, run
+
+LIMITED = QueueLimitSet(queue="default", by="op", reason="", limit="rate", value=9, per="hour")
 
 
 def _open(kind: str, tmp_path: Path, pg_database: str | None) -> Ledger:
@@ -53,14 +58,17 @@ def test_imported_events_are_the_source_log_exactly_and_fold_to_the_same_rows(
 ) -> None:
     source, destination = pair
     first, second, third = enqueue(source, count=3)
+    source.append([NewEvent(job_id=OPERATIONS, at=stamp(T0), event=LIMITED)])
     source.claim(worker="w", queues=["default"], limit=2, now=T0, lease=LEASE)
     run(source, first, second)
     stored = history_of(source)
-    assert [row[0] for row in stored] == list(range(1, 8))
+    # enqueued x3, queue_limit_set, claimed x2, queue_rate_spent, run_started x2
+    assert [row[0] for row in stored] == list(range(1, 10))
     destination.import_events(stored[:3])
     destination.import_events(stored[3:])
     assert history_of(destination) == stored
-    assert destination.rebuild_projections() == 7
+    assert destination.rebuild_projections() == 9
+    assert destination.controls("queue") == source.controls("queue")
     assert destination.verify_chain() == source.verify_chain()
     assert destination.diff_projections() == []
     assert destination.jobs(JobFilter()) == source.jobs(JobFilter())

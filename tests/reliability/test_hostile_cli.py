@@ -59,6 +59,9 @@ WRITE_COMMANDS = {
     "cron pause",
     "cron resume",
     "cron remove",
+    "queue pause",
+    "queue resume",
+    "queue limit",
 }
 CREATING = {"enqueue", "cron add"}
 """Commands that create a missing --db."""
@@ -87,6 +90,10 @@ GENERATED = [
     "cron pause",
     "cron resume",
     "cron remove",
+    "queues",
+    "queue pause",
+    "queue resume",
+    "queue limit",
 ]
 
 SEEDED = "seeded.db"
@@ -193,6 +200,15 @@ UNIQUE_KEYS = [
     *bad("", "   ", "x" * 201, "a\tb", "a\x7fb", HUGE, NOT_UTF8),
 ]
 UNIQUE_FOR = [*good("10m", "1s", "1d"), *bad("0s", "0", "1.5s", "500ms", "4000d"), *BAD_DURATIONS]
+OPERATORS = [*good("alice", "ops team"), *bad("", " ", NOT_UTF8)]
+CONCURRENCIES = [
+    *good("1", "2", "none", "1000000"),
+    *bad("", "0", "-1", "1.5", "two", "1000001", "\u0663", HUGE, NOT_UTF8),
+]
+RATES = [
+    *good("100/m", "5/s", "1/hour", "none", "3600/h"),
+    *bad("", "0/m", "10/d", "100", "/m", "-1/s", "1.5/s", "1000001/s", HUGE, NOT_UTF8),
+]
 STATUSES = [*good("pending", "failed", "in_progress"), *bad("", "PENDING?", "done", NOT_UTF8)]
 MOVABLE = {"cancel": ("pending", "claimed", "in_progress"), "retry": ("failed", "cancelled")}
 ACTION_FILTERS = {
@@ -286,7 +302,9 @@ class Case:
 
     @property
     def command(self) -> str:
-        return " ".join(self.args[:2]) if self.args[0] in ("audit", "cron") else self.args[0]
+        if self.args[0] in ("audit", "queue", "cron") and len(self.args) > 1:
+            return " ".join(self.args[:2])
+        return self.args[0]
 
 
 def combine(*flags: bool | None) -> bool | None:
@@ -386,6 +404,25 @@ def cron_options(
 
 
 @st.composite
+def subcommand(
+    draw: st.DrawFn, command: str, flags: list[str]
+) -> tuple[str, list[str], bool | None]:
+    """A group's command: `audit verify` (with `flags`), or `queue pause|resume|limit
+    NAME` with some of its options (`limit` needs a limit)."""
+    group, action = command.split()
+    if group == "audit":
+        return group, [action, *flags], True
+    name, valid = draw(values(QUEUES))
+    spec = {"--by": OPERATORS, "--reason": FILTERS}
+    if action == "limit":
+        spec |= {"--concurrency": CONCURRENCIES, "--rate": RATES}
+    args, ok = draw(options(spec))
+    if action == "limit" and "--concurrency" not in args and "--rate" not in args:
+        ok = False
+    return group, [action, name, *args], combine(valid, ok)
+
+
+@st.composite
 def cases(draw: st.DrawFn) -> Case:
     command = draw(st.sampled_from(GENERATED))
     flags = draw(st.lists(st.sampled_from(["--json"]), max_size=1))
@@ -476,14 +513,14 @@ def cases(draw: st.DrawFn) -> Case:
         flags = [*flags, *args]
     elif command == "replay":
         flags, valid = draw(st.lists(st.just("--verify"), max_size=1)), True
-    elif command == "audit verify":
-        command, flags, valid = "audit", ["verify", *flags], True
     elif command == "migrate":
         flags, valid = draw(migrate_options(flags))
     elif command.startswith("cron "):
         command, flags, valid = draw(cron_options(command, flags))
-    else:  # metrics
-        flags, valid = [], True
+    elif " " in command:  # audit verify, queue pause|resume|limit
+        command, flags, valid = draw(subcommand(command, flags))
+    else:  # metrics, queues
+        flags, valid = (flags if command == "queues" else []), True
     case = Case((command, *flags), kind, None)
     return attrs.evolve(case, valid=combine(valid, db_valid(case.command, kind)))
 

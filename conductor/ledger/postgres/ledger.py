@@ -4,11 +4,11 @@ The same statements as SQLite (`conductor.ledger.statements`, with `%s`), the sa
 numbering, chaining and folding (`conductor.ledger.append`); what differs is how writers
 on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many hosts"):
 
-* A transaction first locks the job rows it will change (`FOR UPDATE`; a claim's picks
-  `FOR UPDATE SKIP LOCKED`, so claimers on many hosts pass each other instead of queueing),
-  and only then takes the chain lock, an advisory lock that numbers, chains and commits
-  appends one transaction at a time. The lock covers the head read, the fold, the inserts
-  and the commit; every read and pick happens before it.
+* A transaction first locks the rows it will change (jobs `FOR UPDATE`; a claim's picks
+  `FOR UPDATE SKIP LOCKED`, so claimers on many hosts pass each other instead of queueing;
+  the `controls` rows of limited queues and of operations events, `gate.py`), and only
+  then takes the chain lock, an advisory lock that numbers, chains and commits appends one
+  transaction at a time. It covers the head read, the fold, the inserts and the commit.
 * Job ids come from a sequence, outside the lock.
 * An append that makes work claimable sends `NOTIFY conductor` in its own transaction:
   PostgreSQL delivers it to every listening worker, on any host, when (and only if) the
@@ -25,10 +25,11 @@ import attrs
 import psycopg
 
 from conductor.domain import decisions as decide
+from conductor.domain import queue_controls as rules
 from conductor.domain import unique
 from conductor.domain.bulk import Selection
 from conductor.domain.config import Settings
-from conductor.domain.control_events import OPERATIONS, ControlEvent
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain
@@ -45,11 +46,9 @@ from conductor.ledger.base import (
     admissions,
     claim_alone,
 )
-from conductor.ledger.postgres import bulk, intake, keys, picks, rebuild
+from conductor.ledger.postgres import bulk, gate, intake, keys, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
 from projections import runner
-from projections.controls import ControlRow
-from projections.controls import Key as ControlKey
 
 Conn = psycopg.Connection[Any]
 
@@ -82,9 +81,10 @@ FINISHED_CHANNEL: Final = "conductor_finished"
 not listen to it, so a drain's completions wake none of them); payload the schema."""
 _WAKING: Final = frozenset(
     {"enqueued", "retry_scheduled", "rescued", "released", "requeued", "cancelled"}
+    | {"queue_resumed", "queue_limit_set", "queue_limit_cleared"}
 )
-"""Event types after which a job may be claimable, or a running handler must hear of a
-cancellation: their commit wakes the workers."""
+"""Event types after which a job may be claimable (a queue resumed or its limits changed),
+or a running handler must hear of a cancellation: their commit wakes the workers."""
 
 
 class PostgresLedger:
@@ -94,6 +94,7 @@ class PostgresLedger:
         self._link = PostgresConnection(settings, create=create)
         self.location = self._link.location
         self.schema = self._link.target.schema
+        self._gate = gate.Gate()
         if self._link.rebuild_needed:
             self.rebuild_projections()
 
@@ -110,13 +111,7 @@ class PostgresLedger:
             ids = sorted({new.job_id for new in events if new.job_id})
             wanted = sum(1 for new in events if new.job_id is None)
             rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
-            # The controls rows an operations event folds into are locked before the
-            # chain lock, in the order claims of limited queues lock them (no lock cycle
-            # with a claimer holding one and waiting for the chain); `_store` reads them
-            # again under the chain lock, which sees a row another append just created.
-            keys = sorted({e.subject() for e in _control_events(events)})
-            if keys:
-                conn.execute(sql.control_rows("%s", len(keys), lock="FOR UPDATE"), _flat(keys))
+            gate.lock_subjects(conn, events)
             fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
             head = self._lock_chain(conn)
             current = _row_map(rows)
@@ -180,11 +175,7 @@ class PostgresLedger:
         if missing:  # not a path the engine takes: it decides on rows it has locked
             current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n], admitted=admitted)
-        subjects = sorted(runner.control_keys(recorded))
-        controls: dict[ControlKey, ControlRow] = {}
-        if subjects:  # read under the chain lock: no other append can fold them meanwhile
-            found = conn.execute(sql.control_rows("%s", len(subjects)), _flat(subjects)).fetchall()
-            controls = {(r["kind"], r["name"]): r for r in map(sql.control_row, found)}
+        controls = gate.read_rows(conn, runner.control_keys(recorded))
         effect = runner.apply_batch(current, recorded, controls)
         conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
         inserts, updates = append.row_writes(effect.rows, current)
@@ -214,49 +205,66 @@ class PostgresLedger:
         *,
         claim: ClaimRequest | None = None,
     ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
-        def attempt(conn: Conn) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
-            # One round trip: the rows to decide on, the picks, the chain lock and the
-            # head are sent together, in this order, and read back once.
-            ids = sorted(set(job_ids))
-            rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
-            sent = picks.send(conn, claim) if claim is not None else []
-            # A claim also takes in committed transactional enqueues, in the same round
-            # trip (the delete skips rows others are taking, never waits), and claims
-            # them below if it has room; there are none on the busy path but one
-            # statement's worth of work.
-            taking = intake.send_take(conn) if claim is not None else None
-            head = self._lock_chain(conn)
-            current = _row_map(rows)
-            events = decide(current)
-            picked = picks.take(sent, claim) if claim is not None else []
-            room = 0 if claim is None else claim.limit - len(picked)
-            taken = [] if taking is None or claim is None else intake.taken(taking, claim.now)
-            starts = [self._start(row, claim) for row in picked] if claim is not None else []
-            known = {**current, **{row["id"]: row for row in picked}}
-            batch = [*taken, *events, *starts]
-            stored = self._store(conn, batch, head.fetchone(), known, [])
-            first, rest = len(taken), len(taken) + len(events)
-            claimed = sql.claimed(picked, stored[rest:])
-            if taken and claim is not None and room > 0:
-                after = (stored[-1].seq, stored[-1].hash)
-                claimed += self._claim_more(conn, attrs.evolve(claim, limit=room), after)
-            return stored[first:rest], claimed
+        recorded, claimed = self._link.retrying(
+            lambda conn: self._attempt(conn, job_ids, decide, claim)
+        )
+        if claim is not None and self._gate.stale and len(claimed) < claim.limit:
+            # The claim found its queues' controls other than it assumed (gate.py): claim
+            # again at once with what it learnt, rather than leave the room to a poll.
+            again = attrs.evolve(claim, limit=claim.limit - len(claimed))
+            claimed += self._link.retrying(lambda conn: self._attempt(conn, (), _none, again))[1]
+        return recorded, claimed
 
-        result: tuple[list[RecordedEvent], list[ClaimedJob]] = self._link.retrying(attempt)
-        return result
+    def _attempt(
+        self, conn: Conn, job_ids: Sequence[int], decide: Decide, claim: ClaimRequest | None
+    ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
+        # One round trip: the rows to decide on, the queue controls' locks and the picks
+        # (gate.py), the chain lock, the head and the controls as they hold, in order.
+        ids = sorted(set(job_ids))
+        rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
+        gated = self._gate.send(conn, claim) if claim is not None else None
+        # A claim also takes in committed transactional enqueues, in the same round trip
+        # (the delete skips rows others are taking, never waits), and claims them below if
+        # it has room; there are none on the busy path but one statement's worth of work.
+        taking = intake.send_take(conn) if claim is not None else None
+        head = self._lock_chain(conn)
+        if claim is not None and gated is not None:
+            gated = self._gate.send_fresh(conn, claim, gated)
+        current = _row_map(rows)
+        events = decide(current)
+        picked: list[JobRow] = []
+        spent: list[NewEvent] = []
+        admission = None
+        if claim is not None and gated is not None:
+            picked, spent, admission = self._gate.take(claim, gated)
+        room = 0 if claim is None else claim.limit - len(picked)
+        taken = [] if taking is None or claim is None else intake.taken(taking, claim.now)
+        starts = [self._start(row, claim) for row in picked] if claim is not None else []
+        known = {**current, **{row["id"]: row for row in picked}}
+        batch = [*taken, *events, *starts, *spent]
+        stored = self._store(conn, batch, head.fetchone(), known, [])
+        first, rest = len(taken), len(taken) + len(events)
+        claimed = sql.claimed(picked, stored[rest : rest + len(starts)])
+        if taken and claim is not None and admission is not None and room > 0:
+            after = (stored[-1].seq, stored[-1].hash)
+            claimed += self._claim_more(conn, attrs.evolve(claim, limit=room), after, admission)
+        return stored[first:rest], claimed
 
     def _claim_more(
-        self, conn: Conn, claim: ClaimRequest, head: tuple[int, str]
+        self,
+        conn: Conn,
+        claim: ClaimRequest,
+        head: tuple[int, str],
+        admission: rules.Admission,
     ) -> list[ClaimedJob]:
-        """Claim among jobs this transaction just took in, now rows, rather than leave
-        them for the next claim. The chain lock is held by now; the picks skip locked
-        rows instead of waiting, so no lock is waited for while holding it."""
-        picked = picks.take(picks.send(conn, claim), claim)
+        """Claim among jobs this transaction just took in, within what the queue controls
+        still admit. Under the chain lock: the picks skip locked rows, never wait."""
+        picked, spent = self._gate.more(conn, claim, admission)
         if not picked:
             return []
         starts = [self._start(row, claim) for row in picked]
-        stored = self._store(conn, starts, head, {row["id"]: row for row in picked}, [])
-        return sql.claimed(picked, stored)
+        stored = self._store(conn, [*starts, *spent], head, {row["id"]: row for row in picked}, [])
+        return sql.claimed(picked, stored[: len(starts)])
 
     def claim(
         self,
@@ -439,17 +447,8 @@ class PostgresLedger:
         self._link.close()
 
 
-def _control_events(events: Sequence[NewEvent]) -> list[ControlEvent]:
-    return [
-        new.event
-        for new in events
-        if new.job_id == OPERATIONS and isinstance(new.event, ControlEvent)
-    ]
-
-
-def _flat(keys: Sequence[tuple[str, str]]) -> list[str]:
-    """(kind, name) pairs as the parameters of `statements.control_rows`."""
-    return [part for key in keys for part in key]
+def _none(rows: Mapping[int, JobRow]) -> list[NewEvent]:
+    return []  # a claim that decides nothing about jobs it holds
 
 
 def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import psycopg
 
+from conductor.domain import queue_controls as rules
 from conductor.domain.clock import stamp
 from conductor.domain.job_row import JobRow
 from conductor.ledger import statements as sql
@@ -32,14 +33,31 @@ def send(conn: Conn, request: ClaimRequest) -> list[list[psycopg.Cursor[Any]]]:
     ]
 
 
-def take(picks: list[list[psycopg.Cursor[Any]]], request: ClaimRequest) -> list[JobRow]:
+def take(
+    picks: list[list[psycopg.Cursor[Any]]],
+    request: ClaimRequest,
+    admission: rules.Admission | None = None,
+) -> list[JobRow]:
     """The due pending jobs a claim takes, best first: priority, then run_at, then
     id. Rows another claimer holds were skipped, not waited for; rows picked beyond
-    the limit stay locked until the commit, a few milliseconds, and stay pending."""
+    the limit stay locked until the commit, a few milliseconds, and stay pending.
+
+    With `admission` (queue controls, `gate.py`), only from its queues and within each
+    limited queue's room, which is taken out of it."""
     picked: list[JobRow] = []
     for level in picks:
         candidates = [sql.job_row(values) for cursor in level for values in cursor]
         if len(level) > 1:
             candidates.sort(key=lambda row: (row["run_at"], row["id"]))
-        picked.extend(candidates[: request.limit - len(picked)])
+        wanted = request.limit - len(picked)
+        if admission is not None:
+            allowed = admission.queues
+            candidates = [row for row in candidates if row["queue"] in allowed]
+            if admission.room:
+                candidates = rules.within(candidates, wanted, admission.room, _queue)
+        picked.extend(candidates[:wanted])
     return picked
+
+
+def _queue(row: JobRow) -> str:
+    return row["queue"]

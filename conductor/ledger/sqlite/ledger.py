@@ -15,9 +15,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from conductor.domain import decisions as decide
+from conductor.domain import queue_controls as rules
 from conductor.domain import unique
 from conductor.domain.bulk import Selection
 from conductor.domain.clock import stamp
+from conductor.domain.codec import loads
 from conductor.domain.config import Settings
 from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import InvalidInput
@@ -54,6 +56,7 @@ _PICK_DUE: Final = sql.pick_due("?")
 _NEXT_DUE: Final = sql.next_due("?")
 _CONTROL_UPSERT: Final = sql.control_upsert("?")
 _CONTROLS_OF: Final = sql.controls_of("?")
+_RUNNING_IN: Final = sql.running_in("?")
 _STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 _RECENT_BATCH: Final = 1_000
 """Rows fetched at a time while `recent` walks back from the newest event."""
@@ -172,12 +175,13 @@ class SqliteLedger:
             # The claim picks among pending jobs, which the decided events (outcomes of
             # in-progress attempts) do not touch: pick first, then number, fold and store
             # both in one append (one head read, one upsert of rows and counters).
-            picked = self._pick(claim) if claim is not None else []
+            picked, spent = self._pick(claim) if claim is not None else ([], [])
             starts = [self._start(row, claim) for row in picked] if claim is not None else []
             known = {**rows, **{row["id"]: row for row in picked}}
-            stored = self._append([*events, *starts], known=known) if events or starts else []
+            batch = [*events, *starts, *spent]
+            stored = self._append(batch, known=known) if batch else []
             recorded = stored[: len(events)]
-            claimed = sql.claimed(picked, stored[len(events) :])
+            claimed = sql.claimed(picked, stored[len(events) : len(events) + len(starts)])
         self._announce(recorded)
         return recorded, claimed
 
@@ -196,12 +200,26 @@ class SqliteLedger:
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
         return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
 
-    def _pick(self, request: ClaimRequest) -> list[JobRow]:
-        """The due pending jobs a claim takes, best first: priority, then run_at, then id."""
+    def _pick(self, request: ClaimRequest) -> tuple[list[JobRow], list[NewEvent]]:
+        """The due pending jobs a claim takes, best first: priority, then run_at, then id;
+        and the `queue_rate_spent` events of the rate-limited queues it takes from.
+
+        The queues' controls are read under the write lock: a paused queue gives nothing,
+        a limited one no more than its room (`queue_controls.admit`), exactly, however
+        many processes claim."""
         limit, queues = request.limit, request.queues
         if limit <= 0 or not queues:
-            return []
+            return [], []
         due = stamp(request.now)
+        controls = {
+            name: loads(state)
+            for name, state in self._conn.execute(sql.queue_controls("?", len(queues)), queues)
+        }
+        if controls:
+            admission = rules.admit(queues, controls, due, self._running)
+            queues, room = admission.queues, admission.room
+        else:
+            room = {}
         picked: list[JobRow] = []
         for priority in sql.PRIORITY_LEVELS:
             wanted = limit - len(picked)
@@ -211,12 +229,21 @@ class SqliteLedger:
             for queue in queues:
                 # One range seek on jobs_due per (queue, priority): cost is independent
                 # of how many jobs wait, and future-scheduled ones are never scanned.
-                for values in self._conn.execute(_PICK_DUE, (queue, priority, due, wanted)):
+                seek = min(wanted, room.get(queue, wanted))
+                for values in self._conn.execute(_PICK_DUE, (queue, priority, due, seek)):
                     candidates.append(dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
             if len(queues) > 1:
                 candidates.sort(key=lambda row: (row["run_at"], row["id"]))
+            if room:
+                candidates = rules.within(candidates, wanted, room, lambda row: row["queue"])
             picked.extend(candidates[:wanted])
-        return picked
+        if not controls:
+            return picked, []
+        queues_taken = (row["queue"] for row in picked)
+        return picked, rules.rate_spent(queues_taken, controls, worker=request.worker, at=due)
+
+    def _running(self, queue: str) -> int:
+        return int(self._conn.execute(_RUNNING_IN, (queue,)).fetchone()[0])
 
     # -- read --------------------------------------------------------------------------
     def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:

@@ -31,7 +31,7 @@ from conductor.domain.codec import loads
 from conductor.domain.control_events import OPERATIONS, ControlEvent
 from conductor.domain.events import NewEvent
 from conductor.domain.job_row import JobRow
-from conductor.ledger import statements as sql
+from conductor.ledger import control_statements as csql
 from conductor.ledger.base import ClaimRequest
 from conductor.ledger.postgres import picks
 from projections.controls import ControlRow
@@ -69,7 +69,7 @@ class Gate:
         skipped = tuple(q for q in request.queues if rules.is_paused(self.known.get(q)))
         running: dict[str, psycopg.Cursor[Any]] = {}
         if limited:
-            conn.execute(sql.queue_controls("%s", len(limited), lock="FOR UPDATE"), limited)
+            conn.execute(csql.queue_controls("%s", len(limited), lock="FOR UPDATE"), limited)
             running = {q: conn.execute(_RUNNING_IN, (q,)) for q in limited}
         pickable = attrs.evolve(
             request, queues=tuple(q for q in request.queues if q not in skipped)
@@ -80,7 +80,7 @@ class Gate:
 
     def send_fresh(self, conn: Conn, request: ClaimRequest, sent: Sent) -> Sent:
         """Step 3: queue the read of the claim's queues' controls, after the chain lock."""
-        fresh = conn.execute(sql.queue_controls("%s", len(request.queues)), request.queues)
+        fresh = conn.execute(csql.queue_controls("%s", len(request.queues)), request.queues)
         return attrs.evolve(sent, fresh=fresh)
 
     def take(
@@ -134,7 +134,7 @@ class Gate:
         return admission, stale
 
 
-_RUNNING_IN = sql.running_in("%s")
+_RUNNING_IN = csql.running_in("%s")
 
 
 def _count(cursor: psycopg.Cursor[Any]) -> int:
@@ -155,7 +155,7 @@ def lock_subjects(conn: Conn, events: Sequence[NewEvent]) -> None:
         }
     )
     if keys:
-        conn.execute(sql.control_rows("%s", len(keys), lock="FOR UPDATE"), _flat(keys))
+        conn.execute(csql.control_rows("%s", len(keys), lock="FOR UPDATE"), _flat(keys))
 
 
 def read_rows(conn: Conn, keys: set[ControlKey]) -> dict[ControlKey, ControlRow]:
@@ -164,8 +164,8 @@ def read_rows(conn: Conn, keys: set[ControlKey]) -> dict[ControlKey, ControlRow]
     if not keys:
         return {}
     ordered = sorted(keys)
-    found = conn.execute(sql.control_rows("%s", len(ordered)), _flat(ordered)).fetchall()
-    return {(r["kind"], r["name"]): r for r in map(sql.control_row, found)}
+    found = conn.execute(csql.control_rows("%s", len(ordered)), _flat(ordered)).fetchall()
+    return {(r["kind"], r["name"]): r for r in map(csql.control_row, found)}
 
 
 def _flat(keys: Sequence[tuple[str, str]]) -> list[str]:

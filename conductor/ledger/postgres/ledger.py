@@ -18,7 +18,7 @@ on many hosts are kept apart (docs/architecture.md, "PostgreSQL: one chain, many
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -27,20 +27,17 @@ import psycopg
 from conductor.domain import decisions as decide
 from conductor.domain import queue_controls as rules
 from conductor.domain import unique
-from conductor.domain.bulk import Selection
 from conductor.domain.config import Settings
-from conductor.domain.control_events import OPERATIONS
 from conductor.domain.events import JobEnqueued, NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
-from conductor.ledger import append, chain
+from conductor.ledger import append
+from conductor.ledger import control_statements as csql
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
     Admitted,
     ClaimedJob,
     ClaimRequest,
     Decide,
-    EventFilter,
-    JobFilter,
     RowDifference,
     StoredEvent,
     admissions,
@@ -48,32 +45,15 @@ from conductor.ledger.base import (
 )
 from conductor.ledger.postgres import bulk, gate, intake, keys, rebuild
 from conductor.ledger.postgres.connection import PostgresConnection
+from conductor.ledger.postgres.reads import ROWS, PostgresReads, row_map
 from projections import runner
 
 Conn = psycopg.Connection[Any]
 
 _PROJECTED_SEQ: Final = sql.projected_seq("%s")
-_CONTROL_UPSERT: Final = sql.control_upsert("%s")
-_CONTROLS_OF: Final = sql.controls_of("%s")
-_NEXT_DUE_ANY: Final = (
-    "SELECT min(due.run_at) FROM unnest(%s::text[]) AS q(queue) "
-    f"CROSS JOIN unnest(ARRAY{list(sql.PRIORITY_LEVELS)}) AS p(priority) "
-    "CROSS JOIN LATERAL (SELECT run_at FROM jobs WHERE status = 'pending' "
-    "AND queue = q.queue AND priority = p.priority AND run_at > %s "
-    "ORDER BY run_at LIMIT 1) AS due"
-)
-"""`next_due` in one statement: the same range seek per (queue, priority) on `jobs_due`
-as SQLite's loop of them, joined laterally, so one round trip instead of one per seek."""
-_ROWS: Final = f"SELECT {sql.JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)"
-_LOCK_ROWS: Final = _ROWS + " ORDER BY id FOR UPDATE"
+_CONTROL_UPSERT: Final = csql.control_upsert("%s")
+_LOCK_ROWS: Final = ROWS + " ORDER BY id FOR UPDATE"
 _NEW_JOB_IDS: Final = "SELECT nextval('job_ids') FROM generate_series(1, %s)"
-_RECENT_PAGE: Final = (
-    f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE seq < %s ORDER BY seq DESC LIMIT 1000"
-)
-_CHAIN_PAGE: Final = (
-    f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT 10000"
-)
-_STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
 WAKE_CHANNEL: Final = "conductor"
 """The NOTIFY channel; the payload is the schema, so one database can hold several."""
 FINISHED_CHANNEL: Final = "conductor_finished"
@@ -87,7 +67,7 @@ _WAKING: Final = frozenset(
 or a running handler must hear of a cancellation: their commit wakes the workers."""
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresReads):
     """A ledger in one schema of a PostgreSQL database. One instance per thread."""
 
     def __init__(self, settings: Settings, *, create: bool) -> None:
@@ -114,7 +94,7 @@ class PostgresLedger:
             gate.lock_subjects(conn, events)
             fresh = conn.execute(_NEW_JOB_IDS, (wanted,)) if wanted else None
             head = self._lock_chain(conn)
-            current = _row_map(rows)
+            current = row_map(rows)
             new_ids = [row[0] for row in fresh] if fresh is not None else []
             return self._store(conn, events, head.fetchone(), current, new_ids)
 
@@ -173,7 +153,7 @@ class PostgresLedger:
             if e.job_id is not None and not isinstance(e.event, JobEnqueued)
         } - current.keys()
         if missing:  # not a path the engine takes: it decides on rows it has locked
-            current = {**current, **_row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
+            current = {**current, **row_map(conn.execute(_LOCK_ROWS, (sorted(missing),)))}
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n], admitted=admitted)
         controls = gate.read_rows(conn, runner.control_keys(recorded))
         effect = runner.apply_batch(current, recorded, controls)
@@ -189,7 +169,7 @@ class PostgresLedger:
             if any(n < 0 for n in deltas.values()):
                 conn.execute(sql.DROP_ZERO_COUNTERS)
         for row in effect.controls.values():
-            conn.execute(_CONTROL_UPSERT, sql.control_values(row))
+            conn.execute(_CONTROL_UPSERT, csql.control_values(row))
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         if any(rec.event.TYPE in _WAKING for rec in recorded):
             conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
@@ -230,7 +210,7 @@ class PostgresLedger:
         head = self._lock_chain(conn)
         if claim is not None and gated is not None:
             gated = self._gate.send_fresh(conn, claim, gated)
-        current = _row_map(rows)
+        current = row_map(rows)
         events = decide(current)
         picked: list[JobRow] = []
         spent: list[NewEvent] = []
@@ -281,96 +261,6 @@ class PostgresLedger:
     def _start(row: JobRow, request: ClaimRequest) -> NewEvent:
         return decide.start(row, worker=request.worker, now=request.now, lease=request.lease)
 
-    # -- read --------------------------------------------------------------------------
-    def read(self, where: EventFilter, *, limit: int | None = None) -> list[RecordedEvent]:
-        query, params, newest_first = sql.read_events("%s", where, limit=limit)
-        with self._link.connection() as conn:
-            rows = conn.execute(query, params).fetchall()
-        if newest_first:
-            rows.reverse()
-        return [sql.recorded(row) for row in rows]
-
-    def history(self, job_id: int) -> list[RecordedEvent]:
-        if job_id == OPERATIONS:
-            return []  # the operations stream is not a job
-        return self.read(EventFilter(job_id=job_id))
-
-    def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
-        # Pages down the primary key from the newest event; `window` stops asking for
-        # pages at the first event stamped before its margin (see RECENT_MARGIN).
-        with self._link.connection() as conn:
-
-            def pages() -> Iterator[tuple[Any, ...]]:
-                below = (1 << 63) - 1
-                while page := conn.execute(_RECENT_PAGE, (below,)).fetchall():
-                    yield from page
-                    below = page[-1][0]
-
-            return sql.window(pages(), since, limit=limit)
-
-    def preceding(
-        self, before: Mapping[int, int], *, types: Sequence[str]
-    ) -> dict[int, RecordedEvent]:
-        if not before or not types:
-            return {}
-        query = sql.preceding("%s", len(types))
-        found: dict[int, RecordedEvent] = {}
-        with self._link.connection() as conn:
-            for job_id, seq in before.items():
-                row = conn.execute(query, (job_id, seq, *types)).fetchone()
-                if row is not None:
-                    found[job_id] = sql.recorded(row)
-        return found
-
-    # -- query -------------------------------------------------------------------------
-    def job(self, job_id: int) -> JobRow | None:
-        with self._link.connection() as conn:
-            return _row_map(conn.execute(_ROWS, ([job_id],))).get(job_id)
-
-    def jobs(self, where: JobFilter, *, limit: int | None = None) -> list[JobRow]:
-        query, params, newest_first = sql.list_jobs("%s", where, limit=limit)
-        with self._link.connection() as conn:
-            found = conn.execute(query, params).fetchall()
-        if newest_first:
-            found.reverse()
-        return [sql.job_row(values) for values in found]
-
-    def select(self, where: Selection, *, after: int, limit: int) -> list[JobRow]:
-        query, params = sql.select_jobs("%s", where, after=after, limit=limit)
-        with self._link.connection() as conn:
-            return [sql.job_row(values) for values in conn.execute(query, params)]
-
-    def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
-        if not queues:
-            return None
-        floor = "" if after is None else after
-        with self._link.connection() as conn:
-            row = conn.execute(_NEXT_DUE_ANY, (list(queues), floor)).fetchone()
-        return None if row is None else row[0]
-
-    def counts(self) -> list[tuple[str, str, str, int]]:
-        with self._link.connection() as conn:
-            return [(q, t, s, int(n)) for q, t, s, n in conn.execute(sql.COUNTS)]
-
-    def event_counts(self, types: Sequence[str]) -> list[tuple[str, str, str, int]]:
-        if not types:
-            return []
-        with self._link.connection() as conn:
-            return [
-                (q, t, e, int(n))
-                for q, t, e, n in conn.execute(sql.event_counts("%s", len(types)), list(types))
-            ]
-
-    def controls(self, kind: str) -> dict[str, dict[str, Any]]:
-        with self._link.connection() as conn:
-            found = conn.execute(_CONTROLS_OF, (kind,)).fetchall()
-        return {row["name"]: row["state"] for row in map(sql.control_row, found)}
-
-    def last_seq(self) -> int:
-        with self._link.connection() as conn:
-            row = conn.execute(sql.LAST_SEQ).fetchone()
-        return int(row[0] or 0) if row else 0
-
     # -- transactional enqueue ---------------------------------------------------------
     def enqueue_within(self, connection: object, events: Sequence[NewEvent]) -> list[int]:
         return intake.put(
@@ -400,10 +290,6 @@ class PostgresLedger:
         return total
 
     # -- copying -----------------------------------------------------------------------
-    def stored_events(self, *, after: int, limit: int) -> list[StoredEvent]:
-        with self._link.connection() as conn:
-            return conn.execute(_STORED_PAGE, (after, limit)).fetchall()
-
     def import_events(self, rows: Sequence[StoredEvent]) -> None:
         if not rows:
             return
@@ -427,16 +313,6 @@ class PostgresLedger:
     def diff_projections(self) -> list[RowDifference]:
         return rebuild.diff(self._link)
 
-    def verify_chain(self) -> chain.ChainReport:
-        def rows() -> Any:
-            after = 0
-            with self._link.connection() as conn:
-                while page := conn.execute(_CHAIN_PAGE, (after,)).fetchall():
-                    yield from page
-                    after = page[-1][0]
-
-        return chain.verify(rows())
-
     def checkpoint_wal(self, *, wait: float) -> bool:
         return True  # the server manages its own write-ahead log
 
@@ -449,11 +325,3 @@ class PostgresLedger:
 
 def _none(rows: Mapping[int, JobRow]) -> list[NewEvent]:
     return []  # a claim that decides nothing about jobs it holds
-
-
-def _row_map(cursor: psycopg.Cursor[Any] | None) -> dict[int, JobRow]:
-    """The job rows a cursor returns, by id (reading it syncs the pipeline)."""
-    if cursor is None:
-        return {}
-    rows = [sql.job_row(values) for values in cursor.fetchall()]
-    return {row["id"]: row for row in rows}

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import psycopg
 
+from conductor.ledger import control_statements as csql
 from conductor.ledger import statements as sql
 from conductor.ledger.base import RowDifference
 from conductor.ledger.postgres.connection import PostgresConnection, set_meta
@@ -40,7 +41,7 @@ def rebuild(link: PostgresConnection) -> int:
         folded = _fill(conn, "jobs", "counters", controls)
         with conn.cursor() as cursor:
             cursor.executemany(
-                sql.control_upsert("%s"), [sql.control_values(row) for row in controls.values()]
+                csql.control_upsert("%s"), [csql.control_values(row) for row in controls.values()]
             )
         last = conn.execute(sql.LAST_SEQ).fetchone()
         top = conn.execute(sql.TOP_JOB).fetchone()
@@ -66,8 +67,8 @@ def diff(link: PostgresConnection) -> list[RowDifference]:
         conn.execute("CREATE INDEX ON rebuilt_jobs (id)")
         controls: dict[ControlKey, ControlRow] = {}
         _fill(conn, "rebuilt_jobs", "rebuilt_counters", controls)
-        live = [sql.control_row(values) for values in conn.execute(sql.CONTROLS).fetchall()]
-        return _differences(conn) + sql.control_differences(
+        live = [csql.control_row(values) for values in conn.execute(csql.CONTROLS).fetchall()]
+        return _differences(conn) + csql.control_differences(
             {(row["kind"], row["name"]): row for row in live}, controls
         )
 

@@ -26,6 +26,7 @@ from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import append, chain, sockets
+from conductor.ledger import control_statements as csql
 from conductor.ledger import statements as sql
 from conductor.ledger.base import (
     Admitted,
@@ -54,9 +55,9 @@ _COUNTER_UPSERT: Final = sql.counter_upsert("?")
 _PROJECTED_SEQ: Final = sql.projected_seq("?")
 _PICK_DUE: Final = sql.pick_due("?")
 _NEXT_DUE: Final = sql.next_due("?")
-_CONTROL_UPSERT: Final = sql.control_upsert("?")
-_CONTROLS_OF: Final = sql.controls_of("?")
-_RUNNING_IN: Final = sql.running_in("?")
+_CONTROL_UPSERT: Final = csql.control_upsert("?")
+_CONTROLS_OF: Final = csql.controls_of("?")
+_RUNNING_IN: Final = csql.running_in("?")
 _STORED_PAGE: Final = f"SELECT {sql.CHAIN_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 _RECENT_BATCH: Final = 1_000
 """Rows fetched at a time while `recent` walks back from the newest event."""
@@ -135,7 +136,7 @@ class SqliteLedger:
         self._write_counters(effect.counter_deltas)
         if effect.controls:
             conn.executemany(
-                _CONTROL_UPSERT, [sql.control_values(row) for row in effect.controls.values()]
+                _CONTROL_UPSERT, [csql.control_values(row) for row in effect.controls.values()]
             )
         conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
         return recorded
@@ -145,8 +146,8 @@ class SqliteLedger:
         if not keys:
             return {}
         params = [part for key in sorted(keys) for part in key]
-        found = self._conn.execute(sql.control_rows("?", len(keys)), params)
-        rows = [sql.control_row(values) for values in found]
+        found = self._conn.execute(csql.control_rows("?", len(keys)), params)
+        rows = [csql.control_row(values) for values in found]
         return {(row["kind"], row["name"]): row for row in rows}
 
     def _new_job_ids(self, count: int) -> range:
@@ -213,7 +214,7 @@ class SqliteLedger:
         due = stamp(request.now)
         controls = {
             name: loads(state)
-            for name, state in self._conn.execute(sql.queue_controls("?", len(queues)), queues)
+            for name, state in self._conn.execute(csql.queue_controls("?", len(queues)), queues)
         }
         if controls:
             admission = rules.admit(queues, controls, due, self._running)
@@ -342,7 +343,7 @@ class SqliteLedger:
     def controls(self, kind: str) -> dict[str, dict[str, Any]]:
         with self._link.translate():
             found = self._conn.execute(_CONTROLS_OF, (kind,)).fetchall()
-        return {row["name"]: row["state"] for row in map(sql.control_row, found)}
+        return {row["name"]: row["state"] for row in map(csql.control_row, found)}
 
     def last_seq(self) -> int:
         with self._link.translate():

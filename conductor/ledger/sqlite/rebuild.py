@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Final
 
+from conductor.ledger import control_statements as csql
 from conductor.ledger import statements as sql
 from conductor.ledger.base import RowDifference
 from conductor.ledger.sqlite.connection import SqliteConnection
@@ -44,7 +45,7 @@ def rebuild(link: SqliteConnection) -> int:
         controls: dict[ControlKey, ControlRow] = {}
         folded, written = _fill(link, "jobs", "counters", controls)
         conn.executemany(
-            sql.control_upsert("?"), [sql.control_values(row) for row in controls.values()]
+            csql.control_upsert("?"), [csql.control_values(row) for row in controls.values()]
         )
         if conn.execute("SELECT count(*) FROM jobs").fetchone()[0] != written:
             # Rows for jobs the log does not have (added behind conductor's back).
@@ -73,8 +74,8 @@ def diff(link: SqliteConnection) -> list[RowDifference]:
             controls: dict[ControlKey, ControlRow] = {}
             _fill(link, "temp.rebuilt_jobs", "temp.rebuilt_counters", controls)
             differences = _differences(link)
-            live = [sql.control_row(values) for values in conn.execute(sql.CONTROLS)]
-            differences += sql.control_differences(
+            live = [csql.control_row(values) for values in conn.execute(csql.CONTROLS)]
+            differences += csql.control_differences(
                 {(row["kind"], row["name"]): row for row in live}, controls
             )
         finally:

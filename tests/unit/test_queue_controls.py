@@ -117,5 +117,7 @@ def test_the_folds_refuse_what_already_holds_and_name_the_queue() -> None:
 
 def test_every_operations_event_type_has_a_fold() -> None:
     from conductor.domain.control_events import CONTROL_EVENT_CLASSES
+    from conductor.domain.schedule_events import SCHEDULE_EVENT_CLASSES
 
-    assert {cls.TYPE for cls in CONTROL_EVENT_CLASSES} == set(controls.FOLDS)
+    operations = (*CONTROL_EVENT_CLASSES, *SCHEDULE_EVENT_CLASSES)
+    assert {cls.TYPE for cls in operations} == set(controls.FOLDS)

@@ -142,14 +142,20 @@ def test_a_sqlite_file_from_before_the_operations_stream_gains_controls_and_veri
 
     db = tmp_path / "old.db"
     assert run_cli("enqueue", "--payload", '{"task": "noop"}', db=db).code == 0
-    # What a version-1 file looked like: no controls table.
+    # What a version-1 file looked like: no controls table, no unique-key columns.
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE controls")
+    for index in ("jobs_unique_active", "jobs_unique_recent"):
+        conn.execute(f"DROP INDEX {index}")
+    for column in ("unique_key", "unique_for"):
+        conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     shown = run_cli("migrate", db=db)
-    assert "schema version: 1 (this conductor: 2)" in shown.stdout
+    latest = sqlite_schema.SCHEMA_VERSION
+    assert f"schema version: 1 (this conductor: {latest})" in shown.stdout
+    assert f"{latest - 1} migrations pending" in shown.stdout
     assert run_cli("migrate", "--apply", db=db).code == 0
     assert run_cli("replay", "--verify", db=db).code == 0
     assert run_cli("audit", "verify", db=db).code == 0

@@ -64,9 +64,10 @@ def event_json(rec: RecordedEvent) -> dict[str, Any]:
 def event_details(rec: RecordedEvent) -> str:
     """An event's fields for a person: a priority by its name, as `jobs` and `show` show it
     (`--json` prints the event as stored, where it is a number)."""
-    data = json.loads(rec.event.encode())
+    # A field with no value (no result, no batch, no unique key) says nothing to a reader.
+    data = {k: v for k, v in json.loads(rec.event.encode()).items() if v is not None}
     if isinstance(rec.event, JobEnqueued):
-        data.pop("payload")
+        data.pop("payload", None)
         data["priority"] = PRIORITY_NAMES.get(rec.event.priority, rec.event.priority)
     data.pop("traceback", None)
     return facts(data)

@@ -187,6 +187,16 @@ def test_events_lists_the_whole_log_in_seq_order(db: Path) -> None:
     assert [r["Event"] for r in rows][-4:] == ["attempt_failed", "failed", "completed", "cancelled"]
 
 
+def test_events_details_leave_out_fields_with_no_value(db: Path) -> None:
+    # The completed job returned nothing and the jobs have no unique keys: a reader is
+    # told nothing by `result=None` or `unique_key=None`, so those fields are not shown.
+    result = run_cli("events", db=db)
+    _, rows = table_rows(result.stdout)
+    completed = next(r for r in rows if r["Event"] == "completed")
+    assert completed["Details"] == "attempt=1"
+    assert not any("None" in r["Details"] or "null" in r["Details"] for r in rows)
+
+
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [

@@ -50,7 +50,7 @@ class Sent:
     running: dict[str, psycopg.Cursor[Any]]
     skipped: tuple[str, ...]
     """The queues not picked from (known to be paused)."""
-    picks: list[list[psycopg.Cursor[Any]]] = attrs.Factory(list)
+    picks: psycopg.Cursor[Any] | None = None
     fresh: psycopg.Cursor[Any] | None = None
 
 

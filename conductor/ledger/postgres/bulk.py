@@ -10,6 +10,7 @@ text arrays, enqueueing 1,000-job batches was a third faster.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -67,3 +68,27 @@ COUNTER_UPSERT: Final = (
 def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Rows of values as one list per column: the parameters of the statements above."""
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+WRITES: Final = {
+    "events": EVENT_INSERT,
+    "job_inserts": JOB_INSERT,
+    "job_updates": JOB_UPDATE,
+    "counters": COUNTER_UPSERT,
+    "projected": sql.projected_seq("%s"),
+}
+"""An append's writes by name, in the order their parameters are given to `writes`."""
+
+
+@functools.cache
+def writes(parts: tuple[str, ...], notify: int) -> str:
+    """The writes named in `parts` (keys of `WRITES`, in its order) as one statement, each
+    a data-modifying `WITH` query, and `notify` NOTIFYs (channel and payload parameters)
+    as its `SELECT`: one statement for psycopg to prepare, send and read back instead of
+    one per table, most of an append's client-side cost (docs/performance.md,
+    "PostgreSQL, second round"). They touch different tables (or different `jobs` rows:
+    a batch's new jobs are inserted, the others updated), so running them under one
+    snapshot changes nothing; their statements are those a caller would run alone."""
+    queries = ", ".join(f"w{i} AS ({WRITES[part]})" for i, part in enumerate(parts))
+    tail = ", ".join(["pg_notify(%s, %s)"] * notify) or "1"
+    return f"WITH {queries} SELECT {tail}"

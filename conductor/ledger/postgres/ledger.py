@@ -158,19 +158,19 @@ class PostgresLedger(PostgresReads):
         effect = runner.apply_batch(current, recorded, controls)
         inserts, updates = append.row_writes(effect.rows, current)
         parts = ["events"]
-        params: list[Any] = bulk.columns(stored)
+        params: list[Any] = [bulk.rows(stored)]
         if inserts:
             parts.append("job_inserts")
-            params += bulk.columns(inserts)
+            params.append(bulk.rows(inserts))
         if updates:
             parts.append("job_updates")
-            params += bulk.columns(updates)
+            params.append(bulk.rows(updates))
         deltas = effect.counter_deltas
         if deltas:
             # A count that reaches zero keeps its row (readers skip `n = 0`): one row per
             # (queue, task, status) ever counted, updated in place, never deleted.
             parts.append("counters")
-            params += bulk.columns([(*k, n) for k, n in deltas.items()])
+            params.append(bulk.rows([(*k, n) for k, n in deltas.items()]))
         parts.append("projected")
         params.append(str(recorded[-1].seq))
         channels: list[str] = []

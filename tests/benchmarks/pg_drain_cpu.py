@@ -24,7 +24,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pg_peers  # noqa: E402
+import pg_peers
 
 
 class ServerCpu:

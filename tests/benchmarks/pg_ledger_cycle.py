@@ -24,17 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pg_peers  # noqa: E402
+import pg_peers
 
-from conductor import Conductor  # noqa: E402
-from conductor.domain import decisions as decide  # noqa: E402
-from conductor.domain.config import Settings  # noqa: E402
-from conductor.domain.events import NewEvent  # noqa: E402
-from conductor.domain.job_row import JobRow  # noqa: E402
-from conductor.engine import upkeep  # noqa: E402
-from conductor.engine.messages import Began  # noqa: E402
-from conductor.ledger.base import ClaimRequest  # noqa: E402
-from conductor.ledger.open import open_ledger  # noqa: E402
+from conductor import Conductor
+from conductor.domain import decisions as decide
+from conductor.domain.config import Settings
+from conductor.domain.events import NewEvent
+from conductor.domain.job_row import JobRow
+from conductor.engine import upkeep
+from conductor.engine.messages import Began
+from conductor.ledger.base import ClaimRequest
+from conductor.ledger.open import open_ledger
 
 
 def main() -> None:

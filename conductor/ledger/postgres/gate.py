@@ -32,6 +32,7 @@ from conductor.domain.control_events import OPERATIONS, ControlEvent
 from conductor.domain.events import NewEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import control_statements as csql
+from conductor.ledger import statements as sql
 from conductor.ledger.base import ClaimRequest
 from conductor.ledger.postgres import picks
 from projections.controls import ControlRow
@@ -50,8 +51,9 @@ class Sent:
     running: dict[str, psycopg.Cursor[Any]]
     skipped: tuple[str, ...]
     """The queues not picked from (known to be paused)."""
-    picks: list[list[psycopg.Cursor[Any]]] = attrs.Factory(list)
-    fresh: psycopg.Cursor[Any] | None = None
+    picks: psycopg.Cursor[Any] | None = None
+    fresh: list[tuple[str, str]] | None = None
+    """The claim's queues' controls rows (name, state) as read under the chain lock."""
 
 
 @attrs.define
@@ -78,10 +80,21 @@ class Gate:
             locked=limited, running=running, skipped=skipped, picks=picks.send(conn, pickable)
         )
 
-    def send_fresh(self, conn: Conn, request: ClaimRequest, sent: Sent) -> Sent:
-        """Step 3: queue the read of the claim's queues' controls, after the chain lock."""
-        fresh = conn.execute(csql.queue_controls("%s", len(request.queues)), request.queues)
-        return attrs.evolve(sent, fresh=fresh)
+    @staticmethod
+    def send_head(conn: Conn, request: ClaimRequest) -> psycopg.Cursor[Any]:
+        """Step 3, after the chain lock: queue the read of the log's head (as
+        `statements.HEAD`) and of the claim's queues' controls, as one statement (one
+        row per controls row, each with the head; one row with none). Read the cursor
+        with `head`."""
+        return conn.execute(_head_and_controls(len(request.queues)), request.queues)
+
+    @staticmethod
+    def head(cursor: psycopg.Cursor[Any], sent: Sent) -> tuple[tuple[int, str] | None, Sent]:
+        """The head (None in an empty log) and `sent` with the controls read by `send_head`."""
+        rows = cursor.fetchall()
+        seq, hash_ = rows[0][0], rows[0][1]
+        fresh = [(name, state) for _, _, name, state in rows if name is not None]
+        return (None if seq is None else (seq, hash_)), attrs.evolve(sent, fresh=fresh)
 
     def take(
         self, request: ClaimRequest, sent: Sent
@@ -111,7 +124,7 @@ class Gate:
         """What the claim may take (from its fresh read), and whether what it assumed
         was stale (then it claims again once committed)."""
         assert sent.fresh is not None
-        controls: State = {name: loads(state) for name, state in sent.fresh.fetchall()}
+        controls: State = {name: loads(state) for name, state in sent.fresh}
         counts = {q: _count(cursor) for q, cursor in sent.running.items()}
         # A queue found paused that was picked from, or limited without its row locked
         # (the limit is new to this claimer: its count was not taken under the lock),
@@ -135,6 +148,14 @@ class Gate:
 
 
 _RUNNING_IN = csql.running_in("%s")
+
+
+def _head_and_controls(queues: int) -> str:
+    return (
+        "SELECT head.seq, head.hash, c.name, c.state FROM (SELECT 1) AS one "
+        f"LEFT JOIN ({sql.HEAD}) AS head ON true "
+        f"LEFT JOIN ({csql.queue_controls('%s', queues)}) AS c ON true"
+    )
 
 
 def _count(cursor: psycopg.Cursor[Any]) -> int:

@@ -50,7 +50,6 @@ from projections import runner
 
 Conn = psycopg.Connection[Any]
 
-_PROJECTED_SEQ: Final = sql.projected_seq("%s")
 _CONTROL_UPSERT: Final = csql.control_upsert("%s")
 _LOCK_ROWS: Final = ROWS + " ORDER BY id FOR UPDATE"
 _NEW_JOB_IDS: Final = "SELECT nextval('job_ids') FROM generate_series(1, %s)"
@@ -157,24 +156,33 @@ class PostgresLedger(PostgresReads):
         stored, recorded, _ = append.number(events, head, lambda n: new_ids[:n], admitted=admitted)
         controls = gate.read_rows(conn, runner.control_keys(recorded))
         effect = runner.apply_batch(current, recorded, controls)
-        conn.execute(bulk.EVENT_INSERT, bulk.columns(stored))
         inserts, updates = append.row_writes(effect.rows, current)
+        parts = ["events"]
+        params: list[Any] = [bulk.rows(stored)]
         if inserts:
-            conn.execute(bulk.JOB_INSERT, bulk.columns(inserts))
+            parts.append("job_inserts")
+            params.append(bulk.rows(inserts))
         if updates:
-            conn.execute(bulk.JOB_UPDATE, bulk.columns(updates))
+            parts.append("job_updates")
+            params.append(bulk.rows(updates))
         deltas = effect.counter_deltas
         if deltas:
-            conn.execute(bulk.COUNTER_UPSERT, bulk.columns([(*k, n) for k, n in deltas.items()]))
-            if any(n < 0 for n in deltas.values()):
-                conn.execute(sql.DROP_ZERO_COUNTERS)
+            # A count that reaches zero keeps its row (readers skip `n = 0`): one row per
+            # (queue, task, status) ever counted, updated in place, never deleted.
+            parts.append("counters")
+            params.append(bulk.rows([(*k, n) for k, n in deltas.items()]))
+        parts.append("projected")
+        params.append(str(recorded[-1].seq))
+        channels: list[str] = []
+        if any(rec.event.TYPE in _WAKING for rec in recorded):
+            channels.append(WAKE_CHANNEL)
+        if sql.finishes(recorded):
+            channels.append(FINISHED_CHANNEL)
+        for channel in channels:
+            params += [channel, self.schema]
+        conn.execute(bulk.writes(tuple(parts), len(channels)), params)
         for row in effect.controls.values():
             conn.execute(_CONTROL_UPSERT, csql.control_values(row))
-        conn.execute(_PROJECTED_SEQ, (str(recorded[-1].seq),))
-        if any(rec.event.TYPE in _WAKING for rec in recorded):
-            conn.execute("SELECT pg_notify(%s, %s)", (WAKE_CHANNEL, self.schema))
-        if sql.finishes(recorded):
-            conn.execute("SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, self.schema))
         return recorded
 
     # -- claim -------------------------------------------------------------------------
@@ -199,7 +207,8 @@ class PostgresLedger(PostgresReads):
         self, conn: Conn, job_ids: Sequence[int], decide: Decide, claim: ClaimRequest | None
     ) -> tuple[list[RecordedEvent], list[ClaimedJob]]:
         # One round trip: the rows to decide on, the queue controls' locks and the picks
-        # (gate.py), the chain lock, the head and the controls as they hold, in order.
+        # (gate.py), the chain lock, then the head and the controls as they hold, in one
+        # statement.
         ids = sorted(set(job_ids))
         rows = conn.execute(_LOCK_ROWS, (ids,)) if ids else None
         gated = self._gate.send(conn, claim) if claim is not None else None
@@ -207,9 +216,11 @@ class PostgresLedger(PostgresReads):
         # (the delete skips rows others are taking, never waits), and claims them below if
         # it has room; there are none on the busy path but one statement's worth of work.
         taking = intake.send_take(conn) if claim is not None else None
-        head = self._lock_chain(conn)
         if claim is not None and gated is not None:
-            gated = self._gate.send_fresh(conn, claim, gated)
+            self._link.lock_chain(conn)
+            head, gated = self._gate.head(self._gate.send_head(conn, claim), gated)
+        else:
+            head = self._lock_chain(conn).fetchone()
         current = row_map(rows)
         events = decide(current)
         picked: list[JobRow] = []
@@ -222,7 +233,7 @@ class PostgresLedger(PostgresReads):
         starts = [self._start(row, claim) for row in picked] if claim is not None else []
         known = {**current, **{row["id"]: row for row in picked}}
         batch = [*taken, *events, *starts, *spent]
-        stored = self._store(conn, batch, head.fetchone(), known, [])
+        stored = self._store(conn, batch, head, known, [])
         first, rest = len(taken), len(taken) + len(events)
         claimed = sql.claimed(picked, stored[rest : rest + len(starts)])
         if taken and claim is not None and admission is not None and room > 0:

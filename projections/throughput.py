@@ -130,6 +130,20 @@ class Activity:
         return {"at": self.at, **{w.name: w.as_dict() for w in self.windows}}
 
 
+@attrs.frozen(kw_only=True)
+class Bucket:
+    """What closed in one slice of time ending at `end` (exclusive): a chart's point."""
+
+    end: Timestamp
+    completed: int
+    failed: int
+    wait: Spread
+    run: Spread
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
 def percentile(ordered: Sequence[float], p: float) -> float | None:
     """The nearest-rank p-th percentile (0 < p <= 100) of ascending `ordered`."""
     if not ordered:
@@ -269,14 +283,50 @@ class Tally:
             )
         return Activity(at=stamp(now), windows=tuple(windows))
 
-    def _count(self, kind: str, since: Timestamp) -> int:
+    def series(self, now: dt.datetime, width: int, count: int) -> list[Bucket]:
+        """The last `count` buckets of `width` seconds ending at `now`, oldest first: what
+        a chart of the last hour plots (the dashboard's overview). Each holds what closed
+        in [its start, its end); the last one also what closed at or after `now`, as the
+        windows of `figures` do, so the buckets add up to the window they tile."""
+        buckets = []
+        for k in range(count, 0, -1):
+            start = stamp(now - dt.timedelta(seconds=k * width))
+            end = stamp(now - dt.timedelta(seconds=(k - 1) * width))
+            until = None if k == 1 else end
+            waits = sorted(_between(self._waits, start, until))
+            runs = sorted(_between(self._runs, start, until))
+            buckets.append(
+                Bucket(
+                    end=end,
+                    completed=self._count(JobCompleted.TYPE, start, until),
+                    failed=self._count(JobFailed.TYPE, start, until),
+                    wait=Spread(
+                        count=len(waits), p50=percentile(waits, 50), p95=percentile(waits, 95)
+                    ),
+                    run=Spread(count=len(runs), p50=percentile(runs, 50), p95=percentile(runs, 95)),
+                )
+            )
+        return buckets
+
+    def _count(self, kind: str, since: Timestamp, until: Timestamp | None = None) -> int:
         stamps = self._closed[kind]
-        return len(stamps) - bisect.bisect_left(stamps, since)
+        top = len(stamps) if until is None else bisect.bisect_left(stamps, until)
+        return top - bisect.bisect_left(stamps, since)
 
 
 def _since(samples: list[tuple[Timestamp, float]], since: Timestamp) -> list[float]:
     """The values of the samples (sorted by stamp) closed at or after `since`."""
     return [value for _, value in samples[bisect.bisect_left(samples, (since,)) :]]
+
+
+def _between(
+    samples: list[tuple[Timestamp, float]], start: Timestamp, end: Timestamp | None
+) -> list[float]:
+    """The values of the samples (sorted by stamp) closed in [start, end), or at or after
+    `start` when `end` is None."""
+    lo = bisect.bisect_left(samples, (start,))
+    hi = len(samples) if end is None else bisect.bisect_left(samples, (end,))
+    return [value for _, value in samples[lo:hi]]
 
 
 def unpaired(events: Iterable[RecordedEvent]) -> dict[int, int]:

@@ -78,3 +78,9 @@ class ActivityReader:
             lead_in = self._ledger.preceding(missing, types=throughput.LEAD_IN_TYPES)
             self._tally.add(sorted(lead_in.values(), key=lambda rec: rec.seq), counted=False)
         self._tally.add(events)
+
+    def series(self, now: dt.datetime, width: int, count: int) -> list[throughput.Bucket]:
+        """Read as `read` does, then the last `count` buckets of `width` seconds ending at
+        `now` (their span must fit in this reader's longest window)."""
+        self.read(now)
+        return self._tally.series(now, width, count)

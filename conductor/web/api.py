@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from conductor.client import Conductor
-from conductor.web import actions, views
+from conductor.web import actions, charts, views
 from conductor.web.stream import events as stream_events
 
 
@@ -59,6 +59,11 @@ def activity(request: Request) -> Response:
     return JSONResponse(_app(request).activity().as_dict())
 
 
+def activity_series(request: Request) -> Response:
+    """The last hour per minute, for the overview's charts (`conductor.web.charts`)."""
+    return JSONResponse(charts.series(_app(request)))
+
+
 def stream(request: Request) -> Response:
     """Server-sent events: `changed` with the last seq and the status counts, within a
     second of any event (`conductor.web.stream`)."""
@@ -81,5 +86,6 @@ ROUTES = (
     Route("/audit", audit, name="api_audit"),
     Route("/events", events, name="api_events"),
     Route("/activity", activity, name="api_activity"),
+    Route("/activity/series", activity_series, name="api_activity_series"),
     *actions.API_ROUTES,
 )

@@ -48,6 +48,7 @@ class Dashboard:
             undefined=jinja2.StrictUndefined,
         )
         environment.filters["seconds"] = views.seconds
+        environment.filters["pretty"] = views.pretty
         self.templates = Jinja2Templates(env=environment)
         environment.globals["url_for"] = path_for
         self.watcher = Watcher(settings)

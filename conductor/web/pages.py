@@ -56,6 +56,11 @@ def overview(request: Request) -> Response:
 
 def jobs(request: Request) -> Response:
     app = _app(request)
+    wanted = (request.query_params.get("id") or "").strip()
+    if wanted:  # the search by id: straight to that job's page
+        if not wanted.isascii() or not wanted.isdigit():
+            raise InvalidInput(f"invalid job id {wanted!r}: expected a whole number")
+        return RedirectResponse(request.url_for("job", job_id=int(wanted)), status_code=303)
     query = views.JobQuery.from_params(request.query_params)
     return render(request, "jobs.html", {"page": views.jobs_page(app, query), "query": query})
 

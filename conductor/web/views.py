@@ -298,3 +298,9 @@ def seconds(value: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60} s"
     return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def pretty(value: object, indent: int | None = 2) -> str:
+    """A JSON value indented for a <pre>, characters as they are: the template's
+    autoescaping makes `<script>` text (Jinja's `tojson` would show it as `\\u003c`)."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=True, default=str)

@@ -63,7 +63,7 @@ def test_the_overview_loads_with_counts_charts_and_no_policy_violation(
     expect(page.locator("#queue-counts")).to_contain_text("mail")
     for kind in ("throughput", "latency"):
         expect(page.locator(f".chart[data-kind={kind}]")).to_have_attribute("data-drawn", "1")
-    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    expect(page.locator("body")).to_have_attribute("data-stream-state", "open")
     assert watch.errors == []  # a CSP violation (inline script or style) logs an error
     assert watch.dialogs == []
 
@@ -72,7 +72,7 @@ def test_a_job_enqueued_by_another_process_appears_without_a_reload(
     dashboard: Dashboard, page: Page
 ) -> None:
     page.goto(dashboard.url + "/jobs")
-    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    expect(page.locator("body")).to_have_attribute("data-stream-state", "open")
     mark_page(page)
     job_id = enqueue(dashboard.db, '{"task": "send_email", "email": "a@example.com"}')
     row = page.locator(f"#job-{job_id}")
@@ -80,7 +80,7 @@ def test_a_job_enqueued_by_another_process_appears_without_a_reload(
     expect(row).to_contain_text("send_email")
     expect(row.locator(".badge")).to_have_text("pending")
     page.goto(dashboard.url + "/")
-    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    expect(page.locator("body")).to_have_attribute("data-stream-state", "open")
     mark_page(page)
     enqueue(dashboard.db, '{"task": "noop"}')
     expect(page.locator("#count-pending .n")).to_have_text("2")

@@ -1,35 +1,53 @@
-// The dashboard's behaviour: confirmation before actions, and live updates from the
-// server-sent events at /api/stream (no inline script: the CSP forbids it).
+/* conductor dashboard: confirmation before actions, and live updates. A file, never
+ * inline script: the Content-Security-Policy forbids inline script and handlers.
+ *
+ * Confirm: every action form carries data-confirm="question"; submitting it asks that
+ * question first (the browser's own dialog) and declining submits nothing.
+ *
+ * Live: <body data-stream="/api/stream"> names the server's event stream (SSE). Each
+ * `changed` event on it fires one debounced "conductor:changed" event on <body>; the
+ * page's live regions listen with htmx (hx-trigger="conductor:changed from:body") and
+ * fetch themselves again. The stream only says "the ledger moved": every region reads the
+ * truth from the server, so a dropped or merged event never leaves a wrong number shown.
+ */
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form.getAttribute("data-confirm");
+  const question = form.getAttribute && form.getAttribute("data-confirm");
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
 });
 (() => {
-  const url = document.body.getAttribute("data-stream");
-  if (!url || !window.EventSource || !document.querySelector("[data-live]")) return;
+  const body = document.body;
+  const url = body.getAttribute("data-stream");
+  if (!url || !window.EventSource) return;
+  const dot = document.querySelector(".live-dot");
+  const DEBOUNCE_MS = 100;
+  let timer = null;
   let seen = null;
-  let reloading = false;
+  const changed = () => {
+    if (timer !== null) return;
+    timer = window.setTimeout(() => {
+      timer = null;
+      body.dispatchEvent(new CustomEvent("conductor:changed", { bubbles: true }));
+    }, DEBOUNCE_MS);
+  };
   const source = new EventSource(url);
+  source.onopen = () => {
+    body.setAttribute("data-stream-state", "open");
+    if (dot) { dot.classList.add("on"); dot.title = "live"; }
+  };
+  source.onerror = () => {
+    body.setAttribute("data-stream-state", "closed");
+    if (dot) { dot.classList.remove("on"); dot.title = "reconnecting"; }
+  };
   source.addEventListener("changed", (message) => {
-    const data = JSON.parse(message.data);
-    if (seen !== null && data.seq !== seen && !reloading && !document.querySelector("form :focus")) {
-      reloading = true;
-      fetch(window.location.href, { credentials: "same-origin" })
-        .then((response) => response.text())
-        .then((html) => {
-          const fresh = new DOMParser().parseFromString(html, "text/html");
-          document.querySelectorAll("[data-live]").forEach((old) => {
-            const name = old.getAttribute("data-live");
-            const replacement = fresh.querySelector(`[data-live="${name}"]`);
-            if (replacement) old.replaceWith(replacement);
-          });
-        })
-        .finally(() => { reloading = false; });
-    }
-    seen = data.seq;
+    let seq = null;
+    try { seq = JSON.parse(message.data).seq; } catch (e) { seq = null; }
+    // The first message says where the log stands; the page was rendered about then, but
+    // an event between the render and the subscription is caught by refreshing anyway.
+    if (seq === null || seq !== seen) changed();
+    seen = seq;
   });
 })();

@@ -47,18 +47,34 @@ def cli(db: str, *args: str) -> str:
 def fill(db: str) -> dict[str, int]:
     """The ledger the screenshots show; the ids of the jobs a page is about."""
     cli(db, "demo")
-    cli(db, "cron", "add", "nightly-report", "--schedule", "0 3 * * *",
-        "--payload", '{"task": "data_import", "source": "s3://reports/nightly.csv"}')
-    cli(db, "cron", "add", "digest", "--schedule", "*/15 * * * *",
-        "--payload", '{"task": "send_email", "email": "team@example.com", "subject": "Digest"}',
-        "--queue", "mail")
+    cli(
+        db,
+        "cron",
+        "add",
+        "nightly-report",
+        "--schedule",
+        "0 3 * * *",
+        "--payload",
+        '{"task": "data_import", "source": "s3://reports/nightly.csv"}',
+    )
+    cli(
+        db,
+        "cron",
+        "add",
+        "digest",
+        "--schedule",
+        "*/15 * * * *",
+        "--payload",
+        '{"task": "send_email", "email": "team@example.com", "subject": "Digest"}',
+        "--queue",
+        "mail",
+    )
     cli(db, "cron", "add", "cleanup", "--schedule", "30 * * * *", "--payload", '{"task": "noop"}')
     cli(db, "cron", "pause", "cleanup", "--by", "alice")
     for n in range(6):
         payload = {"task": "send_email", "email": f"user{n}@example.com", "subject": "Welcome"}
         cli(db, "enqueue", "--payload", json.dumps(payload), "--queue", "mail", "--delay", "2h")
-    cli(db, "enqueue", "--payload", '{"task": "data_import", "rows": 5000}',
-        "--queue", "imports")
+    cli(db, "enqueue", "--payload", '{"task": "data_import", "rows": 5000}', "--queue", "imports")
     cli(db, "queue", "pause", "imports", "--by", "alice", "--reason", "supplier outage")
     jobs = json.loads(cli(db, "jobs", "--json", "--status", "failed"))
     return {"failed": jobs[-1]["id"] if jobs else 1}

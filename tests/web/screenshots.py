@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import CONDUCTOR, run_cli  # noqa: E402
-from tests.web.conftest import CHROMIUM, start_dashboard, stop  # noqa: E402
+from tests.web.conftest import CHROMIUM  # noqa: E402
+from tests.web.support import start_dashboard  # noqa: E402
 
 PAGES = (
     ("dashboard-overview.png", "/"),
@@ -33,7 +34,7 @@ PAGES = (
     ("dashboard-job.png", "/jobs/{failed}"),
     ("dashboard-queues.png", "/queues"),
     ("dashboard-cron.png", "/cron"),
-    ("dashboard-audit.png", "/audit?verify=1"),
+    ("dashboard-audit.png", "/audit?verify=1&limit=20"),
 )
 
 
@@ -104,32 +105,33 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as scratch:
         db = str(Path(scratch) / "conductor.db")
         ids = fill(db)
         worker = busy_worker(db)
-        board = start_dashboard(db, Path(scratch) / "dashboard.log")
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-                page = browser.new_page(
-                    viewport={"width": 1280, "height": 900}, color_scheme="light"
-                )
-                for name, path in PAGES:
-                    page.goto(board.url + path.format(**ids))
-                    page.wait_for_load_state("networkidle")
-                    for chart in page.locator(".chart[data-src]").all():
-                        chart.locator("canvas").wait_for()
-                    target = args.out / name
-                    page.screenshot(path=str(target), full_page=True)
-                    print(target)
-                browser.close()
+            with start_dashboard(db, log=Path(scratch) / "dashboard.log") as board:
+                capture(board.url.rstrip("/"), args.out, ids)
         finally:
-            stop(board)
             worker.terminate()
             worker.wait(timeout=60)
+
+
+def capture(url: str, out: Path, ids: dict[str, int]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="light")
+        for name, path in PAGES:
+            page.goto(url + path.format(**ids))
+            page.locator("body[data-stream-state=open]").wait_for()
+            for chart in page.locator(".chart[data-src]").all():
+                chart.locator("canvas").wait_for()
+            target = out / name
+            page.screenshot(path=str(target), full_page=True)
+            print(target)
+        browser.close()
 
 
 if __name__ == "__main__":

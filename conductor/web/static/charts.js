@@ -57,7 +57,7 @@
             { stroke: colour("--muted"), grid: { stroke: colour("--line") }, label: kind.unit }
           ],
           series: [{}].concat(kind.series.map(function (s) {
-            return { label: s.label, stroke: colour(s.colour), width: 2, spanGaps: false };
+            return { label: s.label, stroke: colour(s.colour), width: 2, spanGaps: false, points: { show: true, size: 5, fill: colour(s.colour) } };
           }))
         };
         el._plot = new window.uPlot(opts, data, el);

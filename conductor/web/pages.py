@@ -57,7 +57,10 @@ def overview(request: Request) -> Response:
 def jobs(request: Request) -> Response:
     app = _app(request)
     query = views.JobQuery.from_params(request.query_params)
-    return render(request, "jobs.html", {"page": views.jobs_page(app, query), "query": query})
+    page = views.jobs_page(app, query)
+    if query.job_id is not None and page["jobs"]:
+        return RedirectResponse(request.url_for("job", job_id=query.job_id).path, status_code=303)
+    return render(request, "jobs.html", {"page": page, "query": query})
 
 
 def job(request: Request) -> Response:

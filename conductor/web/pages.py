@@ -22,7 +22,7 @@ from conductor.domain.errors import (
 )
 from conductor.domain.events import EVENT_TYPES
 from conductor.web import actions, views
-from conductor.web.security import Refused, csrf_token, fingerprint, route_path
+from conductor.web.security import Refused, csrf_token, fingerprint
 
 
 def _app(request: Request) -> Conductor:
@@ -135,7 +135,7 @@ async def failure(request: Request, error: Exception) -> Response:
     """Every `ConductorError` a handler raises: JSON `{"error": ...}` under `/api`, else
     the error page; the message is escaped like every other value."""
     status = status_of(error)
-    if route_path(request.scope).startswith("/api/"):
+    if getattr(request.state, "api", False):
         return JSONResponse({"error": str(error)}, status_code=status)
     if not hasattr(request.state, "user"):
         request.state.user = None

@@ -13,6 +13,7 @@ from tests.gated_tasks import app_env
 from tests.web import redacted_tasks
 from tests.web.support import Running, start_dashboard
 
+MASK = "[redacted]"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
@@ -98,7 +99,8 @@ def test_one_job_has_its_payload_attempts_with_tracebacks_events_and_trace(
     assert [(a["attempt"], a["error_type"], a["traceback"]) for a in detail["attempts_failed"]] == [
         (1, "E", "tb")
     ]
-    assert detail["can_retry"] and not detail["can_cancel"]
+    assert detail["can_retry"]
+    assert not detail["can_cancel"]
     events = dashboard.http.get(f"/api/jobs/{failed}/events").json()
     assert [event["type"] for event in events][-2:] == ["attempt_failed", "failed"]
     assert events[0]["since_previous"] is None
@@ -193,13 +195,13 @@ def test_redacted_payload_fields_are_masked_in_the_api_and_the_pages(
         db, "--app", redacted_tasks.APP, env=app_env(), log=tmp_path / "d.log"
     ) as dashboard:
         payload = dashboard.http.get(f"/api/jobs/{job}").json()["payload"]
-        assert payload["password"] == "[redacted]"
-        assert payload["card"] == {"number": "[redacted]", "expiry": "12/30"}
+        assert payload["password"] == MASK
+        assert payload["card"] == {"number": MASK, "expiry": "12/30"}
         assert payload["email"] == "eve@example.com"
         listed = dashboard.http.get("/api/jobs").json()["jobs"][0]["payload"]
-        assert listed["password"] == "[redacted]"
+        assert listed["password"] == MASK
         [enqueued] = dashboard.http.get("/api/events", params={"job": str(job)}).json()
-        assert enqueued["data"]["payload"]["password"] == "[redacted]"
+        assert enqueued["data"]["payload"]["password"] == MASK
         for page in (f"/jobs/{job}", "/jobs", "/audit"):
             html = dashboard.http.get(page).text
             assert "hunter2-secret" not in html, page

@@ -92,7 +92,7 @@ async def login(request: Request) -> Response:
     dashboard = request.app.state.dashboard
     target = _next(request.query_params.get("next"))
     if dashboard.credentials is None:
-        return RedirectResponse(request.url_for("overview"), status_code=303)
+        return RedirectResponse(request.url_for("overview").path, status_code=303)
     error = None
     if request.method == "POST":
         form = await request.form()
@@ -102,7 +102,7 @@ async def login(request: Request) -> Response:
             request.session.clear()
             request.session["key"] = fingerprint(token)
             root = request.scope.get("root_path", "")
-            to = root + target if target else str(request.url_for("overview"))
+            to = root + target if target else request.url_for("overview").path
             return RedirectResponse(to, status_code=303)
         error = "That token is not valid."
     return render(
@@ -114,7 +114,7 @@ async def logout(request: Request) -> Response:
     form = await request.form()
     actions.guard(request, form)
     request.session.clear()
-    return RedirectResponse(request.url_for("login"), status_code=303)
+    return RedirectResponse(request.url_for("login").path, status_code=303)
 
 
 def status_of(error: Exception) -> int:

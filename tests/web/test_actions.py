@@ -17,7 +17,7 @@ from tests.bulk_jobs import make_jobs
 from tests.web.support import Running, start_dashboard
 
 NOW = dt.datetime.now(dt.UTC)
-TOKEN = "alice:correct-horse-battery-staple"
+TOKEN = "alice:correct-horse-battery-staple"  # noqa: S105 - a test token
 
 
 def form(

@@ -13,7 +13,8 @@ from conductor import Conductor
 from tests.conftest import run_cli
 from tests.web.support import Running, start_dashboard
 
-TOKEN = "ops-token-0123456789abcdef"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the bind a test expects refused or guarded
+TOKEN = "ops-token-0123456789abcdef"  # noqa: S105 - a test token
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_a_non_loopback_bind_without_credentials_is_refused_in_one_line(
     done = run_cli(
         "dashboard",
         "--host",
-        "0.0.0.0",
+        ALL_INTERFACES,
         "--port",
         "0",
         db=db,
@@ -120,7 +121,7 @@ def test_a_non_loopback_bind_with_a_token_asks_for_it(
     ledger: Conductor, db: str, tmp_path: Path
 ) -> None:
     env = {"CONDUCTOR_DASHBOARD_TOKEN": TOKEN}
-    with start_dashboard(db, "--host", "0.0.0.0", env=env, log=tmp_path / "d.log") as running:
+    with start_dashboard(db, "--host", ALL_INTERFACES, env=env, log=tmp_path / "d.log") as running:
         port = running.url.rsplit(":", 1)[1].strip("/")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
             assert http.get("/").headers["location"].startswith("/login")

@@ -82,7 +82,7 @@ def dashboard(
     try:
         credentials = Credentials.load(token_file)
     except InvalidInput as e:
-        raise click.BadParameter(str(e), param_hint="'--token-file'") from None
+        raise click.UsageError(str(e)) from None
     if credentials is None and not is_loopback(host):
         raise click.UsageError(
             f"refusing to serve the dashboard on {host} without credentials: expected "

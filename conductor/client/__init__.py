@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from conductor.client.bulk import MAX_ID, BulkActions
 from conductor.client.enqueuing import Enqueuing, PayloadInput
+from conductor.client.listing import Listing
 from conductor.client.queues import Queues
 from conductor.client.results import Results
 from conductor.client.schedules import Schedules
@@ -41,7 +42,7 @@ STATUSES: Final = tuple(state.value for state in JobState)
 __all__ = ["Conductor", "PayloadInput"]
 
 
-class Conductor(Enqueuing, BulkActions, Results, Schedules, Queues):
+class Conductor(Enqueuing, BulkActions, Results, Schedules, Queues, Listing):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
     Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`;

@@ -127,7 +127,7 @@ def _back(request: Request, params: Mapping[str, str]) -> str:
     root: str = request.scope.get("root_path", "")
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return root + target
-    return str(request.url_for("overview"))
+    return request.url_for("overview").path
 
 
 _ACTIONS: tuple[tuple[str, Act, str], ...] = (

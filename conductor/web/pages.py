@@ -22,7 +22,7 @@ from conductor.domain.errors import (
 )
 from conductor.domain.events import EVENT_TYPES
 from conductor.web import actions, views
-from conductor.web.security import Refused, csrf_token, fingerprint, route_path
+from conductor.web.security import Refused, csrf_token, fingerprint
 
 
 def _app(request: Request) -> Conductor:
@@ -56,13 +56,11 @@ def overview(request: Request) -> Response:
 
 def jobs(request: Request) -> Response:
     app = _app(request)
-    wanted = (request.query_params.get("id") or "").strip()
-    if wanted:  # the search by id: straight to that job's page
-        if not wanted.isascii() or not wanted.isdigit():
-            raise InvalidInput(f"invalid job id {wanted!r}: expected a whole number")
-        return RedirectResponse(request.url_for("job", job_id=int(wanted)), status_code=303)
     query = views.JobQuery.from_params(request.query_params)
-    return render(request, "jobs.html", {"page": views.jobs_page(app, query), "query": query})
+    page = views.jobs_page(app, query)
+    if query.job_id is not None and page["jobs"]:
+        return RedirectResponse(request.url_for("job", job_id=query.job_id).path, status_code=303)
+    return render(request, "jobs.html", {"page": page, "query": query})
 
 
 def job(request: Request) -> Response:
@@ -94,7 +92,7 @@ async def login(request: Request) -> Response:
     dashboard = request.app.state.dashboard
     target = _next(request.query_params.get("next"))
     if dashboard.credentials is None:
-        return RedirectResponse(request.url_for("overview"), status_code=303)
+        return RedirectResponse(request.url_for("overview").path, status_code=303)
     error = None
     if request.method == "POST":
         form = await request.form()
@@ -104,7 +102,7 @@ async def login(request: Request) -> Response:
             request.session.clear()
             request.session["key"] = fingerprint(token)
             root = request.scope.get("root_path", "")
-            to = root + target if target else str(request.url_for("overview"))
+            to = root + target if target else request.url_for("overview").path
             return RedirectResponse(to, status_code=303)
         error = "That token is not valid."
     return render(
@@ -116,7 +114,7 @@ async def logout(request: Request) -> Response:
     form = await request.form()
     actions.guard(request, form)
     request.session.clear()
-    return RedirectResponse(request.url_for("login"), status_code=303)
+    return RedirectResponse(request.url_for("login").path, status_code=303)
 
 
 def status_of(error: Exception) -> int:
@@ -137,7 +135,7 @@ async def failure(request: Request, error: Exception) -> Response:
     """Every `ConductorError` a handler raises: JSON `{"error": ...}` under `/api`, else
     the error page; the message is escaped like every other value."""
     status = status_of(error)
-    if route_path(request.scope).startswith("/api/"):
+    if getattr(request.state, "api", False):
         return JSONResponse({"error": str(error)}, status_code=status)
     if not hasattr(request.state, "user"):
         request.state.user = None

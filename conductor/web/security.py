@@ -113,6 +113,7 @@ class Guard:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["bearer"] = False
         path = route_path(scope)
+        state["api"] = path == "/api" or path.startswith("/api/")
         if self.credentials is None:
             state["user"] = self.local_user
             await self.app(scope, receive, send)
@@ -144,7 +145,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         response: Response
-        if path == "/api" or path.startswith("/api/"):
+        if state["api"]:
             response = JSONResponse(
                 {"error": "not signed in: expected Authorization: Bearer TOKEN"},
                 status_code=401,

@@ -11,15 +11,17 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import attrs
 
 from conductor.client import STATUSES, Conductor
+from conductor.client.listing import MAX_PAGE
 from conductor.domain.bulk import movable
 from conductor.domain.clock import stamp
-from conductor.domain.config import parse_time
+from conductor.domain.config import PRIORITY_NAMES, parse_time
 from conductor.domain.control_events import ControlEvent
-from conductor.domain.errors import InvalidInput
+from conductor.domain.errors import InvalidInput, UnknownJob
 from conductor.domain.events import JobEnqueued, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.web import redaction
@@ -30,7 +32,7 @@ RETRYABLE: Final = movable("retry")
 MAX_RUNNING: Final = 10_000
 """The most running jobs the overview reads to group by worker (far above any pool)."""
 PAGE_SIZE: Final = 50
-MAX_PAGE: Final = 500
+MAX_ID: Final = 2**63 - 1
 
 
 def _whole(params: Mapping[str, str], name: str, default: int | None, top: int) -> int | None:
@@ -83,6 +85,10 @@ class Where:
             until=None if until is None else parse_time(until, at, "until"),
         )
 
+    @property
+    def empty(self) -> bool:
+        return not (self.statuses or self.queues or self.tasks or self.since or self.until)
+
     def params(self) -> dict[str, str]:
         """The filters as query parameters (what a bulk action's form posts back)."""
         found = {
@@ -107,17 +113,22 @@ class Where:
 
 @attrs.frozen(kw_only=True)
 class JobQuery:
-    """A jobs listing: its filters, and its page."""
+    """A jobs listing: its filters, its page (`before`: the id the page starts below),
+    or one job searched by id."""
 
     where: Where = Where()
+    before: int | None = None
     limit: int = PAGE_SIZE
+    job_id: int | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> JobQuery:
         limit = _whole(params, "limit", PAGE_SIZE, MAX_PAGE)
         return cls(
             where=Where.from_params(params),
+            before=_whole(params, "before", None, MAX_ID),
             limit=PAGE_SIZE if limit is None else limit,
+            job_id=_whole(params, "id", None, MAX_ID),
         )
 
 
@@ -133,7 +144,7 @@ class EventQuery:
     def from_params(cls, params: Mapping[str, str]) -> EventQuery:
         limit = _whole(params, "limit", PAGE_SIZE, MAX_PAGE)
         return cls(
-            job_id=_whole(params, "job", None, 2**63 - 1),
+            job_id=_whole(params, "job", None, MAX_ID),
             type=_text(params, "type"),
             limit=PAGE_SIZE if limit is None else limit,
         )
@@ -143,6 +154,7 @@ def job_json(row: JobRow) -> dict[str, Any]:
     """A job row as the API shows it: the payload decoded and redacted."""
     shown: dict[str, Any] = dict(row)
     shown["payload"] = redaction.payload(row["task"], row["payload"])
+    shown["priority_name"] = PRIORITY_NAMES.get(row["priority"], str(row["priority"]))
     return shown
 
 
@@ -166,22 +178,33 @@ def overview(app: Conductor) -> dict[str, Any]:
 
 
 def jobs_page(app: Conductor, query: JobQuery) -> dict[str, Any]:
+    """One page of jobs, newest first, and the query strings of the first and the next
+    (older) page; with an id search, that job alone (or none)."""
     where = query.where
-    rows = app.jobs(
-        status=where.statuses[0] if where.statuses else None,
-        queue=where.queues[0] if where.queues else None,
-        task=where.tasks[0] if where.tasks else None,
-        limit=query.limit,
-    )
-    rows.reverse()  # newest first
+    if query.job_id is not None:
+        try:
+            found = [app.job(query.job_id)]
+        except UnknownJob:
+            found = []
+        return {
+            "jobs": [job_json(row) for row in found],
+            "total": len(found),
+            "filtered": False,
+            "filter": {},
+            "first": None,
+            "next": None,
+            "before": None,
+        }
+    page = app.page(**where.kwargs(), before=query.before, limit=query.limit)
+    base = {**where.params(), **({"limit": str(query.limit)} if query.limit != PAGE_SIZE else {})}
     return {
-        "jobs": [job_json(row) for row in rows],
-        "filtered": bool(
-            where.statuses or where.queues or where.tasks or where.since or where.until
-        ),
+        "jobs": [job_json(row) for row in page.jobs],
+        "total": page.total,
+        "filtered": not where.empty,
         "filter": where.params(),
-        "first": None,
-        "next": None,
+        "first": urlencode(base) if query.before is not None else None,
+        "next": None if page.before is None else urlencode({**base, "before": page.before}),
+        "before": page.before,
     }
 
 

@@ -1,8 +1,11 @@
 """Fixtures of the dashboard tests: a ledger with the dashboard serving it, and for the
 browser tests Debian's chromium driven by Playwright.
 
-One chromium per test session (`browser`): launching it is the slow part, so each test gets
-only a fresh context (its own cookies) and page. Playwright never downloads a browser here:
+One chromium per test module (`browser`): launching it is the slow part, so each test gets
+only a fresh context (its own cookies) and page. Not one per session: Playwright's sync API
+keeps an asyncio loop marked running on the main thread while it is open, and a later test
+of another module that calls `asyncio.run` (the stream's tests) would fail; pytest closes a
+module's fixtures before it runs another module's tests. Playwright never downloads a browser here:
 it is pointed at /usr/bin/chromium, and a browser test skips, saying why, when that binary
 or the playwright package is missing.
 """
@@ -57,9 +60,9 @@ def chromium_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless chromium for the whole session."""
+    """One headless chromium for the module's tests."""
     missing = chromium_missing()
     if missing:
         pytest.skip(missing)

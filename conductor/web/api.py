@@ -56,7 +56,13 @@ def events(request: Request) -> Response:
 
 
 def activity(request: Request) -> Response:
-    return JSONResponse(_app(request).activity().as_dict())
+    return JSONResponse(request.app.state.dashboard.charts.snapshot())
+
+
+def overview(request: Request) -> Response:
+    """Everything the overview page shows, in one answer."""
+    activity = request.app.state.dashboard.charts.snapshot()
+    return JSONResponse(views.overview(_app(request), activity))
 
 
 def stream(request: Request) -> Response:
@@ -81,5 +87,6 @@ ROUTES = (
     Route("/audit", audit, name="api_audit"),
     Route("/events", events, name="api_events"),
     Route("/activity", activity, name="api_activity"),
+    Route("/overview", overview, name="api_overview"),
     *actions.API_ROUTES,
 )

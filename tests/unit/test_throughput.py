@@ -285,6 +285,7 @@ def test_buckets_put_each_outcome_and_sample_in_the_slice_it_closed_in() -> None
     assert [(b.failed, b.attempts_failed) for b in buckets] == [(0, 0), (1, 1), (0, 0)]
     assert [b.wait.p50 for b in buckets] == [10.0, 2.0, 5.0]
     assert [b.run.p50 for b in buckets] == [30.0, 28.0, 25.0]  # a failed attempt ran too
-    assert sum(b.completed for b in buckets) == window(
-        tally.figures(NOW, (("five_minutes", 300),)), "five_minutes"
-    ).completed
+    assert (
+        sum(b.completed for b in buckets)
+        == window(tally.figures(NOW, (("five_minutes", 300),)), "five_minutes").completed
+    )

@@ -132,16 +132,25 @@ class Activity:
 
 @attrs.frozen(kw_only=True)
 class Bucket:
-    """What closed in one slice of time ending at `end` (exclusive): a chart's point."""
+    """What closed in one slice of time: a chart's point."""
 
-    end: Timestamp
+    start: Timestamp
+    """Inclusive; the slice ends where the next one starts."""
     completed: int
     failed: int
+    attempts_failed: int
     wait: Spread
     run: Spread
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {
+            "start": self.start,
+            "completed": self.completed,
+            "failed": self.failed,
+            "attempts_failed": self.attempts_failed,
+            "wait_seconds": self.wait.as_dict(),
+            "run_seconds": self.run.as_dict(),
+        }
 
 
 def percentile(ordered: Sequence[float], p: float) -> float | None:
@@ -283,35 +292,30 @@ class Tally:
             )
         return Activity(at=stamp(now), windows=tuple(windows))
 
-    def series(self, now: dt.datetime, width: int, count: int) -> list[Bucket]:
-        """The last `count` buckets of `width` seconds ending at `now`, oldest first: what
-        a chart of the last hour plots (the dashboard's overview). Each holds what closed
-        in [its start, its end); the last one also what closed at or after `now`, as the
-        windows of `figures` do, so the buckets add up to the window they tile."""
-        buckets = []
-        for k in range(count, 0, -1):
-            start = stamp(now - dt.timedelta(seconds=k * width))
-            end = stamp(now - dt.timedelta(seconds=(k - 1) * width))
-            until = None if k == 1 else end
-            waits = sorted(_between(self._waits, start, until))
-            runs = sorted(_between(self._runs, start, until))
-            buckets.append(
-                Bucket(
-                    end=end,
-                    completed=self._count(JobCompleted.TYPE, start, until),
-                    failed=self._count(JobFailed.TYPE, start, until),
-                    wait=Spread(
-                        count=len(waits), p50=percentile(waits, 50), p95=percentile(waits, 95)
-                    ),
-                    run=Spread(count=len(runs), p50=percentile(runs, 50), p95=percentile(runs, 95)),
-                )
+    def buckets(self, now: dt.datetime, width: int, count: int) -> tuple[Bucket, ...]:
+        """`count` consecutive slices of `width` seconds, the last ending at `now`, oldest
+        first: completions, failures and wait and run percentiles per slice (a chart)."""
+        edges = [stamp(now - dt.timedelta(seconds=width * (count - i))) for i in range(count)]
+        ends = [*edges[1:], stamp(now + dt.timedelta(microseconds=1))]
+        return tuple(
+            Bucket(
+                start=start,
+                completed=self._between(JobCompleted.TYPE, start, end),
+                failed=self._between(JobFailed.TYPE, start, end),
+                attempts_failed=self._between(JobAttemptFailed.TYPE, start, end),
+                wait=spread(_within(self._waits, start, end)),
+                run=spread(_within(self._runs, start, end)),
             )
-        return buckets
+            for start, end in zip(edges, ends, strict=True)
+        )
 
-    def _count(self, kind: str, since: Timestamp, until: Timestamp | None = None) -> int:
+    def _between(self, kind: str, start: Timestamp, end: Timestamp) -> int:
         stamps = self._closed[kind]
-        top = len(stamps) if until is None else bisect.bisect_left(stamps, until)
-        return top - bisect.bisect_left(stamps, since)
+        return bisect.bisect_left(stamps, end) - bisect.bisect_left(stamps, start)
+
+    def _count(self, kind: str, since: Timestamp) -> int:
+        stamps = self._closed[kind]
+        return len(stamps) - bisect.bisect_left(stamps, since)
 
 
 def _since(samples: list[tuple[Timestamp, float]], since: Timestamp) -> list[float]:
@@ -319,14 +323,13 @@ def _since(samples: list[tuple[Timestamp, float]], since: Timestamp) -> list[flo
     return [value for _, value in samples[bisect.bisect_left(samples, (since,)) :]]
 
 
-def _between(
-    samples: list[tuple[Timestamp, float]], start: Timestamp, end: Timestamp | None
+def _within(
+    samples: list[tuple[Timestamp, float]], start: Timestamp, end: Timestamp
 ) -> list[float]:
-    """The values of the samples (sorted by stamp) closed in [start, end), or at or after
-    `start` when `end` is None."""
-    lo = bisect.bisect_left(samples, (start,))
-    hi = len(samples) if end is None else bisect.bisect_left(samples, (end,))
-    return [value for _, value in samples[lo:hi]]
+    """The values of the samples closed at or after `start` and before `end`."""
+    low = bisect.bisect_left(samples, (start,))
+    high = bisect.bisect_left(samples, (end,))
+    return [value for _, value in samples[low:high]]
 
 
 def unpaired(events: Iterable[RecordedEvent]) -> dict[int, int]:

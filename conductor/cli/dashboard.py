@@ -100,6 +100,9 @@ def dashboard(
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listening = socket.socket(family, socket.SOCK_STREAM)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Connections inherit it: a response's head and body, written separately, must
+        # not wait for the client's delayed ACK (40 ms per keep-alive request otherwise).
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listening.bind((host.strip("[]"), port))
     except (OSError, UnicodeError) as e:
         raise InvalidInput(

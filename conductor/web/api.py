@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from conductor.client import Conductor
-from conductor.web import actions, charts, views
+from conductor.web import actions, views
 from conductor.web.stream import events as stream_events
 
 
@@ -56,12 +56,13 @@ def events(request: Request) -> Response:
 
 
 def activity(request: Request) -> Response:
-    return JSONResponse(_app(request).activity().as_dict())
+    return JSONResponse(request.app.state.dashboard.charts.snapshot())
 
 
-def activity_series(request: Request) -> Response:
-    """The last hour per minute, for the overview's charts (`conductor.web.charts`)."""
-    return JSONResponse(charts.series(_app(request)))
+def overview(request: Request) -> Response:
+    """Everything the overview page shows, in one answer."""
+    activity = request.app.state.dashboard.charts.snapshot()
+    return JSONResponse(views.overview(_app(request), activity))
 
 
 def stream(request: Request) -> Response:
@@ -86,6 +87,6 @@ ROUTES = (
     Route("/audit", audit, name="api_audit"),
     Route("/events", events, name="api_events"),
     Route("/activity", activity, name="api_activity"),
-    Route("/activity/series", activity_series, name="api_activity_series"),
+    Route("/overview", overview, name="api_overview"),
     *actions.API_ROUTES,
 )

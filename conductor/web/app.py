@@ -27,6 +27,7 @@ from conductor.domain.config import Settings
 from conductor.domain.errors import ConductorError
 from conductor.web import api, pages, views
 from conductor.web.auth import Credentials
+from conductor.web.charts import Charts
 from conductor.web.facade import Facades
 from conductor.web.security import Guard, SecurityHeaders
 from conductor.web.stream import Watcher
@@ -52,6 +53,7 @@ class Dashboard:
         self.templates = Jinja2Templates(env=environment)
         environment.globals["url_for"] = path_for
         self.watcher = Watcher(settings)
+        self.charts = Charts(settings)
 
 
 @jinja2.pass_context
@@ -92,6 +94,7 @@ def create_app(
             yield
         finally:
             dashboard.watcher.close()
+            dashboard.charts.close()
             dashboard.facades.close()
 
     app = Starlette(

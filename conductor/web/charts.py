@@ -1,27 +1,48 @@
-"""The overview's charts: the last hour in one-minute buckets, read from the ledger.
+"""The last hour's activity, kept up to date for every page and `/api/activity`.
 
-`conductor stats` reports windows (the last minute, the last hour); a chart needs the same
-figures per minute. `ActivityReader.series` reads the hour's events once (at most
-`conductor.observe.activity.MAX_EVENTS` of the newest, as `stats` does, so a busy hour is
-sampled rather than slow) and `projections.throughput.Tally.series` buckets them.
+One `ActivityReader` per dashboard process (`Conductor.activity_reader`), on a handle of
+its own, read under a lock: the first read decodes the log's tail (at most
+`conductor.observe.activity.MAX_EVENTS` events), each later one only the events appended
+since, so an overview refreshed by many browsers costs the database one small read.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 
 from conductor.client import Conductor
+from conductor.domain.config import Settings
 from conductor.observe.activity import ActivityReader
 
-WIDTH: Final = 60
-"""Seconds per bucket."""
-BUCKETS: Final = 60
-"""Buckets per chart: one hour."""
+SLICE: Final = 60
+"""Seconds per point of the charts."""
+SLICES: Final = 60
+"""Points per chart: the last hour."""
 
 
-def series(app: Conductor) -> dict[str, Any]:
-    """Per-minute completed and failed counts and wait and run p50/p95 for the last hour,
-    oldest first, as `/api/activity/series` answers and the overview's charts draw."""
-    reader = ActivityReader(app.ledger, (("chart", WIDTH * BUCKETS),))
-    buckets = reader.series(app.clock.now(), WIDTH, BUCKETS)
-    return {"width": WIDTH, "buckets": [bucket.as_dict() for bucket in buckets]}
+class Charts:
+    """The shared activity reader of one dashboard."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._app: Conductor | None = None
+        self._reader: ActivityReader | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The last minute's and hour's figures, and the hour per minute (`series`)."""
+        with self._lock:
+            if self._app is None or self._reader is None:
+                self._app = Conductor(settings=self.settings, create=False)
+                self._reader = self._app.activity_reader()
+            now = self._app.clock.now()
+            figures = self._reader.read(now).as_dict()
+            series = self._reader.series(now, SLICE, SLICES)
+        return {**figures, "slice_seconds": SLICE, "series": [b.as_dict() for b in series]}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                self._app.close()
+            self._app = self._reader = None

@@ -51,7 +51,8 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 
 def overview(request: Request) -> Response:
     app = _app(request)
-    return render(request, "overview.html", views.overview(app))
+    activity = request.app.state.dashboard.charts.snapshot()
+    return render(request, "overview.html", views.overview(app, activity))
 
 
 def jobs(request: Request) -> Response:

@@ -29,8 +29,8 @@ from projections.history import trace_id
 
 CANCELLABLE: Final = movable("cancel")
 RETRYABLE: Final = movable("retry")
-MAX_RUNNING: Final = 10_000
-"""The most running jobs the overview reads to group by worker (far above any pool)."""
+MAX_RUNNING: Final = 500
+"""The most held jobs the overview reads to group by worker (one keyset page)."""
 PAGE_SIZE: Final = 50
 MAX_ID: Final = 2**63 - 1
 
@@ -158,12 +158,14 @@ def job_json(row: JobRow) -> dict[str, Any]:
     return shown
 
 
-def overview(app: Conductor) -> dict[str, Any]:
-    """Counts by status and queue, the last hour's activity, the workers holding jobs
-    and the tasks with failed jobs."""
+def overview(app: Conductor, activity: dict[str, Any]) -> dict[str, Any]:
+    """Counts by status and queue, the last hour's `activity`, the workers holding jobs
+    (claimed or running, with how many of each) and the tasks with failed jobs."""
     stats = app.stats()
-    running = app.jobs(status="in_progress", limit=MAX_RUNNING)
-    by_worker = Counter(row["worker"] or "?" for row in running)
+    held = app.page(statuses=("claimed", "in_progress"), limit=MAX_RUNNING).jobs
+    workers: dict[str, Counter[str]] = {}
+    for row in held:
+        workers.setdefault(row["worker"] or "?", Counter())[row["status"]] += 1
     failing = sorted(
         ((name, counts.failed) for name, counts in stats.tasks.items() if counts.failed),
         key=lambda item: (-item[1], item[0]),
@@ -171,8 +173,11 @@ def overview(app: Conductor) -> dict[str, Any]:
     return {
         "stats": stats.as_dict(),
         "queues": queues(app),
-        "activity": app.activity().as_dict(),
-        "workers": [{"worker": worker, "running": n} for worker, n in sorted(by_worker.items())],
+        "activity": activity,
+        "workers": [
+            {"worker": worker, "running": counts["in_progress"], "claimed": counts["claimed"]}
+            for worker, counts in sorted(workers.items())
+        ],
         "failing": [{"task": name, "failed": n} for name, n in failing],
     }
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from conductor.domain.clock import stamp
 from conductor.domain.events import (
@@ -267,40 +265,27 @@ def test_a_prefetched_job_waits_until_its_handler_starts_and_runs_only_from_then
     assert minute.run == throughput.Spread(count=1, p50=2.0, p95=2.0)
 
 
-@given(st.lists(st.tuples(st.integers(0, 3599), st.integers(0, 300)), max_size=40))
-def test_the_buckets_of_the_last_hour_add_up_to_its_window(jobs: list[tuple[int, int]]) -> None:
-    """The overview's charts plot `Tally.series`: sixty one-minute buckets whose counts and
-    samples are exactly the hour window's, each event in the bucket its stamp falls in."""
+def test_buckets_put_each_outcome_and_sample_in_the_slice_it_closed_in() -> None:
     log = Log()
-    for job_id, (done_ago, ran) in enumerate(jobs, 1):
-        log.enqueued(job_id, ago(done_ago + ran + 5))
-        log.started(job_id, ago(done_ago + ran))
-        log.completed(job_id, ago(done_ago))
+    log.enqueued(1, ago(290))
+    log.started(1, ago(280))  # waited 10 s, in the slice from 300 s to 200 s ago
+    log.completed(1, ago(250))  # ran 30 s
+    log.enqueued(2, ago(150))
+    log.started(2, ago(148))
+    log.attempt_failed(2, ago(120))
+    log.add(2, ago(120), JobFailed(attempt=1, reason="gave up"))
+    log.enqueued(3, ago(30))
+    log.started(3, ago(25))
+    log.completed(3, ago(0))  # at NOW exactly: the last slice includes its end
     tally = throughput.Tally()
     tally.add(log.events)
-    buckets = tally.series(NOW, 60, 60)
-    hour = window(tally.figures(NOW, (("hour", 3600),)), "hour")
-    assert len(buckets) == 60
-    assert buckets[-1].end == stamp(NOW)
-    assert sum(b.completed for b in buckets) == hour.completed
-    assert sum(b.run.count for b in buckets) == hour.run.count
-    for job_id, (done_ago, _) in enumerate(jobs, 1):
-        index = 60 - max(1, -(-done_ago // 60))  # bucket k holds (k-1, k] minutes ago
-        assert buckets[index].completed >= 1, job_id
-
-
-def test_a_bucket_holds_the_percentiles_of_its_own_samples_only() -> None:
-    log = Log()
-    log.enqueued(1, ago(200))
-    log.started(1, ago(190))
-    log.completed(1, ago(170))  # ran 20 s, closed in the bucket 180..120 s ago
-    log.enqueued(2, ago(60))
-    log.started(2, ago(59))
-    log.completed(2, ago(30))  # ran 29 s, closed in the last bucket
-    tally = throughput.Tally()
-    tally.add(log.events)
-    older, middle, last = tally.series(NOW, 60, 3)
-    assert (older.completed, middle.completed, last.completed) == (1, 0, 1)
-    assert older.run.p50 == 20.0
-    assert middle.run.p50 is None
-    assert last.run.p95 == 29.0
+    buckets = tally.buckets(NOW, 100, 3)
+    assert [b.start for b in buckets] == [ago(300), ago(200), ago(100)]
+    assert [b.completed for b in buckets] == [1, 0, 1]
+    assert [(b.failed, b.attempts_failed) for b in buckets] == [(0, 0), (1, 1), (0, 0)]
+    assert [b.wait.p50 for b in buckets] == [10.0, 2.0, 5.0]
+    assert [b.run.p50 for b in buckets] == [30.0, 28.0, 25.0]  # a failed attempt ran too
+    assert (
+        sum(b.completed for b in buckets)
+        == window(tally.figures(NOW, (("five_minutes", 300),)), "five_minutes").completed
+    )

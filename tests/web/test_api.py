@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from conductor import Conductor
-from tests.bulk_jobs import make_jobs
+from tests.bulk_jobs import WORKER, make_jobs
 from tests.gated_tasks import app_env
 from tests.web import redacted_tasks
 from tests.web.support import Running, start_dashboard
@@ -160,11 +160,44 @@ def test_audit_verifies_the_chain_and_queries_events(dashboard: Running, ledger:
     assert [e["type"] for e in of_first] == ["enqueued"]
 
 
-def test_activity_reports_the_last_hour(dashboard: Running, ledger: Conductor) -> None:
+def test_activity_reports_the_last_hour_and_a_point_per_minute(
+    dashboard: Running, ledger: Conductor
+) -> None:
     make_jobs(ledger.ledger, [("t", "q", "completed", ago(10)), ("t", "q", "failed", ago(5))])
     activity = dashboard.http.get("/api/activity").json()
     assert activity["last_hour"]["completed"] == 1
     assert activity["last_hour"]["failed"] == 1
+    series = activity["series"]
+    assert len(series) == 60
+    assert activity["slice_seconds"] == 60
+    assert sum(point["completed"] for point in series) == 1
+    assert sum(point["failed"] for point in series) == 1
+    assert [point["start"] for point in series] == sorted(point["start"] for point in series)
+    # Later events are read incrementally by the same reader, and counted.
+    make_jobs(ledger.ledger, [("t", "q", "completed", ago(1))])
+    again = dashboard.http.get("/api/activity").json()
+    assert again["last_hour"]["completed"] == 2
+
+
+def test_the_overview_names_the_workers_holding_jobs_and_the_failing_tasks(
+    dashboard: Running, ledger: Conductor
+) -> None:
+    make_jobs(
+        ledger.ledger,
+        [
+            ("a", "q", "in_progress", ago(1)),
+            ("a", "q", "claimed", ago(1)),
+            ("b", "q", "failed", ago(1)),
+            ("b", "q", "failed", ago(1)),
+            ("c", "q", "failed", ago(1)),
+        ],
+    )
+    overview = dashboard.http.get("/api/overview").json()
+    assert overview["workers"] == [{"worker": WORKER, "running": 1, "claimed": 1}]
+    assert overview["failing"] == [{"task": "b", "failed": 2}, {"task": "c", "failed": 1}]
+    assert overview["stats"]["total"] == 5
+    page = dashboard.http.get("/").text
+    assert WORKER in page
 
 
 def test_bad_parameters_are_400_and_unknown_jobs_404(dashboard: Running, ledger: Conductor) -> None:

@@ -20,9 +20,13 @@ def existing(tmp_path: Path) -> Path:
     return path
 
 
-def refused(db: Path, *args: str, code: int, mentions: list[str], env: dict[str, str] | None = None) -> None:
+def refused(
+    db: Path, *args: str, code: int, mentions: list[str], env: dict[str, str] | None = None
+) -> None:
     before = db_snapshot(db)
-    done = run_cli("dashboard", *args, db=db, env={"CONDUCTOR_DASHBOARD_TOKEN": "", **(env or {})}, timeout=60)
+    done = run_cli(
+        "dashboard", *args, db=db, env={"CONDUCTOR_DASHBOARD_TOKEN": "", **(env or {})}, timeout=60
+    )
     assert done.code == code, done
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: ")
@@ -60,7 +64,9 @@ def test_a_short_or_empty_token_is_refused(existing: Path, tmp_path: Path) -> No
 
 
 def test_a_network_bind_without_credentials_is_refused(existing: Path) -> None:
-    refused(existing, "--host", "192.0.2.1", code=2, mentions=["without credentials", "--token-file"])
+    refused(
+        existing, "--host", "192.0.2.1", code=2, mentions=["without credentials", "--token-file"]
+    )
     refused(existing, "--host", "example.com", code=2, mentions=["without credentials"])
 
 

@@ -1,9 +1,10 @@
 /* conductor dashboard: the overview's charts, drawn with uPlot from the JSON API.
  *
  * Each <div class="chart" data-src="/api/activity" data-kind="throughput|latency"> is
- * filled from the API's per-minute buckets of the last hour, and drawn again (at most every
- * few seconds) when live.js says the ledger changed. Colours come from the stylesheet's
- * variables, so the charts follow the light or dark theme.
+ * filled from the API's per-minute points of the last hour (`series`, each from `start`),
+ * and drawn again (at most every few seconds) when dashboard.js says the ledger changed.
+ * Colours come from the stylesheet's variables, so the charts follow the light or dark
+ * theme.
  */
 (function () {
   "use strict";
@@ -23,16 +24,16 @@
     latency: {
       unit: "seconds",
       series: [
-        { label: "wait p50", colour: "--pending", value: function (b) { return b.wait.p50; } },
-        { label: "wait p95", colour: "--claimed", value: function (b) { return b.wait.p95; } },
-        { label: "run p50", colour: "--in_progress", value: function (b) { return b.run.p50; } },
-        { label: "run p95", colour: "--completed", value: function (b) { return b.run.p95; } }
+        { label: "wait p50", colour: "--pending", value: function (b) { return b.wait_seconds.p50; } },
+        { label: "wait p95", colour: "--claimed", value: function (b) { return b.wait_seconds.p95; } },
+        { label: "run p50", colour: "--in_progress", value: function (b) { return b.run_seconds.p50; } },
+        { label: "run p95", colour: "--completed", value: function (b) { return b.run_seconds.p95; } }
       ]
     }
   };
 
   function columns(kind, buckets) {
-    var xs = buckets.map(function (b) { return Date.parse(b.end) / 1000; });
+    var xs = buckets.map(function (b) { return Date.parse(b.start) / 1000; });
     var data = [xs];
     kind.series.forEach(function (s) { data.push(buckets.map(s.value)); });
     return data;
@@ -44,7 +45,7 @@
     fetch(el.getAttribute("data-src"), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (body) {
-        var data = columns(kind, body.buckets || []);
+        var data = columns(kind, body.series || []);
         if (el._plot) { el._plot.setData(data); return; }
         el.textContent = "";
         var opts = {

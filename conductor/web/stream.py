@@ -53,9 +53,14 @@ class Watcher:
         """How many times the watcher read the ledger (what the database paid)."""
 
     def subscribe(self) -> asyncio.Queue[Message]:
+        """A queue of this event loop that receives every message from now on, starting
+        with the latest one if there is one (taken under the lock `_publish` holds, so a
+        message is never missed between the two)."""
         queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=16)
         with self._lock:
             self._subscribers[queue] = asyncio.get_running_loop()
+            if self.latest is not None:
+                queue.put_nowait(self.latest)
             if self._thread is None or not self._thread.is_alive():
                 self._stop = threading.Event()
                 self._thread = threading.Thread(
@@ -151,8 +156,6 @@ async def events(watcher: Watcher) -> AsyncIterator[str]:
     """A server-sent event stream of `changed` messages (the current state first)."""
     queue = watcher.subscribe()
     try:
-        if watcher.latest is not None:
-            yield _frame(watcher.latest)
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), HEARTBEAT)

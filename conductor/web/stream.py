@@ -29,9 +29,9 @@ from conductor.ledger.open import open_ledger
 
 POLL: Final = 0.5
 """Seconds between looks at `last_seq` when no wake-up comes."""
-MIN_GAP: Final = 0.1
+MIN_GAP: Final = 0.25
 """The least time between two reads, however many wake-ups arrive (a busy worker pool
-finishes jobs in hundreds of commits a second)."""
+finishes jobs in hundreds of commits a second): at most four looks a second."""
 HEARTBEAT: Final = 15.0
 """Seconds between keep-alive comments on an idle stream (proxies drop silent ones)."""
 

@@ -1,13 +1,13 @@
 """The dashboard's defences: security headers, sign-in, and CSRF tokens.
 
-`SecurityHeaders` adds a `Server-Timing` header (the server's time to answer) and a strict Content-Security-Policy (no inline script or style: every
-script and stylesheet is a file under /static), refuses framing and MIME sniffing, and
-keeps pages out of caches. `Guard` lets a request in when there are no credentials
-(a loopback bind), or it carries a valid `Authorization: Bearer` token, or a signed
-session cookie from the login form; otherwise a page redirects to the login form and
-`/api` answers 401. Every POST from a browser session must carry the session's CSRF
-token (`check_csrf`): a bearer token is not sent by browsers on their own, so requests
-with one need none.
+`SecurityHeaders` adds a strict Content-Security-Policy (no inline script or style:
+every script and stylesheet is a file under /static), refuses framing and MIME sniffing,
+keeps pages out of caches, and reports the server's time to answer (`Server-Timing`).
+`Guard` lets a request in when there are no credentials (a loopback bind), or it carries
+a valid `Authorization: Bearer` token, or a signed session cookie from the login form;
+otherwise a page redirects to the login form and `/api` answers 401. Every POST from a
+browser session must carry the session's CSRF token (`check_csrf`): a bearer token is
+not sent by browsers on their own, so requests with one need none.
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ from conductor.ledger.open import open_ledger
 
 POLL: Final = 0.5
 """Seconds between looks at `last_seq` when no wake-up comes."""
-MIN_GAP: Final = 0.1
+MIN_GAP: Final = 0.25
 """The least time between two reads, however many wake-ups arrive (a busy worker pool
-finishes jobs in hundreds of commits a second)."""
+finishes jobs in hundreds of commits a second): at most four looks a second."""
 HEARTBEAT: Final = 15.0
 """Seconds between keep-alive comments on an idle stream (proxies drop silent ones)."""
 
@@ -53,9 +53,14 @@ class Watcher:
         """How many times the watcher read the ledger (what the database paid)."""
 
     def subscribe(self) -> asyncio.Queue[Message]:
+        """A queue of this event loop that receives every message from now on, starting
+        with the latest one if there is one (taken under the lock `_publish` holds, so a
+        message is never missed between the two)."""
         queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=16)
         with self._lock:
             self._subscribers[queue] = asyncio.get_running_loop()
+            if self.latest is not None:
+                queue.put_nowait(self.latest)
             if self._thread is None or not self._thread.is_alive():
                 self._stop = threading.Event()
                 self._thread = threading.Thread(
@@ -151,8 +156,6 @@ async def events(watcher: Watcher) -> AsyncIterator[str]:
     """A server-sent event stream of `changed` messages (the current state first)."""
     queue = watcher.subscribe()
     try:
-        if watcher.latest is not None:
-            yield _frame(watcher.latest)
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), HEARTBEAT)

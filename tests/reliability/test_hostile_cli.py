@@ -65,8 +65,9 @@ WRITE_COMMANDS = {
 }
 CREATING = {"enqueue", "cron add"}
 """Commands that create a missing --db."""
-EXCLUDED = {"demo", "bench", "copy"}
+EXCLUDED = {"demo", "bench", "copy", "dashboard"}
 """Not generated: `copy` takes two databases and no --db (tests/postgres/test_copy.py
+checks its refusals); `dashboard` serves until stopped (tests/web/test_dashboard_cli.py
 checks its refusals)."""
 GENERATED = [
     "enqueue",

@@ -104,6 +104,9 @@ def dashboard(
         # not wait for the client's delayed ACK (40 ms per keep-alive request otherwise).
         listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listening.bind((host.strip("[]"), port))
+        # Listening before the address is announced: a client that connects while the
+        # server still starts waits in the backlog instead of being refused.
+        listening.listen(2048)
     except (OSError, UnicodeError) as e:
         raise InvalidInput(
             f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}; "

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from conductor import Conductor
+from conductor.domain.clock import stamp
 from tests.bulk_jobs import WORKER, make_jobs
 from tests.gated_tasks import app_env
 from tests.web import redacted_tasks
@@ -58,8 +59,9 @@ def test_jobs_are_listed_newest_first_and_filtered(dashboard: Running, ledger: C
     assert listed(status="failed") == [ids[4], ids[1], ids[0]]
     assert listed(status="failed,cancelled", task="a") == [ids[4], ids[2], ids[0]]
     assert listed(queue="reports") == [ids[2]]
-    assert listed(since="35m") == [ids[4], ids[3], ids[2]]
-    assert listed(since="45m", until="10m") == [ids[3], ids[2], ids[1]]
+    # Times as stamps, not ages: the test may run long after NOW was taken.
+    assert listed(since=stamp(ago(35))) == [ids[4], ids[3], ids[2]]
+    assert listed(since=stamp(ago(45)), until=stamp(ago(10))) == [ids[3], ids[2], ids[1]]
     assert listed(id=str(ids[1])) == [ids[1]]
     assert listed(id="999999") == []
     assert dashboard.http.get("/api/jobs", params={"status": "failed"}).json()["total"] == 3

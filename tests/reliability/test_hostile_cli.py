@@ -66,9 +66,8 @@ WRITE_COMMANDS = {
 }
 CREATING = {"enqueue", "cron add"}
 """Commands that create a missing --db."""
-EXCLUDED = {"demo", "bench", "copy", "dashboard"}
+EXCLUDED = {"demo", "bench", "copy"}
 """Not generated: `copy` takes two databases and no --db (tests/postgres/test_copy.py
-checks its refusals); `dashboard` serves until stopped (tests/web/test_dashboard_cli.py
 checks its refusals)."""
 GENERATED = [
     "enqueue",

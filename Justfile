@@ -44,6 +44,11 @@ bench-pg *args:
 bench-ledger *args:
     python tests/benchmarks/ledger_bench.py {{args}}
 
+# The dashboard at 1,000,000 jobs (server time of the overview and jobs pages) and what ten SSE
+# clients cost a draining worker.
+bench-dashboard *args:
+    python tests/benchmarks/dashboard_bench.py {{args}}
+
 # `conductor enqueue` and `conductor jobs` as commands, next to `python -c pass` (target <= 100 ms
 # median). Compiles the bytecode first, as an install does (editable installs may not).
 bench-cli *args:

@@ -130,6 +130,29 @@ class Activity:
         return {"at": self.at, **{w.name: w.as_dict() for w in self.windows}}
 
 
+@attrs.frozen(kw_only=True)
+class Bucket:
+    """What closed in one slice of time: a chart's point."""
+
+    start: Timestamp
+    """Inclusive; the slice ends where the next one starts."""
+    completed: int
+    failed: int
+    attempts_failed: int
+    wait: Spread
+    run: Spread
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "completed": self.completed,
+            "failed": self.failed,
+            "attempts_failed": self.attempts_failed,
+            "wait_seconds": self.wait.as_dict(),
+            "run_seconds": self.run.as_dict(),
+        }
+
+
 def percentile(ordered: Sequence[float], p: float) -> float | None:
     """The nearest-rank p-th percentile (0 < p <= 100) of ascending `ordered`."""
     if not ordered:
@@ -269,6 +292,27 @@ class Tally:
             )
         return Activity(at=stamp(now), windows=tuple(windows))
 
+    def buckets(self, now: dt.datetime, width: int, count: int) -> tuple[Bucket, ...]:
+        """`count` consecutive slices of `width` seconds, the last ending at `now`, oldest
+        first: completions, failures and wait and run percentiles per slice (a chart)."""
+        edges = [stamp(now - dt.timedelta(seconds=width * (count - i))) for i in range(count)]
+        ends = [*edges[1:], stamp(now + dt.timedelta(microseconds=1))]
+        return tuple(
+            Bucket(
+                start=start,
+                completed=self._between(JobCompleted.TYPE, start, end),
+                failed=self._between(JobFailed.TYPE, start, end),
+                attempts_failed=self._between(JobAttemptFailed.TYPE, start, end),
+                wait=spread(_within(self._waits, start, end)),
+                run=spread(_within(self._runs, start, end)),
+            )
+            for start, end in zip(edges, ends, strict=True)
+        )
+
+    def _between(self, kind: str, start: Timestamp, end: Timestamp) -> int:
+        stamps = self._closed[kind]
+        return bisect.bisect_left(stamps, end) - bisect.bisect_left(stamps, start)
+
     def _count(self, kind: str, since: Timestamp) -> int:
         stamps = self._closed[kind]
         return len(stamps) - bisect.bisect_left(stamps, since)
@@ -277,6 +321,15 @@ class Tally:
 def _since(samples: list[tuple[Timestamp, float]], since: Timestamp) -> list[float]:
     """The values of the samples (sorted by stamp) closed at or after `since`."""
     return [value for _, value in samples[bisect.bisect_left(samples, (since,)) :]]
+
+
+def _within(
+    samples: list[tuple[Timestamp, float]], start: Timestamp, end: Timestamp
+) -> list[float]:
+    """The values of the samples closed at or after `start` and before `end`."""
+    low = bisect.bisect_left(samples, (start,))
+    high = bisect.bisect_left(samples, (end,))
+    return [value for _, value in samples[low:high]]
 
 
 def unpaired(events: Iterable[RecordedEvent]) -> dict[int, int]:

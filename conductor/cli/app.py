@@ -41,6 +41,7 @@ COMMANDS: Final = {
     "worker": "conductor.cli.worker:worker",
     "bench": "conductor.cli.benchmark:bench",
     "demo": "conductor.cli.demo:demo",
+    "dashboard": "conductor.cli.dashboard:dashboard",
 }
 """Each command's name and where it is defined (`module:attribute`)."""
 

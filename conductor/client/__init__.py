@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from conductor.client.bulk import MAX_ID, BulkActions
 from conductor.client.enqueuing import Enqueuing, PayloadInput
+from conductor.client.listing import Listing
 from conductor.client.queues import Queues
 from conductor.client.results import Results
 from conductor.client.schedules import Schedules
@@ -30,6 +31,7 @@ from conductor.ledger.chain import ChainReport
 from conductor.ledger.open import open_ledger
 
 if TYPE_CHECKING:
+    from conductor.observe.activity import ActivityReader
     from projections.history import HistoryEntry
     from projections.throughput import Activity
 
@@ -41,7 +43,7 @@ STATUSES: Final = tuple(state.value for state in JobState)
 __all__ = ["Conductor", "PayloadInput"]
 
 
-class Conductor(Enqueuing, BulkActions, Results, Schedules, Queues):
+class Conductor(Enqueuing, BulkActions, Results, Schedules, Queues, Listing):
     """A handle on one ledger. Use as a context manager, or call `close()`.
 
     Enqueueing (`enqueue`, `enqueue_many`, `enqueue_each`) is `conductor.client.enqueuing`;
@@ -137,11 +139,16 @@ class Conductor(Enqueuing, BulkActions, Results, Schedules, Queues):
     def activity(self, spans: tuple[tuple[str, int], ...] | None = None) -> Activity:
         """Throughput and p50/p95 wait and run times over windows ending now (by default
         the last minute and hour, `projections.throughput.SPANS`), read from the log's tail."""
+        return self.activity_reader(spans).read(self.clock.now())
+
+    def activity_reader(self, spans: tuple[tuple[str, int], ...] | None = None) -> ActivityReader:
+        """A reader of `activity` (and its per-slice `series`) that a live view keeps: each
+        read after the first costs only the events appended since. It uses this handle's
+        ledger: keep both to one thread at a time."""
         from conductor.observe.activity import ActivityReader
         from projections import throughput
 
-        reader = ActivityReader(self.ledger, throughput.SPANS if spans is None else spans)
-        return reader.read(self.clock.now())
+        return ActivityReader(self.ledger, throughput.SPANS if spans is None else spans)
 
     def failures(self, job_id: int) -> list[tuple[RecordedEvent, JobAttemptFailed]]:
         """Every failed attempt of a job, with its traceback, oldest first."""

@@ -11,7 +11,7 @@ import datetime as dt
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -55,6 +55,8 @@ class TaskSpec:
     such job at a time), or a function of the payload (None from it: no key)."""
     unique_for: int | None = None
     """The key's scope in seconds; None for "while a job with it is pending or running"."""
+    redact: tuple[str, ...] = ()
+    """Payload fields the dashboard masks (a key at any depth, or a dotted path)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -116,12 +118,14 @@ class Registry:
         cron: str | None = None,
         tz: str = "UTC",
         missed: str = schedules.DEFAULT_MISSED,
+        redact: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Register the decorated function under `name` with these defaults.
 
         With `cron` (an expression in the time zone `tz`), the task also runs on that
         schedule, named after the task, with the payload `{"task": name}`: a worker
-        declares it to the ledger when it starts (docs/tasks.md, "Periodic tasks")."""
+        declares it to the ledger when it starts (docs/tasks.md, "Periodic tasks").
+        `redact` names payload fields the dashboard shows masked (docs/dashboard.md)."""
         if not name or not isinstance(name, str):
             raise InvalidInput(f"invalid task name {name!r}: expected a non-empty string")
         if priority is not None and priority not in PRIORITIES:
@@ -164,6 +168,7 @@ class Registry:
             "timeout": limit,
             "queue": None if queue is None else check_queue(queue),
             "priority": priority,
+            "redact": check_redact(name, redact),
         }
 
         if cron is not None:
@@ -254,6 +259,20 @@ def _pick(*choices: T | None) -> T:
 REGISTRY: Final = Registry()
 task: Final = REGISTRY.task
 periodic: Final = REGISTRY.periodic
+
+
+def check_redact(task: str, fields: Sequence[str]) -> tuple[str, ...]:
+    """A task's `redact` fields: names or dotted paths of payload keys."""
+    if isinstance(fields, str):
+        fields = (fields,)
+    checked = tuple(fields)
+    for field in checked:
+        if not isinstance(field, str) or not field or any(not part for part in field.split(".")):
+            raise InvalidInput(
+                f"invalid redact field {field!r} for task {task!r}: expected a payload key "
+                "or a dotted path such as card.number"
+            )
+    return checked
 
 
 def load_app(module: str) -> None:

@@ -250,6 +250,12 @@ class Ledger(Protocol):
         page of the snapshot a bulk operator action takes of the jobs it will act on."""
         ...
 
+    def page(self, where: Selection, *, before: int | None, limit: int) -> list[JobRow]:
+        """Up to `limit` jobs matching `where` with ids below `before` (None: from the
+        newest), newest first: one page of a listing (the dashboard's jobs table). Keyset
+        paging on the id indexes, so any page costs about the same at a million jobs."""
+        ...
+
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         """The earliest `run_at` of a pending job in `queues`, or with `after` the earliest
         one later than that timestamp (None if there is none)."""

@@ -219,14 +219,40 @@ def list_jobs(mark: str, where: JobFilter, *, limit: int | None) -> tuple[str, l
 
 def select_jobs(mark: str, where: Selection, *, after: int, limit: int) -> tuple[str, list[Any]]:
     """(statement, parameters) for `Ledger.select`: a keyset page in id order."""
-    clauses = [f"id > {mark}"]
-    params: list[Any] = [after]
+    clauses, params = _chosen(mark, where)
+    clauses.insert(0, f"id > {mark}")
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT {mark}"
+    return sql, [after, *params, limit]
+
+
+def page_jobs(
+    mark: str, where: Selection, *, before: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    """(statement, parameters) for `Ledger.page`: a keyset page newest first. A single
+    value per column is an equality, so the `(status, id)`, `(task, id)` or `(queue, id)`
+    index is read backwards from `before` and the scan stops after `limit` rows."""
+    clauses, params = _chosen(mark, where)
+    if before is not None:
+        clauses.insert(0, f"id < {mark}")
+        params.insert(0, before)
+    filters = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs{filters} ORDER BY id DESC LIMIT {mark}"
+    return sql, [*params, limit]
+
+
+def _chosen(mark: str, where: Selection) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of a `Selection`."""
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, values in (
         ("status", where.statuses),
         ("task", where.tasks),
         ("queue", where.queues),
     ):
-        if values:
+        if len(values) == 1:
+            clauses.append(f"{column} = {mark}")
+            params.append(values[0])
+        elif values:
             clauses.append(f"{column} IN ({marks(mark, len(values))})")
             params.extend(values)
     if where.since is not None:
@@ -235,8 +261,7 @@ def select_jobs(mark: str, where: Selection, *, after: int, limit: int) -> tuple
     if where.until is not None:
         clauses.append(f"updated_at < {mark}")
         params.append(where.until)
-    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT {mark}"
-    return sql, [*params, limit]
+    return clauses, params
 
 
 def preceding(mark: str, types: int) -> str:

@@ -52,6 +52,19 @@ class ActivityReader:
         """The stamp of the log's first event, once a read has met it (seq 1)."""
 
     def read(self, now: dt.datetime) -> throughput.Activity:
+        self._catch_up(now)
+        return self._tally.figures(
+            now, self._spans, covered_since=self._covered_since, begun=self._begun
+        )
+
+    def series(self, now: dt.datetime, width: int, count: int) -> tuple[throughput.Bucket, ...]:
+        """The last `count` slices of `width` seconds up to `now` (a chart), read like
+        `read`: only the events appended since the previous call. `width * count` should
+        not exceed the longest span, which bounds what the reader keeps."""
+        self._catch_up(now)
+        return self._tally.buckets(now, width, count)
+
+    def _catch_up(self, now: dt.datetime) -> None:
         since = stamp(now - self._longest)
         head = self._ledger.last_seq()  # before reading: nothing after it is skipped
         if self._seq is None:
@@ -68,9 +81,6 @@ class ActivityReader:
         self._tally.forget(since)
         if self._covered_since is not None and self._covered_since <= since:
             self._covered_since = None  # everything before the cut has aged out
-        return self._tally.figures(
-            now, self._spans, covered_since=self._covered_since, begun=self._begun
-        )
 
     def _feed(self, events: list[RecordedEvent]) -> None:
         missing = self._tally.missing(events)

@@ -53,14 +53,20 @@ from conductor import Conductor, ManualClock, Settings
 from conductor.bench import console_command, peak_rss_mib
 from conductor.domain import decisions as decide
 from conductor.domain.clock import stamp
-from conductor.domain.events import JobAttemptFailed, JobCompleted, JobRetryScheduled, NewEvent
+from conductor.domain.events import (
+    JobAttemptFailed,
+    JobCompleted,
+    JobRetryScheduled,
+    JobRunStarted,
+    NewEvent,
+)
 from conductor.ledger.base import JobFilter
 
 TASKS = ("send_email", "resize_image", "sync_account", "generate_report")
 QUEUES = ("default", "email", "media")
 PRIORITIES = ("high", "medium", "low")
 LEASE = dt.timedelta(minutes=5)
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 """Bump when the built logs change shape, so `--workdir` caches are rebuilt."""
 
 
@@ -197,6 +203,15 @@ def _claim(app: Conductor, clock: ManualClock, count: int) -> list[tuple[int, in
         )
         if not got:
             raise RuntimeError("nothing left to claim")
+        # A claim leaves jobs `claimed`; a worker's `run_started` makes them in_progress.
+        at = stamp(clock.now())
+        for first in range(0, len(got), 20_000):
+            app.ledger.append(
+                [
+                    NewEvent(job_id=job.id, at=at, event=JobRunStarted(attempt=job.attempt))
+                    for job in got[first : first + 20_000]
+                ]
+            )
         claimed.extend((job.id, job.attempt) for job in got)
     return claimed
 

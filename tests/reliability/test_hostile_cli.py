@@ -8,9 +8,9 @@ one `error: ` line; the seeded database is unchanged unless a write command succ
 other file appears or changes (a missing `--db` path is never created by a read command, a
 directory or text file given as `--db` is left exactly as it was).
 
-`worker`, `top` and `events --follow`/`stats --watch` run until stopped, so they only get
-arguments that are refused before they start (or `--help`); `demo` and `bench` do real work
-and are left out.
+`worker`, `dashboard`, `top` and `events --follow`/`stats --watch` run until stopped, so
+they only get arguments that are refused before they start (or `--help`); `demo` and
+`bench` do real work and are left out.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ CORPUS = Path(__file__).with_name("hostile_corpus.json")
 NOT_UTF8 = "\udcff"
 """The byte 0xff as Python spells it in a str; arguments go to the process as raw bytes."""
 HUGE = "x" * 100_000
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - an address the dashboard must refuse here
 DEEP_OPEN = '{"task": "a", "x": ' + "[" * 100_000
 """100,000-deep JSON, unclosed: closing it too would pass Linux's 128 KiB-per-argument cap."""
 DEEP_CLOSED = '{"task": "a", "x": ' + "[" * 60_000 + "]" * 60_000 + "}"
@@ -94,6 +95,7 @@ GENERATED = [
     "queue pause",
     "queue resume",
     "queue limit",
+    "dashboard",
 ]
 
 SEEDED = "seeded.db"
@@ -423,30 +425,58 @@ def subcommand(
 
 
 @st.composite
+def worker_case(draw: st.DrawFn) -> Case:
+    """`worker` runs until stopped: only arguments refused before it starts, or --help."""
+    name, pool = draw(
+        st.sampled_from(
+            [
+                ("--concurrency", [*BAD_NUMBERS, *bad("1025")]),
+                ("-c", BAD_NUMBERS),
+                ("--prefetch", [*BAD_NUMBERS, *bad("10001")]),
+                ("--metrics-port", [*BAD_NUMBERS, *bad("65536")]),
+                ("--log-format", bad("", "xml", NOT_UTF8)),
+                ("--lease", BAD_DURATIONS),
+                ("--grace", BAD_DURATIONS),
+                ("--poll", BAD_DURATIONS),
+                ("--help", []),
+            ]
+        )
+    )
+    if name == "--help":
+        return Case(("worker", "--help"), draw(st.sampled_from(DB_KINDS)), True)
+    text, valid = draw(values(pool))
+    return Case(("worker", name, text), "seeded", valid)
+
+
+@st.composite
+def dashboard_case(draw: st.DrawFn) -> Case:
+    """`dashboard` serves until stopped: only arguments refused before it listens (a
+    bad port or token file; an address other than loopback without credentials, which
+    `check` never passes), or --help."""
+    name, pool = draw(
+        st.sampled_from(
+            [
+                ("--port", [*BAD_NUMBERS, *bad("65536")]),
+                ("--host", bad(ALL_INTERFACES, "192.0.2.1", "example.com", "::", "", NOT_UTF8)),
+                ("--token-file", bad("", "/nonexistent/tokens", NOT_UTF8, HUGE)),
+                ("--help", []),
+            ]
+        )
+    )
+    if name == "--help":
+        return Case(("dashboard", "--help"), draw(st.sampled_from(DB_KINDS)), True)
+    text, valid = draw(values(pool))
+    return Case(("dashboard", name, text), "seeded", valid)
+
+
+@st.composite
 def cases(draw: st.DrawFn) -> Case:
     command = draw(st.sampled_from(GENERATED))
     flags = draw(st.lists(st.sampled_from(["--json"]), max_size=1))
     if command == "worker":
-        # It runs until stopped: only arguments refused before it starts, or --help.
-        name, pool = draw(
-            st.sampled_from(
-                [
-                    ("--concurrency", [*BAD_NUMBERS, *bad("1025")]),
-                    ("-c", BAD_NUMBERS),
-                    ("--prefetch", [*BAD_NUMBERS, *bad("10001")]),
-                    ("--metrics-port", [*BAD_NUMBERS, *bad("65536")]),
-                    ("--log-format", bad("", "xml", NOT_UTF8)),
-                    ("--lease", BAD_DURATIONS),
-                    ("--grace", BAD_DURATIONS),
-                    ("--poll", BAD_DURATIONS),
-                    ("--help", []),
-                ]
-            )
-        )
-        if name == "--help":
-            return Case(("worker", "--help"), draw(st.sampled_from(DB_KINDS)), True)
-        text, valid = draw(values(pool))
-        return Case(("worker", name, text), "seeded", valid)
+        return draw(worker_case())
+    if command == "dashboard":
+        return draw(dashboard_case())
     kind = draw(st.sampled_from(["seeded"] * 4 + DB_KINDS))
     if command == "top":
         text, valid = draw(values(BAD_INTERVALS))

@@ -20,7 +20,7 @@ LAYERS = (
     ("conductor.observe",),
     ("conductor.engine",),
     ("conductor.client",),
-    ("conductor.cli", "conductor.bench", "conductor.__main__", "conductor"),
+    ("conductor.cli", "conductor.bench", "conductor.web", "conductor.__main__", "conductor"),
 )
 """Lowest first: a module may import from its own layer or any layer listed before it."""
 
@@ -114,3 +114,13 @@ def test_no_module_is_much_over_four_hundred_lines() -> None:
         and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_only_the_dashboard_command_imports_the_web_package() -> None:
+    importers = sorted(
+        module
+        for module, targets in graph().items()
+        if not (module == "conductor.web" or module.startswith("conductor.web."))
+        and any(t == "conductor.web" or t.startswith("conductor.web.") for t in targets)
+    )
+    assert importers == ["conductor.cli.dashboard"]

@@ -263,3 +263,29 @@ def test_a_prefetched_job_waits_until_its_handler_starts_and_runs_only_from_then
     minute = window(throughput.summarise(log.since(60), now=NOW), "last_minute")
     assert minute.wait == throughput.Spread(count=1, p50=4.0, p95=4.0)
     assert minute.run == throughput.Spread(count=1, p50=2.0, p95=2.0)
+
+
+def test_buckets_put_each_outcome_and_sample_in_the_slice_it_closed_in() -> None:
+    log = Log()
+    log.enqueued(1, ago(290))
+    log.started(1, ago(280))  # waited 10 s, in the slice from 300 s to 200 s ago
+    log.completed(1, ago(250))  # ran 30 s
+    log.enqueued(2, ago(150))
+    log.started(2, ago(148))
+    log.attempt_failed(2, ago(120))
+    log.add(2, ago(120), JobFailed(attempt=1, reason="gave up"))
+    log.enqueued(3, ago(30))
+    log.started(3, ago(25))
+    log.completed(3, ago(0))  # at NOW exactly: the last slice includes its end
+    tally = throughput.Tally()
+    tally.add(log.events)
+    buckets = tally.buckets(NOW, 100, 3)
+    assert [b.start for b in buckets] == [ago(300), ago(200), ago(100)]
+    assert [b.completed for b in buckets] == [1, 0, 1]
+    assert [(b.failed, b.attempts_failed) for b in buckets] == [(0, 0), (1, 1), (0, 0)]
+    assert [b.wait.p50 for b in buckets] == [10.0, 2.0, 5.0]
+    assert [b.run.p50 for b in buckets] == [30.0, 28.0, 25.0]  # a failed attempt ran too
+    assert (
+        sum(b.completed for b in buckets)
+        == window(tally.figures(NOW, (("five_minutes", 300),)), "five_minutes").completed
+    )

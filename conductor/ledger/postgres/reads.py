@@ -106,6 +106,11 @@ class PostgresReads:
         with self._link.connection() as conn:
             return [sql.job_row(values) for values in conn.execute(query, params)]
 
+    def page(self, where: Selection, *, before: int | None, limit: int) -> list[JobRow]:
+        query, params = sql.page_jobs("%s", where, before=before, limit=limit)
+        with self._link.connection() as conn:
+            return [sql.job_row(values) for values in conn.execute(query, params)]
+
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         if not queues:
             return None

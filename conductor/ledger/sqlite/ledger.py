@@ -311,6 +311,11 @@ class SqliteLedger:
         with self._link.translate():
             return [sql.job_row(values) for values in self._conn.execute(query, params)]
 
+    def page(self, where: Selection, *, before: int | None, limit: int) -> list[JobRow]:
+        query, params = sql.page_jobs("?", where, before=before, limit=limit)
+        with self._link.translate():
+            return [sql.job_row(values) for values in self._conn.execute(query, params)]
+
     def next_due(self, queues: Sequence[str], *, after: str | None = None) -> str | None:
         earliest: str | None = None
         floor = "" if after is None else after

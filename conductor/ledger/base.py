@@ -31,6 +31,7 @@ import attrs
 
 from conductor.domain import unique
 from conductor.domain.bulk import Selection
+from conductor.domain.control_events import OPERATIONS
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger.chain import ChainReport
@@ -372,3 +373,13 @@ def claim_alone(
         return []
     request = ClaimRequest(worker=worker, queues=tuple(queues), limit=limit, now=now, lease=lease)
     return ledger.transact((), lambda rows: [], claim=request)[1]
+
+
+def history_alone(
+    read: Callable[[EventFilter], list[RecordedEvent]], job_id: int
+) -> list[RecordedEvent]:
+    """`Ledger.history` for every backend, given its `read`: the job's events; the
+    operations stream's id (0) is not a job, so it has no history."""
+    if job_id == OPERATIONS:
+        return []
+    return read(EventFilter(job_id=job_id))

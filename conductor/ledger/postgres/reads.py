@@ -13,13 +13,12 @@ from typing import Any, Final
 import psycopg
 
 from conductor.domain.bulk import Selection
-from conductor.domain.control_events import OPERATIONS
 from conductor.domain.events import RecordedEvent
 from conductor.domain.job_row import JobRow
 from conductor.ledger import chain
 from conductor.ledger import control_statements as csql
 from conductor.ledger import statements as sql
-from conductor.ledger.base import EventFilter, JobFilter, StoredEvent
+from conductor.ledger.base import EventFilter, JobFilter, StoredEvent, history_alone
 from conductor.ledger.postgres.connection import PostgresConnection
 
 ROWS: Final = f"SELECT {sql.JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)"
@@ -57,9 +56,7 @@ class PostgresReads:
         return [sql.recorded(row) for row in rows]
 
     def history(self, job_id: int) -> list[RecordedEvent]:
-        if job_id == OPERATIONS:
-            return []  # the operations stream is not a job
-        return self.read(EventFilter(job_id=job_id))
+        return history_alone(self.read, job_id)
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
         # Pages down the primary key from the newest event; `window` stops asking for

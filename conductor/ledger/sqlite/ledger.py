@@ -21,7 +21,6 @@ from conductor.domain.bulk import Selection
 from conductor.domain.clock import stamp
 from conductor.domain.codec import loads
 from conductor.domain.config import Settings
-from conductor.domain.control_events import OPERATIONS
 from conductor.domain.errors import InvalidInput
 from conductor.domain.events import NewEvent, RecordedEvent
 from conductor.domain.job_row import JobRow
@@ -39,6 +38,7 @@ from conductor.ledger.base import (
     StoredEvent,
     admissions,
     claim_alone,
+    history_alone,
 )
 from conductor.ledger.sqlite import rebuild
 from conductor.ledger.sqlite.connection import SqliteConnection
@@ -256,9 +256,7 @@ class SqliteLedger:
         return [sql.recorded(row) for row in rows]
 
     def history(self, job_id: int) -> list[RecordedEvent]:
-        if job_id == OPERATIONS:
-            return []  # the operations stream is not a job
-        return self.read(EventFilter(job_id=job_id))
+        return history_alone(self.read, job_id)
 
     def recent(self, since: str, *, limit: int | None = None) -> list[RecordedEvent]:
         # A walk down the primary key from the newest row, stopped in Python (`window`)

@@ -21,8 +21,6 @@ from conductor.domain import queue_controls as rules
 from conductor.domain.config import check_queue
 from conductor.domain.errors import InvalidInput
 
-_NONE = "none"
-
 
 class _Concurrency(click.ParamType[Any]):
     name = "N|none"
@@ -30,20 +28,10 @@ class _Concurrency(click.ParamType[Any]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value is None or value is KEEP or isinstance(value, int):
             return value
-        text = str(value).strip()
-        if text.lower() == _NONE:
-            return None
-        if not text.isascii() or not text.isdigit():
-            self.fail(
-                f"{value!r} is not a concurrency: expected a whole number from 1 to "
-                f"{rules.MAX_LIMIT}, or none to clear it",
-                param,
-                ctx,
-            )
         try:
-            return rules.check_limit(int(text), "concurrency")
+            return rules.parse_concurrency_setting(str(value))
         except InvalidInput as e:
-            self.fail(f"{e}, or none to clear it", param, ctx)
+            self.fail(str(e), param, ctx)
 
 
 class _Rate(click.ParamType[Any]):
@@ -52,12 +40,10 @@ class _Rate(click.ParamType[Any]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value is None or value is KEEP or isinstance(value, tuple):
             return value
-        if str(value).strip().lower() == _NONE:
-            return None
         try:
-            return rules.parse_rate(str(value))
+            return rules.parse_rate_setting(str(value))
         except InvalidInput as e:
-            self.fail(f"{e}, or none to clear it", param, ctx)
+            self.fail(str(e), param, ctx)
 
 
 def _queue_name(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -41,7 +41,7 @@ _UNITS: Final = {
     "h": "hour",
     "hour": "hour",
 }
-_RATE: Final = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
+_RATE: Final = re.compile(r"^\s*([0-9]+)\s*/\s*([a-z]+)\s*$")
 MAX_LIMIT: Final = 1_000_000
 """The largest concurrency or rate accepted: past it a limit limits nothing."""
 LIMITS: Final = ("concurrency", "rate")
@@ -69,13 +69,49 @@ def parse_rate(text: str) -> tuple[int, str]:
             f"invalid rate {text!r}: expected N/s, N/m or N/h (per second, minute or hour), "
             "e.g. 100/m"
         )
-    count = int(match.group(1))
+    count = _whole(match.group(1))
     if not 1 <= count <= MAX_LIMIT:
         raise InvalidInput(
             f"invalid rate {text!r}: expected a count from 1 to {MAX_LIMIT} per second, "
             "minute or hour"
         )
     return count, unit
+
+
+CLEAR: Final = "none"
+"""What an operator types to clear a limit (`--rate none`, the dashboard's form)."""
+
+
+def parse_concurrency_setting(text: str) -> int | None:
+    """A concurrency limit as an operator types it (the CLI's `--concurrency`, the
+    dashboard's form): `N`, or `none` for None (clear it)."""
+    value = text.strip()
+    if value.lower() == CLEAR:
+        return None
+    if value.isascii() and value.isdigit() and 1 <= _whole(value) <= MAX_LIMIT:
+        return int(value)
+    raise InvalidInput(
+        f"invalid concurrency {text!r}: expected a whole number from 1 to {MAX_LIMIT}, "
+        f"or {CLEAR} to clear it"
+    )
+
+
+def parse_rate_setting(text: str) -> tuple[int, str] | None:
+    """A rate limit as an operator types it (the CLI's `--rate`, the dashboard's form):
+    `N/s|m|h` (`parse_rate`), or `none` for None (clear it)."""
+    if text.strip().lower() == CLEAR:
+        return None
+    try:
+        return parse_rate(text)
+    except InvalidInput as e:
+        raise InvalidInput(f"{e}, or {CLEAR} to clear it") from None
+
+
+def _whole(digits: str) -> int:
+    """ASCII digits as a number, a huge one as `MAX_LIMIT + 1`: past it nothing is
+    accepted, and `int` refuses strings of thousands of digits outright."""
+    significant = digits.lstrip("0")
+    return int(digits) if len(significant) <= len(str(MAX_LIMIT)) else MAX_LIMIT + 1
 
 
 def describe_rate(rate: int, per: str) -> str:

@@ -1,5 +1,5 @@
 """Operator actions from the dashboard: cancel, retry, bulk retry or cancel of a filter,
-queue pause/resume, schedule pause/resume.
+queue pause/resume and limits, schedule pause/resume.
 
 Each is a POST, from a page's form (then redirected back, with a note of what happened) or
 from a script under `/api` (then answered in JSON). Each checks the CSRF token first
@@ -12,7 +12,7 @@ any valid request.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -21,10 +21,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from conductor.client import Conductor
+from conductor.client.queues import KEEP, Keep
+from conductor.domain import queue_controls as rules
 from conductor.domain.reports import ActionReport
 from conductor.web import views
 from conductor.web.security import CSRF_FIELD, check_csrf
 
+R = TypeVar("R")
 Act = Callable[[Conductor, str, Mapping[str, str]], dict[str, Any]]
 
 
@@ -84,6 +87,34 @@ def resume_queue(app: Conductor, who: str, params: Mapping[str, str]) -> dict[st
     return {"queue": params["name"], "paused": False, "changed": changed}
 
 
+def limit_queue(app: Conductor, who: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """Set or clear the queue's limits, typed as for `conductor queue limit` and read by
+    the same parsers; a field left out keeps its limit, an empty one clears it (the form
+    shows each limit in its field, so emptying the field is how a person removes it)."""
+    name = params["name"]
+    changed = app.limit_queue(
+        name,
+        concurrency=_setting(params, "concurrency", rules.parse_concurrency_setting),
+        rate=_setting(params, "rate", rules.parse_rate_setting),
+        by=who,
+        reason=params.get("reason", ""),
+    )
+    held = next(summary for summary in app.queues() if summary.name == name)
+    return {
+        "queue": name,
+        "concurrency": held.concurrency,
+        "rate": held.rate,
+        "per": held.per,
+        "changed": changed,
+    }
+
+
+def _setting(params: Mapping[str, str], field: str, parse: Callable[[str], R]) -> R | Keep:
+    if field not in params:
+        return KEEP
+    return parse(params[field].strip() or rules.CLEAR)
+
+
 def pause_schedule(app: Conductor, who: str, params: Mapping[str, str]) -> dict[str, Any]:
     app.pause_schedule(params["name"], by=who, reason=params.get("reason", ""))
     return {"schedule": params["name"], "paused": True}
@@ -137,6 +168,7 @@ _ACTIONS: tuple[tuple[str, Act, str], ...] = (
     ("/jobs/cancel", cancel_where, "cancel_where"),
     ("/queues/{name}/pause", pause_queue, "pause_queue"),
     ("/queues/{name}/resume", resume_queue, "resume_queue"),
+    ("/queues/{name}/limit", limit_queue, "limit_queue"),
     ("/cron/{name}/pause", pause_schedule, "pause_schedule"),
     ("/cron/{name}/resume", resume_schedule, "resume_schedule"),
 )

@@ -307,11 +307,21 @@ def describe(done: Mapping[str, Any]) -> str:
         if done["refused"]:
             line += f"; {len(done['refused'])} refused"
         return line + (f" (batch {done['batch']})." if done["batch"] else ".")
+    if "concurrency" in done:
+        return _described_limits(done)
     subject = f"queue {done['queue']}" if "queue" in done else f"schedule {done['schedule']}"
     state = "paused" if done["paused"] else "resumed"
     if done.get("changed") is False:
         return f"{subject.capitalize()} was already {state}; nothing changed."
     return f"{subject.capitalize()} {state}."
+
+
+def _described_limits(done: Mapping[str, Any]) -> str:
+    """`Queue mail: concurrency 5, rate 100/minute.`, as `conductor queue limit` says it."""
+    concurrency = "none" if done["concurrency"] is None else done["concurrency"]
+    rate = "none" if done["rate"] is None else f"{done['rate']}/{done['per']}"
+    line = f"Queue {done['queue']}: concurrency {concurrency}, rate {rate}"
+    return line + ("." if done["changed"] else "; nothing changed.")
 
 
 def seconds(value: float | None) -> str:

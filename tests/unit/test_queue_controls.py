@@ -4,6 +4,7 @@ the folds of the operations stream over a queue's state."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -37,6 +38,46 @@ def test_a_rate_is_a_count_per_second_minute_or_hour(text: str, expected: tuple[
 def test_a_malformed_rate_names_what_is_expected(text: str) -> None:
     with pytest.raises(InvalidInput, match=r"invalid rate .*expected"):
         rules.parse_rate(text)
+
+
+def outcome(parse: Callable[[str], object], text: str) -> object:
+    try:
+        return parse(text)
+    except InvalidInput as e:
+        return e
+
+
+@given(st.text())
+def test_a_typed_limit_is_a_valid_limit_none_or_a_refusal_never_another_error(
+    text: str,
+) -> None:
+    for parse in (rules.parse_concurrency_setting, rules.parse_rate_setting):
+        parsed = outcome(parse, text)
+        if isinstance(parsed, InvalidInput):
+            assert "or none to clear it" in str(parsed)
+        elif parsed is None:
+            assert text.strip().lower() == "none"
+        elif isinstance(parsed, int):
+            assert 1 <= parsed <= rules.MAX_LIMIT
+        else:
+            assert 1 <= parsed[0] <= rules.MAX_LIMIT
+            assert parsed[1] in rules.PERIODS
+
+
+@given(st.integers(1, rules.MAX_LIMIT), st.sampled_from(["s", "m", "h"]), st.booleans())
+def test_every_limit_in_range_reads_back_as_typed(count: int, unit: str, padded: bool) -> None:
+    typed = f" {count} " if padded else str(count)
+    assert rules.parse_concurrency_setting(typed) == count
+    per = {"s": "second", "m": "minute", "h": "hour"}[unit]
+    assert rules.parse_rate_setting(f"{typed}/{unit}") == (count, per)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "1000001", "9" * 5000, "٣", "", "fast"])
+def test_a_concurrency_out_of_range_or_not_a_number_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match=r"invalid concurrency .*from 1 to 1000000"):
+        rules.parse_concurrency_setting(text)
+    with pytest.raises(InvalidInput, match=r"invalid rate"):
+        rules.parse_rate_setting(f"{text}/s")
 
 
 @given(st.integers(0, 10**9), st.sampled_from(sorted(rules.PERIODS)))

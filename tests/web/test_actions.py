@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import html
 import re
 from pathlib import Path
 
@@ -117,6 +118,104 @@ def test_queue_and_schedule_pause_and_resume_are_recorded(
     assert not ledger.schedule("nightly").paused
 
 
+def limits_of(ledger: Conductor, name: str) -> tuple[int | None, int | None, str | None]:
+    [queue] = [q for q in ledger.queues() if q.name == name]
+    return queue.concurrency, queue.rate, queue.per
+
+
+def limit_events(ledger: Conductor) -> list[tuple[str, str, object, str]]:
+    """The operations stream's limit changes: (type, limit, value, by)."""
+    found = ledger.events(job_id=0, types=("queue_limit_set", "queue_limit_cleared"))
+    return [
+        (rec.type, str(e["limit"]), e.get("value"), str(e["by"]))
+        for rec in found
+        for e in (rec.event.fields(),)
+    ]
+
+
+def test_queue_limits_set_from_the_form_are_recorded_shown_and_not_repeated(
+    dashboard: Running, ledger: Conductor
+) -> None:
+    ledger.enqueue({"task": "noop"}, queue="mail")
+    me = getpass.getuser()
+    answer = form(dashboard, "/queues/mail/limit", next="/queues", concurrency="3", rate="10/m")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/queues"
+    assert limits_of(ledger, "mail") == (3, 10, "minute")
+    assert limit_events(ledger) == [
+        ("queue_limit_set", "concurrency", 3, me),
+        ("queue_limit_set", "rate", 10, me),
+    ]
+    page = dashboard.http.get("/queues").text
+    assert "Queue mail: concurrency 3, rate 10/minute." in page
+    assert re.search(r'name="concurrency"[^>]*value="3"', page)
+    assert re.search(r'name="rate"[^>]*value="10/minute"', page)
+    # The form sends both fields as shown: what already holds appends nothing.
+    seq = ledger.ledger.last_seq()
+    form(dashboard, "/queues/mail/limit", concurrency="3", rate="10/minute")
+    assert ledger.ledger.last_seq() == seq
+    assert "nothing changed" in dashboard.http.get("/queues").text
+    # An emptied field clears its limit; a field left out (a script's call) keeps it.
+    assert form(dashboard, "/queues/mail/limit", concurrency="", rate="10/m").status_code == 303
+    assert limits_of(ledger, "mail") == (None, 10, "minute")
+    answer = dashboard.http.post(
+        "/api/queues/mail/limit", data={"csrf_token": dashboard.csrf(), "concurrency": "7"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "queue": "mail",
+        "concurrency": 7,
+        "rate": 10,
+        "per": "minute",
+        "changed": ["concurrency"],
+    }
+    answer = dashboard.http.post(
+        "/api/queues/mail/limit", data={"csrf_token": dashboard.csrf(), "rate": "none"}
+    )
+    assert answer.json()["changed"] == ["rate"]
+    assert limits_of(ledger, "mail") == (7, None, None)
+    assert limit_events(ledger)[2:] == [
+        ("queue_limit_cleared", "concurrency", None, me),
+        ("queue_limit_set", "concurrency", 7, me),
+        ("queue_limit_cleared", "rate", None, me),
+    ]
+
+
+def test_bad_queue_limits_are_refused_with_what_is_expected_and_change_nothing(
+    dashboard: Running, ledger: Conductor
+) -> None:
+    ledger.enqueue({"task": "noop"}, queue="mail")
+    ledger.limit_queue("mail", concurrency=2)
+    seq = ledger.ledger.last_seq()
+    bad = [
+        ({"rate": "fast"}, "invalid rate 'fast': expected N/s, N/m or N/h"),
+        ({"concurrency": "-1"}, "invalid concurrency '-1': expected a whole number from 1"),
+        ({"concurrency": "0", "rate": "5/m"}, "invalid concurrency '0'"),
+        ({"concurrency": "3", "rate": "5/d"}, "invalid rate '5/d'"),
+        ({"concurrency": "1" * 5000}, "invalid concurrency"),
+        ({}, "nothing to change"),
+    ]
+    for fields, message in bad:
+        answer = dashboard.http.post(
+            "/api/queues/mail/limit", data={"csrf_token": dashboard.csrf(), **fields}
+        )
+        assert answer.status_code == 400, (fields, answer.text)
+        assert answer.json()["error"].startswith(message)
+        page = form(dashboard, "/queues/mail/limit", next="/queues", **fields)
+        assert page.status_code == 400
+        assert message in html.unescape(page.text)
+        assert "Traceback" not in page.text
+    refused = form(dashboard, "/queues/bad name/limit", concurrency="3")
+    assert refused.status_code == 400
+    assert "invalid queue" in refused.text
+    for path in ("/queues/mail/limit", "/api/queues/mail/limit"):
+        answer = dashboard.http.post(path, data={"concurrency": "9", "csrf_token": "forged"})
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text
+    assert ledger.ledger.last_seq() == seq
+    assert limits_of(ledger, "mail") == (2, None, None)
+
+
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     dashboard: Running, ledger: Conductor
 ) -> None:
@@ -163,4 +262,9 @@ def test_with_a_token_actions_name_the_tokens_user_and_bearer_needs_no_csrf(
         assert login.status_code == 303
         assert form(dashboard, f"/jobs/{other}/cancel", client=browser).status_code == 303
         assert last_event(ledger, other)["by"] == "alice"
+        assert (
+            form(dashboard, "/queues/default/limit", client=browser, concurrency="4").status_code
+            == 303
+        )
+        assert limit_events(ledger) == [("queue_limit_set", "concurrency", 4, "alice")]
         assert re.search(r'class="user">alice<', browser.get("/").text)

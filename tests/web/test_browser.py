@@ -194,6 +194,52 @@ def test_a_queue_paused_by_another_process_shows_paused(
     assert [q["paused"] for q in queues if q["name"] == "reports"] == [False]
 
 
+def test_limits_set_on_the_queues_page_survive_live_updates_and_reach_the_ledger(
+    db: str, dashboard: Running, page: Page, watch: PageWatch
+) -> None:
+    enqueue(db, '{"task": "noop"}', "--queue", "reports")
+    page.goto(at(dashboard, "/queues"))
+    live(page)
+    row = page.locator("#queue-reports")
+    concurrency = row.get_by_label("Concurrency of queue reports")
+    rate = row.get_by_label("Rate of queue reports")
+    expect(concurrency).to_have_value("")
+    concurrency.fill("2")
+    rate.fill("30/m")
+    # The ledger moves while the operator types: the table is not refreshed under them.
+    page.evaluate(
+        """document.addEventListener("htmx:beforeRequest", (e) => {
+          if (e.defaultPrevented) document.body.dataset.refreshSkipped = "yes";
+        });"""
+    )
+    mark_page(page)
+    enqueue(db, '{"task": "noop"}', "--queue", "reports")
+    expect(page.locator("body")).to_have_attribute("data-refresh-skipped", "yes")
+    assert_not_reloaded(page)
+    expect(concurrency).to_have_value("2")
+    expect(rate).to_have_value("30/m")
+    watch.answer = True
+    row.get_by_role("button", name="Set").click()
+    expect(page.locator(".flash")).to_have_text("Queue reports: concurrency 2, rate 30/minute.")
+    assert watch.dialogs == ["confirm: Limit queue reports to concurrency 2, rate 30/m?"]
+    expect(page.locator("#queue-reports")).to_contain_text("30/minute (0 used)")
+    expect(page.get_by_label("Concurrency of queue reports")).to_have_value("2")
+    [queue] = [q for q in json.loads(cli(db, "queues", "--json")) if q["name"] == "reports"]
+    assert (queue["concurrency"], queue["rate"], queue["per"]) == (2, 30, "minute")
+    events = json.loads(cli(db, "events", "--json", "--type", "queue_limit_set"))
+    assert [(e["data"]["limit"], e["data"]["value"]) for e in events] == [
+        ("concurrency", 2),
+        ("rate", 30),
+    ]
+    assert {e["data"]["by"] for e in events} == {queue["by"]}
+    assert watch.errors == []
+    # Bad input is refused with what is expected, and nothing is appended.
+    page.get_by_label("Rate of queue reports").fill("fast")
+    page.get_by_label("Rate of queue reports").press("Enter")
+    expect(page.locator(".flash.error")).to_contain_text("invalid rate 'fast': expected N/s")
+    assert len(json.loads(cli(db, "events", "--json", "--type", "queue_limit_set"))) == 2
+
+
 def test_a_payload_holding_a_script_renders_as_inert_text(
     db: str, dashboard: Running, page: Page, watch: PageWatch
 ) -> None:

@@ -2,21 +2,36 @@
  * inline script: the Content-Security-Policy forbids inline script and handlers.
  *
  * Confirm: every action form carries data-confirm="question"; submitting it asks that
- * question first (the browser's own dialog) and declining submits nothing.
+ * question first (the browser's own dialog) and declining submits nothing. A `{field}` in
+ * the question is that field's value as typed (its placeholder when empty), so the
+ * question says what will be sent.
  *
  * Live: <body data-stream="/api/stream"> names the server's event stream (SSE). Each
  * `changed` event on it fires one debounced "conductor:changed" event on <body>; the
  * page's live regions listen with htmx (hx-trigger="conductor:changed from:body") and
  * fetch themselves again. The stream only says "the ledger moved": every region reads the
  * truth from the server, so a dropped or merged event never leaves a wrong number shown.
+ * A region holding a field being edited (focused, or changed from what the page showed)
+ * is left alone until the edit ends: refreshing it would throw away what is typed.
  */
 "use strict";
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form.getAttribute && form.getAttribute("data-confirm");
+  const template = form.getAttribute && form.getAttribute("data-confirm");
+  const question = template && template.replace(/\{(\w+)\}/g, (text, name) => {
+    const field = form.elements.namedItem(name);
+    return field ? field.value.trim() || field.placeholder : text;
+  });
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
+});
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const fields = event.detail.elt.querySelectorAll("input:not([type=hidden])");
+  const editing = Array.from(fields).some(
+    (field) => field === document.activeElement || field.value !== field.defaultValue
+  );
+  if (editing) event.preventDefault();
 });
 (() => {
   const body = document.body;

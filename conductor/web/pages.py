@@ -7,6 +7,7 @@ payload or an error into text. Actions are POST forms (`conductor.web.actions`).
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from starlette.requests import Request
@@ -144,9 +145,23 @@ async def failure(request: Request, error: Exception) -> Response:
     return render(
         request,
         "error.html",
-        {"title": titles.get(status, "Not done"), "message": str(error)},
+        {
+            "title": titles.get(status, "Not done"),
+            "message": str(error),
+            "back": _referrer(request),
+        },
         status,
     )
+
+
+def _referrer(request: Request) -> str | None:
+    """The page of this site a refused form was sent from (browsers send it: the
+    Referrer-Policy is same-origin), to link back to it; None for anything else."""
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.headers.get("host") or referer.scheme not in ("http", "https"):
+        return None
+    path = _next(referer.path)
+    return None if path is None else path + (f"?{referer.query}" if referer.query else "")
 
 
 def _next(value: str | None) -> str | None:

@@ -205,6 +205,17 @@ def test_bad_queue_limits_are_refused_with_what_is_expected_and_change_nothing(
         assert page.status_code == 400
         assert message in html.unescape(page.text)
         assert "Traceback" not in page.text
+    # The refusal links back to the page the form was on, never to another site.
+    for referer, link in (
+        (dashboard.url + "queues?x=1", '<a href="/queues?x=1">Back</a>'),
+        ("http://evil.example/queues", "Back to the overview"),
+    ):
+        page = dashboard.http.post(
+            "/queues/mail/limit",
+            data={"csrf_token": dashboard.csrf(), "rate": "fast"},
+            headers={"referer": referer},
+        )
+        assert link in page.text
     refused = form(dashboard, "/queues/bad name/limit", concurrency="3")
     assert refused.status_code == 400
     assert "invalid queue" in refused.text

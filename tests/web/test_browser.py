@@ -237,6 +237,8 @@ def test_limits_set_on_the_queues_page_survive_live_updates_and_reach_the_ledger
     page.get_by_label("Rate of queue reports").fill("fast")
     page.get_by_label("Rate of queue reports").press("Enter")
     expect(page.locator(".flash.error")).to_contain_text("invalid rate 'fast': expected N/s")
+    page.get_by_role("link", name="Back", exact=True).click()
+    expect(page.get_by_label("Rate of queue reports")).to_have_value("30/minute")
     assert len(json.loads(cli(db, "events", "--json", "--type", "queue_limit_set"))) == 2
 
 

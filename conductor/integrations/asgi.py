@@ -37,7 +37,6 @@ from conductor.integrations.embedded import (
     embedded_worker,
     resolve_settings,
     unusable_db,
-    worker_config,
 )
 
 if TYPE_CHECKING:
@@ -86,19 +85,18 @@ def lifespan(
         async def enter(stack: contextlib.AsyncExitStack) -> dict[str, Any]:
             if problem is not None:
                 raise problem
-            if worker:
-                worker_config(options)  # an unknown option fails before the database opens
             resolved = resolve_settings(db, settings)
+            running = embedded_worker(
+                app=app, registry=registry, settings=resolved, create=create, **options
+            )
+            if worker:
+                running.check()  # a bad option fails before the database is opened
             opening = open_conductor(
                 db, settings=resolved, given=settings, create=create, threads=threads
             )
             conductor = await stack.enter_async_context(opening)
             if worker:
-                await stack.enter_async_context(
-                    embedded_worker(
-                        app=app, registry=registry, settings=resolved, create=create, **options
-                    )
-                )
+                await stack.enter_async_context(running)
             return {"conductor": conductor}
 
         return _Running(enter)

@@ -193,10 +193,9 @@ class EmbeddedWorker:
     ) -> None:
         await self.stop()
 
-    async def start(self) -> None:
-        """Check the configuration, open (or create) the database, start the engine."""
-        if self._done is not None:
-            raise ConfigurationError(f"{WHO}: already started; expected one start per worker")
+    def check(self) -> tuple[Settings, WorkerConfig]:
+        """The settings and options, checked, and the `app` modules imported, without
+        touching the database: `ConfigurationError` naming the first bad setting."""
         settings = resolve_settings(self._db, self._given)
         config = worker_config(self._options)
         modules = [self._app] if isinstance(self._app, str) else list(self._app or ())
@@ -205,6 +204,13 @@ class EmbeddedWorker:
                 load_app(module, "the embedded worker's app=")
             except InvalidInput as e:
                 raise ConfigurationError(f"{WHO}: {e}") from None
+        return settings, config
+
+    async def start(self) -> None:
+        """Check the configuration, open (or create) the database, start the engine."""
+        if self._done is not None:
+            raise ConfigurationError(f"{WHO}: already started; expected one start per worker")
+        settings, config = self.check()
         create = self._create
 
         def opener(given: Settings) -> Ledger:

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conductor import AsyncConductor, Conductor, ConfigurationError
 from conductor.integrations.asgi import embedded_worker, lifespan
+from conductor.integrations.embedded import OPTIONS, worker_config
 from tests.integrations.support import no_conductor_threads, registry, until
 
 QUICK: dict[str, Any] = {"poll_interval": 0.2, "maintenance_interval": 0.2}
@@ -165,3 +168,23 @@ def _one_short_error(error: BaseException) -> None:
     innermost = traceback.extract_tb(error.__traceback__)[-1]
     assert innermost.name == "__aenter__"
     assert "conductor/integrations/" in innermost.filename
+
+
+@given(name=st.from_regex(r"[a-z_]{1,20}", fullmatch=True).filter(lambda n: n not in OPTIONS))
+def test_any_option_the_worker_does_not_have_is_refused_by_its_name(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"unknown option '{name}'; expected one of"):
+        worker_config({"concurrency": 2, name: 1})
+
+
+@given(
+    concurrency=st.integers(-(10**6), 10**6), queues=st.lists(st.sampled_from("abc"), min_size=1)
+)
+def test_an_option_in_range_is_taken_as_given_and_one_out_of_range_is_refused_by_name(
+    concurrency: int, queues: list[str]
+) -> None:
+    if 1 <= concurrency <= 1024:
+        config = worker_config({"concurrency": concurrency, "queues": ",".join(queues)})
+        assert (config.concurrency, config.queues) == (concurrency, tuple(queues))
+    else:
+        with pytest.raises(ConfigurationError, match=rf"invalid concurrency {concurrency}:"):
+            worker_config({"concurrency": concurrency, "queues": queues})

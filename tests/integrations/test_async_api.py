@@ -28,27 +28,30 @@ from conductor.integrations.asgi import embedded_worker
 from tests.integrations.support import conductor_threads, no_conductor_threads, registry, until
 
 HOLD_SQLITE = """
-import sqlite3, sys
+import select, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
-sys.stdin.readline()
+select.select([sys.stdin], [], [], 60)
 conn.execute("COMMIT")
 """
 
 HOLD_POSTGRES = """
-import sys, psycopg
+import select, sys, psycopg
 from conductor.ledger.postgres.connection import parse
 target = parse(sys.argv[1])
 with psycopg.connect(target.conninfo, autocommit=True) as conn:
     conn.execute("BEGIN")
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (target.chain_lock,))
     print("locked", flush=True)
-    sys.stdin.readline()
+    select.select([sys.stdin], [], [], 60)
     conn.execute("COMMIT")
 """
-"""Another process's long write: on PostgreSQL, the lock every append takes to chain its
-events (docs/architecture.md, "PostgreSQL: one chain, many hosts")."""
+"""Another process's long write, held until the test says (a line on stdin), or for a
+minute: an implementation that blocked the loop would otherwise wait for ever for a
+release only the loop can send, instead of failing. On PostgreSQL the lock is the one
+every append takes to chain its events (docs/architecture.md, "PostgreSQL: one chain,
+many hosts")."""
 
 
 def test_enqueues_wait_on_another_processs_write_lock_while_the_event_loop_keeps_ticking(

@@ -28,7 +28,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
 
 from conductor.domain.config import Settings, WorkerConfig, parse_duration
-from conductor.domain.errors import ConfigurationError, InvalidInput, LedgerError
+from conductor.domain.errors import (
+    ConductorError,
+    ConfigurationError,
+    InvalidInput,
+    LedgerError,
+)
 from conductor.domain.registry import REGISTRY, Registry, load_app
 from conductor.engine.runtime import Engine
 from conductor.ledger.base import Ledger
@@ -222,6 +227,8 @@ class EmbeddedWorker:
             await asyncio.shield(asyncio.wrap_future(starting))
         except LedgerError as e:
             raise ConfigurationError(unusable_db(self._db, self._given, e)) from None
+        except ConductorError as e:  # a schedule declared in code that the ledger refuses
+            raise ConfigurationError(f"{WHO}: {e}") from None
         except asyncio.CancelledError:
             # The application gave up starting: the engine may be half way; stop it once
             # it is up, releasing anything it took.

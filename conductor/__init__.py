@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conductor.client import Conductor
+    from conductor.client.aio import AsyncConductor
     from conductor.domain.backoff import Backoff
     from conductor.domain.clock import Clock, ManualClock, SystemClock
     from conductor.domain.config import Settings
     from conductor.domain.context import JobContext, current_job
     from conductor.domain.errors import (
         ConductorError,
+        ConfigurationError,
         DatabaseBusy,
         DatabaseNotFound,
         InvalidInput,
@@ -40,10 +42,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActionReport",
+    "AsyncConductor",
     "Backoff",
     "Clock",
     "Conductor",
     "ConductorError",
+    "ConfigurationError",
     "DatabaseBusy",
     "DatabaseNotFound",
     "Enqueued",
@@ -75,10 +79,12 @@ __all__ = [
 
 _MODULES: dict[str, str] = {
     "ActionReport": "conductor.domain.reports",
+    "AsyncConductor": "conductor.client.aio",
     "Backoff": "conductor.domain.backoff",
     "Clock": "conductor.domain.clock",
     "Conductor": "conductor.client",
     "ConductorError": "conductor.domain.errors",
+    "ConfigurationError": "conductor.domain.errors",
     "DatabaseBusy": "conductor.domain.errors",
     "DatabaseNotFound": "conductor.domain.errors",
     "Enqueued": "conductor.domain.reports",

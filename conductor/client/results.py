@@ -90,18 +90,12 @@ class Results:
         `JobCancelledError`, `ResultTimeout` (also a `TimeoutError`) when the job has not
         finished in time, `UnknownJob` for an id no job has.
         """
-        outcome = self.outcome(job_id, timeout=timeout)
-        if outcome.error is not None:
-            raise outcome.error
-        if not outcome.finished:
-            waited = _seconds(timeout)
-            raise ResultTimeout(job_id, outcome.status, 0.0 if waited is None else waited)
-        return outcome.value
+        return unwrap(self.outcome(job_id, timeout=timeout), timeout)
 
     def outcome(self, job_id: int, *, timeout: float | dt.timedelta | None = 0) -> JobOutcome:
         """Where job `job_id` stands once it has finished, or once `timeout` (as for
         `result`) has passed: never raises for a failed, cancelled or unfinished job."""
-        seconds = _seconds(timeout)
+        seconds = wait_seconds(timeout)
         deadline = None if seconds is None else time.monotonic() + seconds
         waiter: Waiter | None = None
         try:
@@ -115,7 +109,7 @@ class Results:
                 if waiter is None:
                     # Listen first, then look again: a job that finishes in between is
                     # seen by that look, and one that finishes later wakes the waiter.
-                    waiter = _listen(self.settings.db)
+                    waiter = listen_finished(self.settings.db)
                     continue
                 waiter.wait(POLL_FALLBACK if remaining is None else min(remaining, POLL_FALLBACK))
         finally:
@@ -170,13 +164,28 @@ class Results:
         return events[-1].event if events else None
 
 
-def _seconds(timeout: float | dt.timedelta | None) -> float | None:
+def unwrap(outcome: JobOutcome, timeout: float | dt.timedelta | None) -> Any:
+    """What `result` gives for an outcome looked up with `timeout`: the decoded value, or
+    the job's error, or `ResultTimeout` when it had not finished (the async facade's
+    `result` follows the same rule)."""
+    if outcome.error is not None:
+        raise outcome.error
+    if not outcome.finished:
+        waited = wait_seconds(timeout)
+        raise ResultTimeout(outcome.job_id, outcome.status, 0.0 if waited is None else waited)
+    return outcome.value
+
+
+def wait_seconds(timeout: float | dt.timedelta | None) -> float | None:
+    """A `timeout` as seconds (never negative); None waits as long as it takes."""
     if isinstance(timeout, dt.timedelta):
         return max(timeout.total_seconds(), 0.0)
     return None if timeout is None else max(float(timeout), 0.0)
 
 
-def _listen(db: str) -> Waiter:
+def listen_finished(db: str) -> Waiter:
+    """The finished-job wake-ups of `db`, or the fallback poll alone where none can be
+    had (a socket that cannot be bound)."""
     # Imported here: `conductor jobs` and `stats` import the client, not the wake-ups.
     from conductor.ledger import wakeup
 

@@ -178,3 +178,9 @@ class UnknownSchedule(ControlRefused):
             f"no schedule named {name!r}; expected a name shown by `conductor cron list`"
         )
         self.name = name
+
+
+class ConfigurationError(ConductorError):
+    """A setting of conductor inside someone else's process (an embedded worker, an ASGI
+    lifespan) is unknown, malformed or names a database that cannot be used: raised when
+    the application starts, its message naming the setting and what is expected."""

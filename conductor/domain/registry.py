@@ -275,8 +275,9 @@ def check_redact(task: str, fields: Sequence[str]) -> tuple[str, ...]:
     return checked
 
 
-def load_app(module: str) -> None:
-    """Import `module` so its `@task` decorators register; errors name the module."""
+def load_app(module: str, what: str = "--app") -> None:
+    """Import `module` so its `@task` decorators register; errors name the module and the
+    setting that gave it (`what`: `--app`, or an embedded worker's `app=`)."""
     # Like RQ and Celery: an app module in the current directory is importable even when
     # `conductor` runs as a console script (whose sys.path starts at its own directory).
     if os.getcwd() not in sys.path:
@@ -285,6 +286,6 @@ def load_app(module: str) -> None:
         importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's module's
         raise InvalidInput(
-            f"cannot import --app {module!r}: {type(e).__name__}: {e}; "
+            f"cannot import {what} {module!r}: {type(e).__name__}: {e}; "
             "expected an importable module that registers tasks"
         ) from None

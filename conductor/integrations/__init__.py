@@ -1,0 +1,1 @@
+"""conductor inside other frameworks' processes: ASGI applications (`asgi`), Django."""

@@ -1,0 +1,1 @@
+"""Integrations of conductor with web frameworks: Django's Tasks framework, ASGI."""

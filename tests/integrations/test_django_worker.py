@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +84,25 @@ def test_framework_tasks_run_in_a_worker_and_their_results_come_back(
 
 def ranked_ids(ranked: dict[int, Any]) -> dict[str, int]:
     return {result.id: priority for priority, result in ranked.items()}
+
+
+@pytest.mark.sqlite_only("what a worker imports does not depend on the ledger")
+def test_a_payload_naming_an_undiscovered_function_fails_as_unknown_and_imports_nothing(
+    ledger: str, use_tasks: Any, manage: Manage, tmp_path: Path
+) -> None:
+    marker = tmp_path / "imported.marker"
+    env = {**use_tasks(conductor_tasks(ledger)), "TEST_MARKER": str(marker)}
+    with Conductor(settings=Settings(db=ledger)) as handle:
+        ids = [
+            handle.enqueue({"task": name, "args": [], "kwargs": {}})
+            for name in ("djshop.untracked.boom", "os.system")
+        ]
+    done = manage("conductor_worker", "--burst", env=env)
+    assert done.returncode == 0, done.stderr
+    with Conductor(settings=Settings(db=ledger)) as handle:
+        for job_id in ids:
+            row = handle.job(job_id)
+            assert row["status"] == "failed"
+            assert "unknown task" in row["last_error"]
+            assert "djshop.tasks.add" in row["last_error"]  # the registered ones are named
+    assert not marker.exists()

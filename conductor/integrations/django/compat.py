@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Django 6: the framework ships with Django
-    from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
+    from django.tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import (
         TASK_MAX_PRIORITY,
@@ -26,6 +26,7 @@ except ImportError:  # the backport, for Django 4.2 to 5.2
         TaskContext,
         TaskResult,
         TaskResultStatus,
+        task,
         task_backends,
     )
     from django_tasks.backends.base import BaseTaskBackend
@@ -62,6 +63,7 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "task",
     "task_backends",
     "task_enqueued",
     "task_finished",

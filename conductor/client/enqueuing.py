@@ -97,7 +97,8 @@ class Enqueuing:
 
         Options left out take the registered task's defaults (`@task(queue=..., ...)`)
         when this process knows the task, else conductor's (queue `default`, priority
-        `medium`, 3 retries, no unique key).
+        `medium`, 3 retries, no unique key). A priority is a name (`high`, `medium`,
+        `low`) or a rank from -99 to 101, lower sooner (`config.PRIORITY_RANKS`).
 
         With `unique_key`, the job is enqueued only if no job holds that key: one still
         pending or running, or with `unique_for`, one enqueued within that period,

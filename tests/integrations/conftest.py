@@ -22,20 +22,32 @@ Manage = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="session")
 def django_env(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The project's environment, and Django set up in this process with it."""
+    """The project's environment, and Django set up in this process with it. The
+    variables are this process's only while Django reads its settings: later tests in the
+    process (the docs' examples make Django projects of their own) must not inherit them."""
     pytest.importorskip("django")
     env = {
         "DJANGO_SETTINGS_MODULE": "djproject.settings",
         "TEST_SQLITE_DB": str(tmp_path_factory.mktemp("django") / "app.sqlite3"),
         "TEST_PG_DB": pg_database.rsplit("/", 1)[1],
     }
+    before = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     if str(PROJECT) not in sys.path:
         sys.path.insert(0, str(PROJECT))
     import django
+    from django.conf import settings
     from django.core.management import call_command
 
-    django.setup()
+    try:
+        django.setup()
+        settings.DATABASES  # noqa: B018 - read now, while the variables are set
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     for alias in ("default", "pg"):
         call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
     return env

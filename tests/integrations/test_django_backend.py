@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conductor import Conductor
 from conductor.domain.config import Settings
@@ -132,3 +134,13 @@ def test_a_task_outside_every_module_a_worker_imports_is_refused(ledger: str) ->
 
     with pytest.raises(InvalidTaskError, match="TASK_MODULES"):
         task(test_a_task_outside_every_module_a_worker_imports_is_refused)
+
+
+@given(st.integers(-100, 100), st.integers(-100, 100))
+def test_every_django_priority_is_a_valid_rank_and_the_order_is_kept(p: int, q: int) -> None:
+    from conductor.domain.config import PRIORITY_RANKS, parse_priority
+    from conductor.integrations.django.backend import rank
+
+    assert parse_priority(rank(p)) == rank(p)
+    assert rank(p) in PRIORITY_RANKS
+    assert (p > q) == (rank(p) < rank(q))  # higher in Django: claimed sooner here

@@ -106,3 +106,21 @@ def test_a_payload_naming_an_undiscovered_function_fails_as_unknown_and_imports_
             assert "unknown task" in row["last_error"]
             assert "djshop.tasks.add" in row["last_error"]  # the registered ones are named
     assert not marker.exists()
+
+
+@pytest.mark.sqlite_only("retries are the engine's, the same on every ledger")
+def test_with_max_retries_a_failed_attempt_is_retried_and_each_error_is_kept(
+    ledger: str, use_tasks: Any, manage: Manage
+) -> None:
+    from djshop import tasks
+
+    env = use_tasks(conductor_tasks(ledger, MAX_RETRIES=1))
+    flaky = tasks.flaky.enqueue()
+    done = manage("conductor_worker", "--burst", "--horizon", "1m", env=env)
+    assert done.returncode == 0, done.stderr
+    result = tasks.flaky.get_result(flaky.id)
+    assert (result.status, result.return_value, result.attempts) == ("SUCCESSFUL", 2, 2)
+    (error,) = result.errors
+    assert error.exception_class is RuntimeError
+    assert "attempt 1 fails" in error.traceback
+    assert result.started_at < result.last_attempted_at < result.finished_at

@@ -116,7 +116,16 @@ def test_with_max_retries_a_failed_attempt_is_retried_and_each_error_is_kept(
 
     env = use_tasks(conductor_tasks(ledger, MAX_RETRIES=1))
     flaky = tasks.flaky.enqueue()
-    done = manage("conductor_worker", "--burst", "--horizon", "1m", env=env)
+    # manage.py's own --settings is manage.py's, not passed on to conductor worker
+    done = manage(
+        "conductor_worker",
+        "--settings",
+        "djproject.settings",
+        "--burst",
+        "--horizon",
+        "1m",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     result = tasks.flaky.get_result(flaky.id)
     assert (result.status, result.return_value, result.attempts) == ("SUCCESSFUL", 2, 2)

@@ -16,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand
 
 PROJECT_APP = "conductor.integrations.django.project"
+DJANGO_OPTIONS = ("--settings", "--pythonpath")
+"""Every command's options that manage.py itself handles before the command runs."""
 
 
 def worker_argv(args: list[str]) -> list[str]:
@@ -25,10 +27,12 @@ def worker_argv(args: list[str]) -> list[str]:
 
     alias, rest, given = "default", [], iter(args)
     for arg in given:
-        if arg == "--backend":
-            alias = next(given, "")
-        elif arg.startswith("--backend="):
-            alias = arg.partition("=")[2]
+        name, equals, value = arg.partition("=")
+        if name == "--backend":
+            alias = value if equals else next(given, "")
+        elif name in DJANGO_OPTIONS:
+            # manage.py applied it before this command ran; `conductor worker` has no such option
+            _ = equals or next(given, "")
         else:
             rest.append(arg)
     backend = backend_named(alias)

@@ -144,3 +144,16 @@ def test_every_django_priority_is_a_valid_rank_and_the_order_is_kept(p: int, q: 
     assert parse_priority(rank(p)) == rank(p)
     assert rank(p) in PRIORITY_RANKS
     assert (p > q) == (rank(p) < rank(q))  # higher in Django: claimed sooner here
+
+
+def test_a_payload_over_the_cap_is_refused_at_enqueue_not_at_the_commit(ledger: str) -> None:
+    from django.db import transaction
+    from djshop import tasks
+
+    from conductor.integrations.django.compat import InvalidTaskError
+
+    with transaction.atomic():
+        with pytest.raises(InvalidTaskError, match=r"cannot enqueue djshop\.tasks\.add.*limit"):
+            tasks.add.enqueue("x" * (2 << 20), 1)
+        kept = tasks.add.enqueue(1, 1)
+    assert [row["id"] for row in Conductor(settings=Settings(db=ledger)).jobs()] == [int(kept.id)]

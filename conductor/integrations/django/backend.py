@@ -29,6 +29,7 @@ from django.utils.crypto import get_random_string
 from conductor.client import Conductor
 from conductor.domain.config import Settings, check_queue
 from conductor.domain.errors import InvalidInput, UnknownJob
+from conductor.domain.payloads import Payload, parse_payload
 from conductor.integrations.django import discovery, options, results
 from conductor.integrations.django.compat import (
     AnyTask,
@@ -79,6 +80,10 @@ class ConductorBackend(BaseTaskBackend):  # type: ignore[misc]
         return handle
 
     @cached_property
+    def _max_payload_bytes(self) -> int:
+        return Settings.from_env(self.ledger_url).max_payload_bytes
+
+    @cached_property
     def _modules(self) -> list[str]:
         return discovery.task_modules(self.config.task_modules)
 
@@ -104,7 +109,12 @@ class ConductorBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> TaskResult[Any]:
         self.validate_task(task)
-        payload = _payload(task, args, kwargs)
+        # Checked in full now, not when a commit enqueues it: after the commit, a refusal
+        # could no longer be the caller's to handle.
+        try:
+            payload = parse_payload(_payload(task, args, kwargs), self._max_payload_bytes)
+        except InvalidInput as e:
+            raise InvalidTaskError(f"cannot enqueue {task.module_path}: {e}") from None
         plan: dict[str, Any] = {
             "queue": task.queue_name,
             "priority": rank(task.priority),
@@ -128,12 +138,9 @@ class ConductorBackend(BaseTaskBackend):  # type: ignore[misc]
         return result
 
     def _put(
-        self, result: TaskResult[Any], payload: dict[str, Any], plan: dict[str, Any], **more: Any
+        self, result: TaskResult[Any], payload: Payload, plan: dict[str, Any], **more: Any
     ) -> None:
-        try:
-            job_id = self.conductor.enqueue(payload, **plan, **more)
-        except InvalidInput as e:
-            raise InvalidTaskError(f"cannot enqueue {result.task.module_path}: {e}") from None
+        job_id = self.conductor.enqueue(payload, **plan, **more)
         results.committed(result, job_id, timezone.now())
         task_enqueued.send(type(self), task_result=result)
 

@@ -28,7 +28,7 @@ from conductor.cli.render import (
 )
 from conductor.client import STATUSES
 from conductor.domain.config import (
-    PRIORITY_NAMES,
+    priority_name,
 )
 from conductor.domain.job_row import JobRow
 
@@ -36,7 +36,7 @@ from conductor.domain.job_row import JobRow
 def job_json(row: JobRow) -> dict[str, Any]:
     return {
         **row,
-        "priority": PRIORITY_NAMES[row["priority"]],
+        "priority": priority_name(row["priority"]),
         "payload": json.loads(row["payload"]),
     }
 
@@ -79,7 +79,7 @@ def jobs(
                     row["status"],
                     f"{row['retries']}/{row['max_retries']}",
                     row["queue"],
-                    PRIORITY_NAMES[row["priority"]],
+                    priority_name(row["priority"]),
                     when(row["run_at"]) if row["status"] == "pending" else "",
                     when(row["updated_at"]),
                 )
@@ -120,7 +120,7 @@ def show(job_id: int, as_json: bool, db: str | None) -> None:
         f"  Task:        {row['task']}",
         f"  Status:      {row['status']}",
         f"  Queue:       {row['queue']}",
-        f"  Priority:    {PRIORITY_NAMES[row['priority']]}",
+        f"  Priority:    {priority_name(row['priority'])}",
         f"  Attempts:    {row['attempts']}",
         f"  Retries:     {row['retries']} of {row['max_retries']}",
         f"  Run at:      {when(row['run_at'])}",

@@ -26,12 +26,22 @@ def db_option(function: F) -> F:
         "db",
         metavar="DB",
         envvar="CONDUCTOR_DB",
-        callback=utf8,
+        callback=_db,
         help=(
-            "Database: a SQLite file (default ./conductor.db) or a postgresql:// URL; "
-            "env CONDUCTOR_DB."
+            "Database: a SQLite file (default ./conductor.db), a postgresql:// URL, or "
+            "django:SETTINGS[:BACKEND] (a Django project's ledger); env CONDUCTOR_DB."
         ),
     )(function)
+
+
+def _db(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--db` as given, or the ledger a `django:` value names (docs/django.md)."""
+    checked = utf8(ctx, param, value)
+    if checked is None or not checked.startswith("django:"):
+        return checked
+    from conductor.integrations.django.ledger import resolve
+
+    return resolve(checked)
 
 
 def json_option(function: F) -> F:

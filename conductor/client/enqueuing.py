@@ -84,7 +84,7 @@ class Enqueuing:
         payload: PayloadInput,
         *,
         queue: str | None = None,
-        priority: str | None = None,
+        priority: str | int | None = None,
         max_retries: int | None = None,
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
@@ -97,7 +97,8 @@ class Enqueuing:
 
         Options left out take the registered task's defaults (`@task(queue=..., ...)`)
         when this process knows the task, else conductor's (queue `default`, priority
-        `medium`, 3 retries, no unique key).
+        `medium`, 3 retries, no unique key). A priority is a name (`high`, `medium`,
+        `low`) or a rank from -99 to 101, lower sooner (`config.PRIORITY_RANKS`).
 
         With `unique_key`, the job is enqueued only if no job holds that key: one still
         pending or running, or with `unique_for`, one enqueued within that period,
@@ -128,7 +129,7 @@ class Enqueuing:
         payloads: Iterable[PayloadInput],
         *,
         queue: str | None = None,
-        priority: str | None = None,
+        priority: str | int | None = None,
         max_retries: int | None = None,
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
@@ -162,7 +163,7 @@ class Enqueuing:
         payloads: Iterable[PayloadInput],
         *,
         queue: str | None = None,
-        priority: str | None = None,
+        priority: str | int | None = None,
         max_retries: int | None = None,
         delay: dt.timedelta | None = None,
         at: dt.datetime | None = None,
@@ -274,11 +275,18 @@ def _uniqueness(
 
 
 def _options(
-    spec: TaskSpec | None, queue: str | None, priority: str | None, max_retries: int | None
+    spec: TaskSpec | None,
+    queue: str | None,
+    priority: str | int | None,
+    max_retries: int | None,
 ) -> tuple[str, int, int]:
     """A job's queue, priority level and retries: given, else its task's, else conductor's."""
     return (
         _first(queue, spec.queue if spec else None, DEFAULT_QUEUE),
-        parse_priority(_first(priority, spec.priority if spec else None, DEFAULT_PRIORITY)),
+        parse_priority(
+            priority
+            if priority is not None
+            else _first(spec.priority if spec else None, DEFAULT_PRIORITY)
+        ),
         _first(max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES),
     )

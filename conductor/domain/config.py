@@ -28,6 +28,12 @@ DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 
 PRIORITIES: Final = {"high": 0, "medium": 1, "low": 2}
 PRIORITY_NAMES: Final = {number: name for name, number in PRIORITIES.items()}
+PRIORITY_RANKS: Final = range(-99, 102)
+"""A job's priority is a rank, lower runs sooner; three ranks have names (above). The
+range holds Django's scale, -100 to 100 with higher sooner, as `1 - p`
+(`conductor.integrations.django`): Django's default 0 is medium, 1 is high, -1 is low.
+Claims seek only the ranks that pending jobs have (`ledger.statements.levels`), so unused
+ranks cost nothing."""
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -73,11 +79,24 @@ def parse_time(text: str, now: dt.datetime, what: str = "time") -> dt.datetime:
         ) from None
 
 
-def parse_priority(text: str) -> int:
+def parse_priority(text: str | int) -> int:
+    """A priority given by name (high, medium, low) or as a rank (`PRIORITY_RANKS`)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text not in PRIORITY_RANKS:
+            raise InvalidInput(
+                f"invalid priority {text!r}: expected a rank from {PRIORITY_RANKS[0]} "
+                f"to {PRIORITY_RANKS[-1]}, or high, medium or low"
+            )
+        return text
     try:
-        return PRIORITIES[text.strip().lower()]
+        return PRIORITIES[str(text).strip().lower()]
     except KeyError:
         raise InvalidInput(f"invalid priority {text!r}: expected high, medium or low") from None
+
+
+def priority_name(rank: int) -> str:
+    """How a priority is shown: its name, or the rank when it has none."""
+    return PRIORITY_NAMES.get(rank, str(rank))
 
 
 def check_queue(name: str) -> str:

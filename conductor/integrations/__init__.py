@@ -1,1 +1,2 @@
-"""conductor inside other frameworks' processes: ASGI applications (`asgi`), Django."""
+"""conductor inside other frameworks' processes: ASGI applications (`asgi`, `embedded`) and
+Django's Tasks framework (`django`)."""

@@ -43,8 +43,6 @@ CHAIN_COLUMNS: Final = "seq, job_id, type, version, at, data, trace, prev_hash, 
 """Every stored column of an event, in the order the hash chain covers them."""
 COUNTER_COLUMNS: Final = "queue, task, status, n"
 """The `controls` read model's columns (`projections.controls.ControlRow`, state as JSON)."""
-PRIORITY_LEVELS: Final = (0, 1, 2)
-"""Claims and `next_due` seek once per level: high, medium, low."""
 CHUNK: Final = 500
 """Bound parameters per IN (...) list."""
 FINISHING: Final = frozenset({"completed", "failed", "cancelled"})
@@ -152,6 +150,35 @@ def unique_holder(mark: str, look: Look) -> tuple[str, tuple[str, ...]]:
         f"AND created_at >= {mark} ORDER BY created_at DESC LIMIT 1",
         (key, since),
     )
+
+
+def levels(mark: str) -> str:
+    """The distinct priorities of one queue's pending jobs, best (lowest) first: a loose
+    index scan of `jobs_due`, one seek per level present, however many jobs wait at each.
+    Claims and `next_due` seek once per level found, so the whole range of priorities
+    (`conductor.domain.config.PRIORITY_RANKS`) costs nothing while unused.
+
+    Parameters: queue, queue."""
+    return (
+        "WITH RECURSIVE level(p) AS ("
+        f"SELECT (SELECT min(priority) FROM jobs WHERE status = 'pending' AND queue = {mark}) "
+        "UNION ALL SELECT (SELECT min(priority) FROM jobs WHERE status = 'pending' "
+        f"AND queue = {mark} AND priority > level.p) FROM level WHERE level.p IS NOT NULL"
+        ") SELECT p FROM level WHERE p IS NOT NULL"
+    )
+
+
+QUEUE_LEVELS: Final = (
+    "WITH RECURSIVE level(queue, priority) AS ("
+    "SELECT q.queue, (SELECT min(priority) FROM jobs WHERE status = 'pending' "
+    "AND queue = q.queue) FROM unnest(%s::text[]) AS q(queue) "
+    "UNION ALL SELECT l.queue, (SELECT min(j.priority) FROM jobs j WHERE j.status = 'pending' "
+    "AND j.queue = l.queue AND j.priority > l.priority) FROM level l "
+    "WHERE l.priority IS NOT NULL) "
+)
+"""PostgreSQL's `levels` for many queues at once, as a `level(queue, priority)` table for
+the statement that follows (rows whose priority is null end each queue's walk). Its one
+parameter is the queues, as an array."""
 
 
 def next_due(mark: str) -> str:

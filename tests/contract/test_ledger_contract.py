@@ -118,6 +118,33 @@ def test_claim_takes_high_before_medium_before_low_and_fifo_within_one(ledger: L
     assert order == [*high, *medium_first, *medium_second, *low]
 
 
+def test_claim_orders_every_rank_of_the_priority_range_across_queues(ledger: Ledger) -> None:
+    # Ranks beyond the three named ones (Django's scale, docs/django.md): each is a level
+    # of its own, found by the claim's scan of the ranks present, in any queue.
+    ranks = [101, -99, 50, 1, -5, 0, 2, 77, -99]
+    ids = {
+        job: rank
+        for index, rank in enumerate(ranks)
+        for job in enqueue(
+            ledger,
+            queue="mail" if index % 2 else "default",
+            priority=rank,
+            now=T0 + dt.timedelta(seconds=index),
+        )
+    }
+    later = T0 + dt.timedelta(minutes=1)
+    (future,) = enqueue(ledger, priority=-99, run_at=later + dt.timedelta(hours=1))
+    taken = []
+    for limit in (2, 3, 10):
+        taken += ledger.claim(
+            worker="w", queues=["default", "mail"], limit=limit, now=later, lease=LEASE
+        )
+    assert [ids[job.id] for job in taken] == sorted(ranks)
+    assert [job.id for job in taken][:2] == sorted(i for i, r in ids.items() if r == -99)
+    assert future not in [job.id for job in taken]
+    assert ledger.next_due(["default", "mail"]) == stamp(later + dt.timedelta(hours=1))
+
+
 def test_claim_never_takes_a_job_before_its_run_at(ledger: Ledger) -> None:
     (later,) = enqueue(ledger, run_at=T0 + dt.timedelta(minutes=5))
     assert (

@@ -3,8 +3,9 @@
 Sent before the chain lock in the claim's transaction (`PostgresLedger.transact`), so a
 claimer never waits for another's picks: rows one claimer holds, the others skip.
 
-Every (queue, priority) is one range seek on `jobs_due` (SQLite's loop of seeks), joined
-laterally into one statement: a claim's picks are one statement to prepare, send and read
+Every (queue, priority) present is one range seek on `jobs_due` (SQLite's loop of seeks),
+the priorities found by a loose index scan (`statements.QUEUE_LEVELS`), joined laterally
+into one statement: a claim's picks are one statement to prepare, send and read
 back, whatever the number of queues and levels (they were one each, three for one queue,
 most of a claim's client-side cost in psycopg).
 """
@@ -24,11 +25,11 @@ from conductor.ledger.base import ClaimRequest
 Conn = psycopg.Connection[Any]
 
 _PICK_DUE: Final = (
-    "SELECT picked.* FROM unnest(%s::text[]) AS q(queue) "
-    f"CROSS JOIN unnest(ARRAY{list(sql.PRIORITY_LEVELS)}) AS p(priority) "
+    sql.QUEUE_LEVELS + "SELECT picked.* FROM level AS p "
     f"CROSS JOIN LATERAL (SELECT {sql.JOB_COLUMNS} FROM jobs WHERE status = 'pending' "
-    "AND queue = q.queue AND priority = p.priority AND run_at <= %s "
-    "ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED) AS picked"
+    "AND queue = p.queue AND priority = p.priority AND run_at <= %s "
+    "ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED) AS picked "
+    "WHERE p.priority IS NOT NULL"
 )
 """`statements.pick_due` for every (queue, priority) at once. Parameters: the queues (an
 array), now (a stamp), the limit."""
@@ -56,11 +57,11 @@ def take(
     picked: list[JobRow] = []
     if picks is None:
         return picked
-    levels: dict[int, list[JobRow]] = {priority: [] for priority in sql.PRIORITY_LEVELS}
+    levels: dict[int, list[JobRow]] = {}
     for values in picks:
         row = sql.job_row(values)
-        levels[row["priority"]].append(row)
-    for level in levels.values():
+        levels.setdefault(row["priority"], []).append(row)
+    for _, level in sorted(levels.items()):
         candidates = level
         if len(request.queues) > 1:
             candidates.sort(key=lambda row: (row["run_at"], row["id"]))

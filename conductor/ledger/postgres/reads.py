@@ -24,13 +24,12 @@ from conductor.ledger.postgres.connection import PostgresConnection
 ROWS: Final = f"SELECT {sql.JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)"
 _CONTROLS_OF: Final = csql.controls_of("%s")
 _NEXT_DUE_ANY: Final = (
-    "SELECT min(due.run_at) FROM unnest(%s::text[]) AS q(queue) "
-    f"CROSS JOIN unnest(ARRAY{list(sql.PRIORITY_LEVELS)}) AS p(priority) "
+    sql.QUEUE_LEVELS + "SELECT min(due.run_at) FROM level AS p "
     "CROSS JOIN LATERAL (SELECT run_at FROM jobs WHERE status = 'pending' "
-    "AND queue = q.queue AND priority = p.priority AND run_at > %s "
-    "ORDER BY run_at LIMIT 1) AS due"
+    "AND queue = p.queue AND priority = p.priority AND run_at > %s "
+    "ORDER BY run_at LIMIT 1) AS due WHERE p.priority IS NOT NULL"
 )
-"""`next_due` in one statement: the same range seek per (queue, priority) on `jobs_due`
+"""`next_due` in one statement: the same range seek per (queue, priority present) on `jobs_due`
 as SQLite's loop of them, joined laterally, so one round trip instead of one per seek."""
 _RECENT_PAGE: Final = (
     f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE seq < %s ORDER BY seq DESC LIMIT 1000"

@@ -18,7 +18,7 @@ from typing import Final
 
 from conductor.ledger.statements import UNIQUE_INDEXES
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 _V1: Final = (
     """
@@ -139,7 +139,14 @@ _V4: Final = (
     *UNIQUE_INDEXES,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+_V5: Final = (
+    # Priorities are ranks from -99 to 101 (conductor.domain.config.PRIORITY_RANKS), not
+    # only the three named ones, so Django's scale keeps its order (docs/django.md).
+    "ALTER TABLE intake DROP CONSTRAINT intake_priority_check",
+    "ALTER TABLE intake ADD CONSTRAINT intake_priority_check CHECK (priority BETWEEN -99 AND 101)",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 """MIGRATIONS[N-1] takes the schema to version N."""
 
 DESCRIPTIONS: Final[tuple[str, ...]] = (
@@ -147,6 +154,7 @@ DESCRIPTIONS: Final[tuple[str, ...]] = (
     "intake: jobs enqueued in the caller's own transaction, waiting to enter the log",
     "controls: the operations stream's read model (queue controls, schedules)",
     "jobs.unique_key and unique_for, indexed for the duplicate check of unique jobs",
+    "intake: priorities as ranks from -99 to 101, not only high, medium and low",
 )
 """One line per migration, for `conductor migrate`."""
 

@@ -55,6 +55,7 @@ _COUNTER_UPSERT: Final = sql.counter_upsert("?")
 _PROJECTED_SEQ: Final = sql.projected_seq("?")
 _PICK_DUE: Final = sql.pick_due("?")
 _NEXT_DUE: Final = sql.next_due("?")
+_LEVELS: Final = sql.levels("?")
 _CONTROL_UPSERT: Final = csql.control_upsert("?")
 _CONTROLS_OF: Final = csql.controls_of("?")
 _RUNNING_IN: Final = csql.running_in("?")
@@ -222,12 +223,15 @@ class SqliteLedger:
         else:
             room = {}
         picked: list[JobRow] = []
-        for priority in sql.PRIORITY_LEVELS:
+        levels = {queue: self._levels(queue) for queue in queues}
+        for priority in sorted(set().union(*levels.values())):
             wanted = limit - len(picked)
             if wanted <= 0:
                 break
             candidates: list[JobRow] = []
             for queue in queues:
+                if priority not in levels[queue]:
+                    continue
                 # One range seek on jobs_due per (queue, priority): cost is independent
                 # of how many jobs wait, and future-scheduled ones are never scanned.
                 seek = min(wanted, room.get(queue, wanted))
@@ -242,6 +246,9 @@ class SqliteLedger:
             return picked, []
         queues_taken = (row["queue"] for row in picked)
         return picked, rules.rate_spent(queues_taken, controls, worker=request.worker, at=due)
+
+    def _levels(self, queue: str) -> list[int]:
+        return [row[0] for row in self._conn.execute(_LEVELS, (queue, queue))]
 
     def _running(self, queue: str) -> int:
         return int(self._conn.execute(_RUNNING_IN, (queue,)).fetchone()[0])
@@ -319,7 +326,7 @@ class SqliteLedger:
         floor = "" if after is None else after
         with self._link.translate():
             for queue in queues:
-                for priority in sql.PRIORITY_LEVELS:
+                for priority in self._levels(queue):
                     row = self._conn.execute(_NEXT_DUE, (queue, priority, floor)).fetchone()
                     if row is not None and (earliest is None or row[0] < earliest):
                         earliest = row[0]

@@ -4,6 +4,8 @@ ImproperlyConfigured in the application, one line on stderr and exit 1 from
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,28 @@ def test_the_cli_reports_a_django_ledger_it_cannot_find_in_one_line(
     )
     assert nameless.code == 1
     assert "expected django:myproject.settings" in nameless.stderr
+
+
+def test_without_a_tasks_framework_the_backend_says_what_to_install() -> None:
+    """Neither Django 6's django.tasks nor the django-tasks backport importable: loading
+    the backend is one ImproperlyConfigured naming both, not a ModuleNotFoundError."""
+
+    hide = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('django.tasks', 'django_tasks'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from django.core.exceptions import ImproperlyConfigured\n"
+        "try:\n"
+        "    import conductor.integrations.django.compat\n"
+        "except ImproperlyConfigured as e:\n"
+        "    print('refused:', e)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", hide], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert shown.stdout.startswith("refused: conductor.integrations.django needs Django's")
+    assert "django-tasks" in shown.stdout
+    assert "Django 6" in shown.stdout

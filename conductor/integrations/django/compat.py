@@ -22,6 +22,16 @@ try:  # Django 6: the framework ships with Django
 
     FRAMEWORK = "django.tasks"
 except ImportError:  # the backport, for Django 4.2 to 5.2
+    try:
+        import django_tasks  # noqa: F401
+    except ImportError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "conductor.integrations.django needs Django's Tasks framework: expected "
+            "Django 6 (django.tasks) or, on Django 4.2 to 5.2, the django-tasks package "
+            "(pip install 'conductor[django]')"
+        ) from None
     from django_tasks import (
         TaskContext,
         TaskResult,

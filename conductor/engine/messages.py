@@ -208,6 +208,10 @@ class Tick:
     now: dt.datetime
     woken: bool = False
     """True when a wake-up signal (not a timeout) caused this tick."""
+    queue_woken_at: dt.datetime | None = None
+    """When the runtime last told the Queue `Wake` before this tick, if it did: every job
+    due by then was looked for by a claim since, so the Scheduler wakes the Queue only for
+    a job that fell due later (another `Wake` would cost another, empty, claim)."""
 
 
 @attrs.frozen(kw_only=True)

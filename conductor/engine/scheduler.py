@@ -74,23 +74,36 @@ class Scheduler(CoreActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Tick):
-            return self.run_once(message.now, woken=message.woken)
+            return self.run_once(
+                message.now, woken=message.woken, queue_woken_at=message.queue_woken_at
+            )
         return None
 
-    def run_once(self, now: dt.datetime, *, woken: bool = False) -> TickResult:
+    def run_once(
+        self,
+        now: dt.datetime,
+        *,
+        woken: bool = False,
+        queue_woken_at: dt.datetime | None = None,
+    ) -> TickResult:
         try:
-            return self._look(now, woken=woken)
+            return self._look(now, woken=woken, queue_woken_at=queue_woken_at)
         except DatabaseUnavailable:
             # Nothing to decide without the database: the Writer keeps what it holds and
             # retries, and the next tick looks again.
             return TickResult(sleep=self._config.poll_interval, drained=False)
 
-    def _look(self, now: dt.datetime, *, woken: bool) -> TickResult:
+    def _look(
+        self, now: dt.datetime, *, woken: bool, queue_woken_at: dt.datetime | None
+    ) -> TickResult:
         assert self._ledger is not None
         queues = self._open_queues()
         earliest = self._ledger.next_due(queues)
-        due_now = earliest is not None and unstamp(earliest) <= now
-        if due_now:
+        due_at = None if earliest is None else unstamp(earliest)
+        due_now = due_at is not None and due_at <= now
+        # A job due by the time the runtime last woke the Queue has been looked for by a
+        # claim since: waking the Queue again would only cost an empty claim.
+        if due_at is not None and due_now and (queue_woken_at is None or due_at > queue_woken_at):
             self._queue.tell(Wake())
         # Jobs committed through transactional enqueue enter the log here when no claim
         # has taken them in (an idle worker claims only once something is due): one

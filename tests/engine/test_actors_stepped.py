@@ -383,6 +383,25 @@ def test_the_scheduler_sleeps_exactly_until_the_next_due_job_then_wakes_the_queu
     assert any(isinstance(m, Wake) for m in seen(queue))
 
 
+@pytest.mark.parametrize("scheduler", [50.0], indirect=True)
+def test_a_woken_look_wakes_the_queue_only_for_a_job_that_fell_due_after_the_runtime_woke_it(
+    scheduler: tuple[Any, Any, Any, Settings],
+) -> None:
+    """The runtime wakes the Queue before the Scheduler looks: a job due by then was
+    looked for by a claim already (another Wake is another, empty, claim); one that fell
+    due in between was not."""
+    ref, queue, _, settings = scheduler
+    clock = ManualClock()
+    with Conductor(settings=settings, clock=clock) as app:
+        app.enqueue({"task": "t"}, delay=dt.timedelta(seconds=30))
+    due = clock.now() + dt.timedelta(seconds=30)
+    later = due + dt.timedelta(seconds=1)
+    ref.ask(Tick(later, woken=True, queue_woken_at=due))
+    assert not any(isinstance(m, Wake) for m in seen(queue))
+    ref.ask(Tick(later, woken=True, queue_woken_at=due - dt.timedelta(milliseconds=5)))
+    assert sum(isinstance(m, Wake) for m in seen(queue)) == 1
+
+
 @pytest.mark.parametrize("scheduler", [5.0], indirect=True)
 def test_the_scheduler_asks_for_maintenance_on_schedule_and_whenever_woken(
     scheduler: tuple[Any, Any, Any, Settings],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,8 +38,8 @@ def exit_tests(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     answers: list[bool] = []
     run_once = Scheduler.run_once
 
-    def watched(self: Scheduler, now: dt.datetime, *, woken: bool = False) -> TickResult:
-        result = run_once(self, now, woken=woken)
+    def watched(self: Scheduler, now: dt.datetime, **how: Any) -> TickResult:
+        result = run_once(self, now, **how)
         answers.append(result.drained)
         return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import Any
 
 import pytest
 
@@ -220,8 +221,8 @@ def test_a_burst_worker_that_waited_for_another_ones_job_stops_when_that_job_set
     exit_tests: list[bool] = []
     run_once = Scheduler.run_once
 
-    def watched(self: Scheduler, now: dt.datetime, *, woken: bool = False) -> TickResult:
-        result = run_once(self, now, woken=woken)
+    def watched(self: Scheduler, now: dt.datetime, **how: Any) -> TickResult:
+        result = run_once(self, now, **how)
         exit_tests.append(result.drained)
         return result
 
@@ -324,3 +325,35 @@ def test_async_tasks_run_to_completion(db: str, registry: Registry, start_engine
     wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
     assert done == ["hi"]
     running.stop()
+
+
+def test_a_wake_up_starts_the_claim_without_waiting_for_the_schedulers_look(
+    db: str, registry: Registry, start_engine: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enqueue's wake-up goes to the Queue at once: a job runs while the Scheduler's
+    look for that wake-up is held, with the polls an hour apart."""
+    looks: list[bool] = []
+    held = threading.Event()
+    release = threading.Event()
+    run_once = Scheduler.run_once
+
+    def holding(self: Scheduler, now: dt.datetime, **how: Any) -> TickResult:
+        looks.append(how.get("woken", False))
+        if how.get("woken"):
+            held.set()
+            release.wait(60)
+        return run_once(self, now, **how)
+
+    monkeypatch.setattr(Scheduler, "run_once", holding)
+    ran = threading.Event()
+    registry.task("mark")(ran.set)
+    running = start_engine(poll_interval=3600, maintenance_interval=3600)
+    try:
+        wait_until(lambda: looks, what="the first look")
+        (job_id,) = enqueue(db, [{"task": "mark"}])
+        assert ran.wait(60), "the job waited for the Scheduler's look"
+        assert held.wait(60), "the wake-up never reached the Scheduler"  # held until now
+    finally:
+        release.set()
+    wait_until(lambda: running.statuses().get(job_id) == "completed", what="completion")
+    assert running.stop() == 0

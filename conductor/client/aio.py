@@ -34,7 +34,9 @@ from conductor.domain.config import Settings
 from conductor.domain.errors import ConductorError, InvalidInput
 
 if TYPE_CHECKING:
-    from conductor.client.enqueuing import PayloadInput, UniqueKey
+    from typing import Unpack
+
+    from conductor.client.enqueuing import EnqueueOptions, PayloadInput
     from conductor.domain.job_row import JobRow
     from conductor.domain.reports import ActionReport, Enqueued, Stats
     from projections.history import HistoryEntry
@@ -111,89 +113,23 @@ class AsyncConductor:
         )
 
     # -- enqueue ------------------------------------------------------------------------
-    async def enqueue(
-        self,
-        payload: PayloadInput,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        max_retries: int | None = None,
-        delay: dt.timedelta | None = None,
-        at: dt.datetime | None = None,
-        trace: str | None = None,
-        unique_key: UniqueKey | None = None,
-        unique_for: dt.timedelta | None = None,
-    ) -> int:
+    # The options are `Conductor.enqueue`'s (`EnqueueOptions`), passed on as they are.
+    async def enqueue(self, payload: PayloadInput, **options: Unpack[EnqueueOptions]) -> int:
         """`Conductor.enqueue`: one job; its id."""
-        return (
-            await self.enqueue_many(
-                [payload],
-                queue=queue,
-                priority=priority,
-                max_retries=max_retries,
-                delay=delay,
-                at=at,
-                trace=trace,
-                unique_key=unique_key,
-                unique_for=unique_for,
-            )
-        )[0]
+        return (await self.enqueue_many([payload], **options))[0]
 
     async def enqueue_many(
-        self,
-        payloads: Iterable[PayloadInput],
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        max_retries: int | None = None,
-        delay: dt.timedelta | None = None,
-        at: dt.datetime | None = None,
-        trace: str | None = None,
-        unique_key: UniqueKey | None = None,
-        unique_for: dt.timedelta | None = None,
+        self, payloads: Iterable[PayloadInput], **options: Unpack[EnqueueOptions]
     ) -> list[int]:
         """`Conductor.enqueue_many`: many jobs in one transaction, all or none."""
-        done = await self.enqueue_each(
-            payloads,
-            queue=queue,
-            priority=priority,
-            max_retries=max_retries,
-            delay=delay,
-            at=at,
-            trace=trace,
-            unique_key=unique_key,
-            unique_for=unique_for,
-        )
-        return [one.id for one in done]
+        return [one.id for one in await self.enqueue_each(payloads, **options)]
 
     async def enqueue_each(
-        self,
-        payloads: Iterable[PayloadInput],
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        max_retries: int | None = None,
-        delay: dt.timedelta | None = None,
-        at: dt.datetime | None = None,
-        trace: str | None = None,
-        unique_key: UniqueKey | None = None,
-        unique_for: dt.timedelta | None = None,
+        self, payloads: Iterable[PayloadInput], **options: Unpack[EnqueueOptions]
     ) -> list[Enqueued]:
         """`Conductor.enqueue_each`: as `enqueue_many`, saying which were duplicates."""
         items = list(payloads)  # read here: an iterator belongs to the caller's thread
-        return await self.call(
-            lambda c: c.enqueue_each(
-                items,
-                queue=queue,
-                priority=priority,
-                max_retries=max_retries,
-                delay=delay,
-                at=at,
-                trace=trace,
-                unique_key=unique_key,
-                unique_for=unique_for,
-            )
-        )
+        return await self.call(lambda c: c.enqueue_each(items, **options))
 
     # -- reading ------------------------------------------------------------------------
     async def job(self, job_id: int) -> JobRow:

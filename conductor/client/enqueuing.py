@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from conductor.domain import decisions as decide
 from conductor.domain import unique
@@ -34,6 +34,22 @@ if TYPE_CHECKING:
 
 PayloadInput = Payload | Mapping[str, Any] | str | bytes
 UniqueKey = str | Callable[[dict[str, Any]], str | None]
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """The options of an enqueue as `Enqueuing.enqueue` takes them (all but `connection`),
+    for facades that pass them on unchanged (`conductor.client.aio`)."""
+
+    queue: str | None
+    priority: str | int | None
+    max_retries: int | None
+    delay: dt.timedelta | None
+    at: dt.datetime | None
+    trace: str | None
+    unique_key: UniqueKey | None
+    unique_for: dt.timedelta | None
+
+
 """A unique key, or a function of the payload (as a dict) giving one (None: no key)."""
 
 T = TypeVar("T")

@@ -13,21 +13,17 @@ over the difference in jobs), which the machine's load does not move
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
+import sys
 import tempfile
-import time
-from collections.abc import Mapping
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import writer_cycle
 
 from conductor import Conductor
-from conductor.domain import decisions as decide
 from conductor.domain.config import Settings
-from conductor.domain.events import NewEvent
-from conductor.domain.job_row import JobRow
-from conductor.engine import upkeep
-from conductor.engine.messages import Began
-from conductor.ledger.base import ClaimRequest
 from conductor.ledger.open import open_ledger
 
 
@@ -52,49 +48,10 @@ def main() -> None:
                     app.enqueue_many([{"task": "noop"}] * share, priority=priority)
         ledger = open_ledger(settings, create=False)
         try:
-            done = 0
-            held: list[tuple[int, int]] = []
-            began_cpu, began_wall = time.process_time(), time.perf_counter()
-            while done < args.jobs:
-                now = dt.datetime.now(dt.UTC)
-                starts = [Began(job_id=j, attempt=a, at=now) for j, a in held]
-                outcomes = [decide.Outcome(job_id=j, attempt=a, task="noop") for j, a in held]
-
-                def settle(
-                    rows: Mapping[int, JobRow],
-                    starts: list[Began] = starts,
-                    outcomes: list[decide.Outcome] = outcomes,
-                    now: dt.datetime = now,
-                ) -> list[NewEvent]:
-                    return upkeep.settle_batch(starts, outcomes, rows, now)
-
-                claim = ClaimRequest(
-                    worker="bench",
-                    queues=("default",),
-                    limit=args.batch,
-                    now=now,
-                    lease=dt.timedelta(minutes=5),
-                )
-                _recorded, claimed = ledger.transact([j for j, _ in held], settle, claim=claim)
-                done += len(held)
-                held = [(c.id, c.attempt) for c in claimed]
-                if not held and not claimed:
-                    break
-            cpu = time.process_time() - began_cpu
-            wall = time.perf_counter() - began_wall
+            done, cpu, wall = writer_cycle.drive(ledger, args.jobs, args.batch)
         finally:
             ledger.close()
-    print(
-        json.dumps(
-            {
-                "jobs": done,
-                "batch": args.batch,
-                "cpu_us_per_job": round(cpu / max(done, 1) * 1e6, 1),
-                "jobs_per_s": round(done / wall) if wall else 0,
-                "load_average": round(os.getloadavg()[0], 2),
-            }
-        )
-    )
+    writer_cycle.report(done, args.batch, cpu, wall)
 
 
 if __name__ == "__main__":
